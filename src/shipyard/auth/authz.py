@@ -1,0 +1,173 @@
+"""The one authorization check. Every route depends on :func:`require`.
+
+A route names the :class:`Action` it performs and, for project-scoped routes, a
+resolver that finds the project from the request's path (a run id, an
+experiment id, a project name). The dependency authenticates the caller,
+resolves the project, checks the caller's role and hands the route a
+:class:`RequestContext`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, Request
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shipyard.auth import audit
+from shipyard.auth.principal import ROLE_ALLOWS, Action, Principal, Role
+from shipyard.auth.tables import RoleBindingRow, TokenRow, UserRow
+from shipyard.clock import now_ms
+from shipyard.errors import PermissionDenied, Unauthenticated
+from shipyard.platform import Platform
+
+ProjectResolver = Callable[[Request, Platform], int]
+
+
+@dataclass
+class RequestContext:
+    """What a route and its service need to know about the call."""
+
+    platform: Platform
+    principal: Principal
+    project_id: int | None
+    source: str
+
+    def audit(
+        self,
+        session: Session,
+        action: str,
+        object_type: str,
+        object_id: str | int,
+        details: dict[str, Any] | None = None,
+        *,
+        project_id: int | None = None,
+    ) -> None:
+        """Record an audit event for a change made in ``session``."""
+        audit.record(
+            session,
+            actor=self.principal.username,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            project_id=project_id if project_id is not None else self.project_id,
+            source=self.source,
+            details=details,
+        )
+
+
+def get_platform(request: Request) -> Platform:
+    """The platform the app was built with."""
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+def token_hash(secret: str) -> str:
+    """How token secrets are stored: SHA-256 hex."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def authenticate(request: Request, platform: Platform) -> Principal:
+    """The caller, from a bearer token; the local user when auth is off and none is sent."""
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() == "bearer" and credential:
+        return _principal_from_token(platform, credential.strip())
+    if header:
+        raise Unauthenticated("unsupported Authorization header: send 'Bearer <token>'")
+    if platform.auth_required:
+        raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+    return Principal.local()
+
+
+def _principal_from_token(platform: Platform, secret: str) -> Principal:
+    now = now_ms()
+    with platform.db.read() as session:
+        row = session.execute(
+            select(TokenRow.id, TokenRow.expires_at, TokenRow.revoked_at, UserRow)
+            .join(UserRow, UserRow.id == TokenRow.user_id)
+            .where(TokenRow.token_hash == token_hash(secret))
+        ).first()
+    if row is None:
+        raise Unauthenticated("invalid token")
+    token_id, expires_at, revoked_at, user = row
+    if revoked_at is not None:
+        raise Unauthenticated("token has been revoked")
+    if expires_at is not None and expires_at <= now:
+        raise Unauthenticated("token has expired")
+    if user.disabled:
+        raise Unauthenticated("user is disabled")
+    _touch_token(platform, token_id, now)
+    return Principal(username=user.username, user_id=user.id, is_admin=user.is_admin)
+
+
+_LAST_TOUCH: dict[int, int] = {}
+
+
+def _touch_token(platform: Platform, token_id: int, now: int) -> None:
+    # last_used_at is informative: write it at most once a minute per token.
+    if now - _LAST_TOUCH.get(token_id, 0) < 60_000:
+        return
+    _LAST_TOUCH[token_id] = now
+    with platform.db.write() as session:
+        session.execute(update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=now))
+
+
+def role_on(platform: Platform, principal: Principal, project_id: int) -> Role | None:
+    """The caller's role on a project (site admins are admins everywhere)."""
+    if principal.is_admin:
+        return Role.ADMIN
+    if principal.user_id is None:
+        return None
+    with platform.db.read() as session:
+        role = session.scalar(
+            select(RoleBindingRow.role).where(
+                RoleBindingRow.user_id == principal.user_id,
+                RoleBindingRow.project_id == project_id,
+            )
+        )
+    return Role(role) if role else None
+
+
+def authorize(
+    platform: Platform, principal: Principal, action: Action, project_id: int | None
+) -> None:
+    """Raise PermissionDenied unless ``principal`` may do ``action`` (on the project)."""
+    if principal.is_admin or action is Action.AUTHENTICATED:
+        return
+    if action is Action.ADMIN:
+        raise PermissionDenied("only a site administrator may do this")
+    if project_id is None:
+        raise PermissionDenied(f"'{action}' needs a project")
+    role = role_on(platform, principal, project_id)
+    if role is None:
+        raise PermissionDenied(f"no access to project {project_id}")
+    if action not in ROLE_ALLOWS[role]:
+        raise PermissionDenied(f"role '{role}' may not {action} in project {project_id}")
+
+
+def require(action: Action, project: ProjectResolver | None = None) -> Any:
+    """The dependency every route declares: authenticate, resolve the project, check."""
+
+    def check(request: Request, platform: Platform = Depends(get_platform)) -> RequestContext:
+        principal = authenticate(request, platform)
+        project_id = project(request, platform) if project is not None else None
+        authorize(platform, principal, action, project_id)
+        source = request.client.host if request.client else ""
+        return RequestContext(platform, principal, project_id, source)
+
+    check.__shipyard_authz__ = True  # type: ignore[attr-defined]
+    return Depends(check)
+
+
+def public() -> Any:
+    """Marks a route that needs no authentication (health checks only)."""
+
+    def allow() -> None:
+        return None
+
+    allow.__shipyard_authz__ = True  # type: ignore[attr-defined]
+    return Depends(allow)

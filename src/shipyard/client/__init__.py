@@ -1,0 +1,5 @@
+"""The SDK client and its transports."""
+
+from shipyard.client.client import Client
+
+__all__ = ["Client"]

@@ -1,0 +1,104 @@
+"""The SDK client: one object composing each domain's client.
+
+With a URL it talks to a server over HTTP; without one it mounts the same
+application in this process (embedded mode), over the stores under
+``SHIPYARD_HOME``. Both go through the same routes, so each operation exists
+once.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import httpx
+
+from shipyard.client.api import Api
+from shipyard.config import Settings
+
+if TYPE_CHECKING:
+    from shipyard.platform import Platform
+
+_EMBEDDED: dict[tuple[str, str], Platform] = {}
+_EMBEDDED_LOCK = threading.Lock()
+EMBEDDED_BASE_URL = "http://embedded.shipyard"
+
+
+def embedded_platform(settings: Settings) -> Platform:
+    """The process-wide platform over ``settings``' stores (opened and migrated once)."""
+    from shipyard.platform import Platform
+
+    key = (settings.resolved_database_url, settings.resolved_blob_url)
+    with _EMBEDDED_LOCK:
+        if key not in _EMBEDDED:
+            _EMBEDDED[key] = Platform.from_settings(settings)
+        return _EMBEDDED[key]
+
+
+def _embedded_http(settings: Settings) -> httpx.Client:
+    from shipyard.client.inprocess import InProcessTransport
+    from shipyard.server.app import create_app
+
+    app = create_app(embedded_platform(settings))
+    return httpx.Client(transport=InProcessTransport(app), base_url=EMBEDDED_BASE_URL, timeout=None)
+
+
+class Client:
+    """Entry point of the SDK.
+
+    ``Client()`` reads ``SHIPYARD_URL``/``SHIPYARD_TOKEN``; with no URL it runs
+    embedded over ``SHIPYARD_HOME``. ``project`` is the default project of
+    every call that takes one.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        project: str | None = None,
+        settings: Settings | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        from shipyard.auth.client import AuditClient, TokensClient, UsersClient
+        from shipyard.projects.client import ProjectsClient
+        from shipyard.registry.client import ModelsClient
+        from shipyard.tracking.client import ExperimentsClient, RunsClient
+
+        self.settings = settings or Settings()
+        self.url = url or self.settings.url
+        token = token or self.settings.token
+        if http is None:
+            if self.url:
+                headers = {"authorization": f"Bearer {token}"} if token else {}
+                http = httpx.Client(
+                    base_url=self.url.rstrip("/"),
+                    headers=headers,
+                    timeout=httpx.Timeout(60.0, connect=10.0),
+                )
+            else:
+                http = _embedded_http(self.settings)
+        self.api = Api(http)
+        self.project = project or self.settings.project
+        self.projects = ProjectsClient(self.api)
+        self.experiments = ExperimentsClient(self.api, self)
+        self.runs = RunsClient(self.api, self)
+        self.models = ModelsClient(self.api, self)
+        self.users = UsersClient(self.api)
+        self.tokens = TokensClient(self.api)
+        self.audit = AuditClient(self.api)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this client runs the platform in-process."""
+        return not self.url
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.api.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

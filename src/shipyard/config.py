@@ -1,0 +1,96 @@
+"""Settings: the only reader of the environment.
+
+Every field can be set with a ``SHIPYARD_<NAME>`` environment variable; the CLI
+overrides some of them with flags. With nothing set, everything lives under
+``SHIPYARD_HOME`` (default ``./.shipyard``): a SQLite database in WAL mode and a
+local blob folder.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class Settings(BaseSettings):
+    """Shipyard's configuration, read from ``SHIPYARD_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".shipyard"),
+        description="Folder for the embedded defaults: SQLite database and blob folder.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store, e.g. postgresql+psycopg://u@h/db. "
+        "Default: SQLite at <home>/shipyard.db.",
+    )
+    blob_url: str | None = Field(
+        default=None,
+        description="Where blobs live: a local folder or s3://bucket/prefix. "
+        "Default: <home>/blobs.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (for MinIO, moto or another S3-compatible store)."
+    )
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id.")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret key.")
+    s3_region: str | None = Field(default=None, description="S3 region.")
+    url: str | None = Field(
+        default=None,
+        description="Server the SDK talks to (http://host:8080). Unset: embedded mode.",
+    )
+    project: str = Field(default="default", description="Project the SDK uses when none is named.")
+    token: str | None = Field(default=None, description="API token sent to the server.")
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Server authentication. auto: required unless the server listens on "
+        "loopback only. 'off' is refused for a non-loopback host.",
+    )
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="Largest JSON request body the server accepts.",
+    )
+    max_artifact_bytes: int = Field(
+        default=100 * 1024**3, description="Largest single artifact upload."
+    )
+    metric_flush_interval: float = Field(
+        default=0.5, description="Seconds between background metric flushes in the SDK."
+    )
+    metric_batch_size: int = Field(
+        default=5000, description="Most metrics the SDK sends in one request."
+    )
+    system_metrics_interval: float = Field(
+        default=10.0, description="Seconds between system metric samples; 0 turns them off."
+    )
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The metadata store URL, defaulting to SQLite under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'shipyard.db').resolve()}"
+
+    @cached_property
+    def resolved_blob_url(self) -> str:
+        """The blob store URL, defaulting to a folder under ``home``."""
+        return self.blob_url or str((self.home / "blobs").resolve())
+
+    def auth_required(self, host: str | None) -> bool:
+        """Whether a server bound to ``host`` must authenticate requests."""
+        loopback = host is None or host in LOOPBACK_HOSTS
+        if self.auth == "on":
+            return True
+        if self.auth == "off" and not loopback:
+            raise ValueError(
+                f"auth cannot be off on {host}: a server reachable from the network "
+                "must authenticate (listen on 127.0.0.1 or set SHIPYARD_AUTH=auto)"
+            )
+        return not loopback

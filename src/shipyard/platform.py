@@ -1,0 +1,38 @@
+"""The platform: the stores every service works over, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shipyard.blobs import BlobStore, open_blob_store
+from shipyard.config import Settings
+from shipyard.db import Database, upgrade
+
+
+@dataclass
+class Platform:
+    """Settings plus the metadata and blob stores, shared by every request."""
+
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    auth_required: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, host: str | None = None, migrate: bool = True
+    ) -> Platform:
+        """Open the stores named by ``settings`` and bring the database to head."""
+        db = Database(settings.resolved_database_url)
+        if migrate:
+            upgrade(db)
+        return cls(
+            settings=settings,
+            db=db,
+            blobs=open_blob_store(settings),
+            auth_required=settings.auth_required(host),
+        )
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()

@@ -1,0 +1,1 @@
+"""Projects: the namespace and security boundary."""

@@ -1,0 +1,155 @@
+"""Projects: create, list what the caller may see, resolve names, manage members."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from shipyard.auth.authz import RequestContext
+from shipyard.auth.principal import Principal, Role
+from shipyard.auth.tables import RoleBindingRow, UserRow
+from shipyard.clock import now_ms
+from shipyard.errors import Conflict, NotFound
+from shipyard.platform import Platform
+from shipyard.projects.tables import ProjectRow
+from shipyard.projects.types import Member, MemberSet, Project, ProjectCreate
+
+
+def _to_api(row: ProjectRow, role: str | None = None) -> Project:
+    return Project(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        role=role,
+    )
+
+
+def resolve_project_id(platform: Platform, ref: str) -> int:
+    """A project's id from its name (or its numeric id); NotFound otherwise."""
+    with platform.db.read() as session:
+        stmt = select(ProjectRow.id)
+        if ref.isdigit():
+            stmt = stmt.where(ProjectRow.id == int(ref))
+        else:
+            stmt = stmt.where(ProjectRow.name == ref)
+        project_id = session.scalar(stmt)
+    if project_id is None:
+        raise NotFound(f"project {ref!r} not found")
+    return project_id
+
+
+def create_project(ctx: RequestContext, spec: ProjectCreate) -> Project:
+    """Create a project; its creator becomes its admin."""
+    principal = ctx.principal
+    with ctx.platform.db.write() as session:
+        if session.scalar(select(ProjectRow.id).where(ProjectRow.name == spec.name)):
+            raise Conflict(f"project {spec.name!r} already exists")
+        row = ProjectRow(
+            name=spec.name,
+            description=spec.description,
+            created_at=now_ms(),
+            created_by=principal.username,
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except DBIntegrityError:
+            raise Conflict(f"project {spec.name!r} already exists") from None
+        if principal.user_id is not None:
+            session.execute(
+                insert(RoleBindingRow),
+                {"user_id": principal.user_id, "project_id": row.id, "role": Role.ADMIN.value},
+            )
+        ctx.audit(
+            session, "projects.create", "project", row.id, {"name": row.name}, project_id=row.id
+        )
+        return _to_api(row, Role.ADMIN.value)
+
+
+def list_projects(platform: Platform, principal: Principal) -> list[Project]:
+    """The projects the caller has a role on (all of them for a site admin)."""
+    with platform.db.read() as session:
+        if principal.is_admin:
+            return [
+                _to_api(r, Role.ADMIN.value)
+                for r in session.scalars(select(ProjectRow).order_by(ProjectRow.name))
+            ]
+        rows = session.execute(
+            select(ProjectRow, RoleBindingRow.role)
+            .join(RoleBindingRow, RoleBindingRow.project_id == ProjectRow.id)
+            .where(RoleBindingRow.user_id == principal.user_id)
+            .order_by(ProjectRow.name)
+        ).all()
+        return [_to_api(r, role) for r, role in rows]
+
+
+def get_project(platform: Platform, project_id: int) -> Project:
+    """One project by id."""
+    with platform.db.read() as session:
+        row = session.get(ProjectRow, project_id)
+        if row is None:
+            raise NotFound(f"project {project_id} not found")
+        return _to_api(row)
+
+
+def list_members(platform: Platform, project_id: int) -> list[Member]:
+    """Users with a role on the project."""
+    with platform.db.read() as session:
+        rows = session.execute(
+            select(UserRow.username, RoleBindingRow.role)
+            .join(RoleBindingRow, RoleBindingRow.user_id == UserRow.id)
+            .where(RoleBindingRow.project_id == project_id)
+            .order_by(UserRow.username)
+        ).all()
+    return [Member(username=u, role=r) for u, r in rows]
+
+
+def set_member(ctx: RequestContext, spec: MemberSet) -> Member:
+    """Give ``spec.username`` the role ``spec.role`` on the context's project."""
+    project_id = ctx.project_id
+    assert project_id is not None
+    with ctx.platform.db.write() as session:
+        user_id = session.scalar(select(UserRow.id).where(UserRow.username == spec.username))
+        if user_id is None:
+            raise NotFound(f"user {spec.username!r} not found")
+        session.execute(
+            delete(RoleBindingRow).where(
+                RoleBindingRow.user_id == user_id, RoleBindingRow.project_id == project_id
+            )
+        )
+        session.execute(
+            insert(RoleBindingRow),
+            {"user_id": user_id, "project_id": project_id, "role": spec.role},
+        )
+        ctx.audit(
+            session,
+            "projects.set_member",
+            "project",
+            project_id,
+            {"username": spec.username, "role": spec.role},
+        )
+    return Member(username=spec.username, role=spec.role)
+
+
+def remove_member(ctx: RequestContext, username: str) -> None:
+    """Take away a user's role on the context's project."""
+    with ctx.platform.db.write() as session:
+        user_id = session.scalar(select(UserRow.id).where(UserRow.username == username))
+        if user_id is None:
+            raise NotFound(f"user {username!r} not found")
+        result = session.execute(
+            delete(RoleBindingRow).where(
+                RoleBindingRow.user_id == user_id, RoleBindingRow.project_id == ctx.project_id
+            )
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"user {username!r} has no role on this project")
+        ctx.audit(
+            session,
+            "projects.remove_member",
+            "project",
+            ctx.project_id or 0,
+            {"username": username},
+        )

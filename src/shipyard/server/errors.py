@@ -1,0 +1,73 @@
+"""Turn every failure into the one JSON error shape; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+
+from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
+from shipyard.server.responses import FastJSON
+
+log = logging.getLogger("shipyard.server")
+
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+
+
+def _respond(err: ShipyardError) -> FastJSON:
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    return FastJSON(err.to_payload(), status_code=err.status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for e in exc.errors():
+        out.append(
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that produce ``{"error": {code, message, details}}``."""
+
+    @app.exception_handler(ShipyardError)
+    async def _shipyard(_: Request, exc: ShipyardError) -> FastJSON:
+        if exc.status >= 500:
+            log.error("%s: %s", exc.code, exc.message)
+        return _respond(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> FastJSON:
+        details = _validation_details(exc)
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(first["loc"][1:] or first["loc"])
+        message = f"invalid request: {where}: {first['msg']}" if where else first["msg"]
+        return _respond(InvalidInput(message, {"errors": details}))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> FastJSON:
+        if exc.status_code == 404:
+            return _respond(NotFound("no such route"))
+        err = ShipyardError(str(exc.detail))
+        payload = err.to_payload()
+        payload["error"]["code"] = _STATUS_CODES.get(exc.status_code, "http_error")
+        return FastJSON(payload, status_code=exc.status_code)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> FastJSON:
+        log.error("database error: %s", exc)
+        return _respond(Unavailable("the metadata store is unavailable"))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> FastJSON:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _respond(ShipyardError("internal error; the server log has the details"))

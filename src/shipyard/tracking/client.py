@@ -1,0 +1,19 @@
+"""SDK clients of experiments and runs (to be filled in)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.client.api import Api
+
+
+class ExperimentsClient:
+    def __init__(self, api: Api, client: Any) -> None:
+        self._api = api
+        self._client = client
+
+
+class RunsClient:
+    def __init__(self, api: Api, client: Any) -> None:
+        self._api = api
+        self._client = client

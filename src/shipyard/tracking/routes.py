@@ -1,0 +1,5 @@
+"""HTTP routes (to be filled in)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
