@@ -63,6 +63,7 @@ class Client:
         from shipyard.auth.client import AuditClient, TokensClient, UsersClient
         from shipyard.projects.client import ProjectsClient
         from shipyard.registry.client import ModelsClient
+        from shipyard.tracking.artifacts_client import ArtifactsClient
         from shipyard.tracking.client import ExperimentsClient, RunsClient
 
         self.settings = settings or Settings()
@@ -81,6 +82,7 @@ class Client:
         self.api = Api(http)
         self.project = project or self.settings.project
         self.projects = ProjectsClient(self.api)
+        self.artifacts = ArtifactsClient(self.api)
         self.experiments = ExperimentsClient(self.api, self)
         self.runs = RunsClient(self.api, self)
         self.models = ModelsClient(self.api, self)

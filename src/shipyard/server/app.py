@@ -19,6 +19,7 @@ DOMAIN_ROUTES = (
     "shipyard.projects.routes",
     "shipyard.auth.routes",
     "shipyard.tracking.routes",
+    "shipyard.tracking.artifact_routes",
     "shipyard.registry.routes",
 )
 

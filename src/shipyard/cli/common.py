@@ -1,0 +1,45 @@
+"""What every command shares: the client it uses and how errors are shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+
+from shipyard.cli.output import err_console
+from shipyard.client import Client
+from shipyard.errors import ShipyardError
+
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+ProjectOption = typer.Option(None, "--project", "-p", help="Project (default: SHIPYARD_PROJECT).")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def get_client(project: str | None = None) -> Client:
+    """The SDK client the CLI runs on: remote if SHIPYARD_URL is set, else embedded."""
+    return Client(project=project)
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Print a ShipyardError as one red line and exit 1 (no traceback)."""
+    try:
+        yield
+    except ShipyardError as exc:
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def command(fn: F) -> F:
+    """Decorator for CLI commands: ShipyardErrors become a clean message and exit 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with friendly_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

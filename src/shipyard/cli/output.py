@@ -1,0 +1,92 @@
+"""How every CLI command prints: rich tables for people, JSON with --json."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` (models, lists, dicts) as indented JSON to stdout."""
+    sys.stdout.write(orjson.dumps(_plain(value), option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def format_time(ms: int | None) -> str:
+    """An epoch-milliseconds time as 'YYYY-MM-DD HH:MM:SS' (UTC)."""
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_table(
+    rows: Sequence[Any],
+    columns: Sequence[str | tuple[str, str]],
+    *,
+    title: str | None = None,
+    as_json: bool = False,
+) -> None:
+    """Print ``rows`` (models or dicts) as a table, or as JSON when ``as_json``.
+
+    ``columns`` are field names or ``(field, header)`` pairs; fields ending in
+    ``_at``/``_time`` are shown as times.
+    """
+    if as_json:
+        print_json(list(rows))
+        return
+    table = Table(title=title, header_style="bold")
+    fields = [(c, c) if isinstance(c, str) else c for c in columns]
+    for _, header in fields:
+        table.add_column(header)
+    for row in rows:
+        data = _plain(row)
+        cells = []
+        for field, _ in fields:
+            value = data.get(field)
+            if field.endswith(("_at", "_time")) and isinstance(value, int):
+                value = format_time(value)
+            elif isinstance(value, float):
+                value = f"{value:.6g}"
+            cells.append("" if value is None else str(value))
+        table.add_row(*cells)
+    if not rows:
+        console.print(f"[dim]no {title.lower() if title else 'rows'} found[/dim]")
+        return
+    console.print(table)
+
+
+def print_record(record: Any, *, as_json: bool = False, title: str | None = None) -> None:
+    """Print one object as a two-column table of its fields, or as JSON."""
+    data = _plain(record)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        if key.endswith(("_at", "_time")) and isinstance(value, int):
+            value = format_time(value)
+        elif isinstance(value, dict | list):
+            value = orjson.dumps(value).decode()
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)

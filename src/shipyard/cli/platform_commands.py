@@ -1,0 +1,85 @@
+"""Platform-level commands: server, db, projects."""
+
+from __future__ import annotations
+
+import typer
+
+from shipyard.cli.common import JsonOption, command, get_client
+from shipyard.cli.output import console, print_table
+from shipyard.config import Settings
+
+db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+projects_app = typer.Typer(help="Projects: namespaces with their own roles.", no_args_is_help=True)
+
+
+def server(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Server processes."),
+) -> None:
+    """Run the Shipyard server (REST API)."""
+    import uvicorn
+
+    from shipyard.platform import Platform
+    from shipyard.server.app import create_app
+
+    settings = Settings()
+    try:
+        settings.auth_required(host)
+    except ValueError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    platform = Platform.from_settings(settings, host=host)
+    mode = "required" if platform.auth_required else "off (loopback only)"
+    console.print(f"Shipyard on http://{host}:{port}  auth: {mode}")
+    console.print(f"  metadata: {platform.db.url.render_as_string(hide_password=True)}")
+    console.print(f"  blobs:    {settings.resolved_blob_url}")
+    if workers > 1:
+        import os
+
+        os.environ["SHIPYARD_SERVER_HOST"] = host
+        uvicorn.run(
+            "shipyard.server.asgi:app", host=host, port=port, workers=workers, log_level="warning"
+        )
+    else:
+        uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+
+
+@db_app.command("upgrade")
+@command
+def db_upgrade() -> None:
+    """Apply the schema migrations to the metadata database."""
+    from shipyard.db import Database
+    from shipyard.db.migrate import current_revision, upgrade
+
+    settings = Settings()
+    db = Database(settings.resolved_database_url)
+    before = current_revision(db)
+    upgrade(db)
+    after = current_revision(db)
+    console.print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
+
+
+@projects_app.command("list")
+@command
+def projects_list(as_json: bool = JsonOption) -> None:
+    """Projects you have a role on."""
+    rows = get_client().projects.list()
+    print_table(
+        rows,
+        ["name", "description", "role", "created_by", "created_at"],
+        title="Projects",
+        as_json=as_json,
+    )
+
+
+@projects_app.command("create")
+@command
+def projects_create(
+    name: str,
+    description: str = typer.Option("", help="What it is for."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a project (you become its admin)."""
+    project = get_client().projects.create(name, description)
+    print_table([project], ["id", "name", "description"], title="Created", as_json=as_json)

@@ -1,0 +1,5 @@
+"""HTTP routes of run artifacts (to be filled in)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
