@@ -1,0 +1,45 @@
+# Shipyard: two commands on a fresh machine.
+#   make demo   set up, run the main job on embedded defaults, serve the results on :8080
+#   make test   set up, make sure PostgreSQL, Redis and S3 (moto) are reachable, run everything
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test lint format services venv clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+services:
+	bash scripts/services.sh
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+
+format: venv
+	$(VENV)/bin/ruff format src tests benchmarks examples
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+
+test: venv services lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+demo: venv
+	SHIPYARD_HOME=$${SHIPYARD_HOME:-.shipyard} $(PY) examples/demo.py
+	@echo "Serving the results on http://127.0.0.1:8080 (Ctrl-C to stop)"
+	SHIPYARD_HOME=$${SHIPYARD_HOME:-.shipyard} $(VENV)/bin/shipyard server --host 127.0.0.1 --port 8080
+
+bench: venv services
+	$(PY) benchmarks/tracking.py
+
+clean:
+	rm -rf $(VENV) .shipyard .pytest_cache .ruff_cache

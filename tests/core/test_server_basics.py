@@ -1,0 +1,91 @@
+"""Server behaviour every domain relies on: health, JSON errors, size limits, streaming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+
+from shipyard.client.inprocess import InProcessTransport
+from shipyard.errors import InvalidInput, NotFound, ShipyardError
+from shipyard.platform import Platform
+from shipyard.server.app import create_app
+
+
+def test_health_and_openapi(platform: Platform, server_for) -> None:  # type: ignore[no-untyped-def]
+    srv = server_for(platform)
+    with httpx.Client(base_url=srv.url) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/readyz").json() == {"status": "ready"}
+        spec = http.get("/openapi.json").json()
+        assert "/api/v1/projects" in spec["paths"]
+
+
+def test_errors_are_json_without_traces(platform: Platform, server_for) -> None:  # type: ignore[no-untyped-def]
+    srv = server_for(platform)
+    with httpx.Client(base_url=srv.url) as http:
+        r = http.get("/api/v1/projects/does-not-exist")
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "not_found"
+        r = http.post(
+            "/api/v1/projects", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 400
+        body = r.json()["error"]
+        assert body["code"] == "invalid_input" and "Traceback" not in r.text
+        r = http.post("/api/v1/projects", json={"name": 5})
+        assert r.status_code == 400 and "name" in r.json()["error"]["message"]
+        assert http.get("/no/such/route").status_code == 404
+
+
+def test_request_size_limit(tmp_path: Path, platform: Platform, server_for) -> None:  # type: ignore[no-untyped-def]
+    platform.settings.max_request_bytes = 1000
+    srv = server_for(platform)
+    with httpx.Client(base_url=srv.url) as http:
+        r = http.post("/api/v1/projects", json={"name": "x", "description": "y" * 5000})
+        assert r.status_code == 413
+        assert r.json()["error"]["code"] == "payload_too_large"
+        names = [p["name"] for p in http.get("/api/v1/projects").json()]
+        assert names == ["default"]
+
+
+def test_error_classes_round_trip() -> None:
+    for cls in (InvalidInput, NotFound):
+        err = ShipyardError.from_payload(cls.status, cls("boom", {"a": 1}).to_payload())
+        assert type(err) is cls and err.message == "boom" and err.details == {"a": 1}
+    assert isinstance(ShipyardError.from_payload(404, "plain text"), NotFound)
+
+
+echo_app = FastAPI()
+
+
+@echo_app.put("/echo-size")
+async def size(request: Request) -> dict[str, int]:
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+    return {"size": total}
+
+
+@echo_app.get("/stream")
+def stream() -> StreamingResponse:
+    return StreamingResponse(b"x" * 65536 for _ in range(64))
+
+
+def test_inprocess_transport_streams_both_ways() -> None:
+    app = echo_app
+    http = httpx.Client(transport=InProcessTransport(app), base_url="http://t")
+    chunks = (b"a" * 1_000_000 for _ in range(20))
+    assert http.put("/echo-size", content=chunks).json() == {"size": 20_000_000}
+    with http.stream("GET", "/stream") as r:
+        assert sum(len(c) for c in r.iter_bytes()) == 64 * 65536
+
+
+def test_create_app_without_network(platform: Platform) -> None:
+    app = create_app(platform)
+    assert app.state.platform is platform
+    with pytest.raises(AttributeError):
+        _ = app.state.nothing
