@@ -23,12 +23,12 @@ services:
 	bash scripts/services.sh
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests examples $(wildcard benchmarks)
+	$(VENV)/bin/ruff format --check src tests examples $(wildcard benchmarks)
 
 format: venv
-	$(VENV)/bin/ruff format src tests benchmarks examples
-	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+	$(VENV)/bin/ruff format src tests examples $(wildcard benchmarks)
+	$(VENV)/bin/ruff check --fix src tests examples $(wildcard benchmarks)
 
 test: venv services lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider

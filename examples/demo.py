@@ -38,7 +38,11 @@ Curve = Iterator[tuple[int, Any]]
 def make_data(seed: int = 7) -> tuple[np.ndarray, ...]:
     """A small, slightly noisy binary classification problem."""
     x, y = make_classification(
-        n_samples=4000, n_features=20, n_informative=8, n_redundant=4, flip_y=0.03,
+        n_samples=4000,
+        n_features=20,
+        n_informative=8,
+        n_redundant=4,
+        flip_y=0.03,
         random_state=seed,
     )
     return tuple(train_test_split(x, y, test_size=0.25, random_state=seed))
@@ -97,8 +101,12 @@ def train_one(
                 shipyard.log_metric("val_accuracy", accuracy_score(y_val, proba.argmax(1)), step)
                 shipyard.log_metric("val_log_loss", log_loss(y_val, proba), step)
         accuracy = float(accuracy_score(y_val, model.predict(x_val)))
-        shipyard.log_metrics({"accuracy": accuracy, "train_accuracy":
-                              float(accuracy_score(y_train, model.predict(x_train)))})
+        shipyard.log_metrics(
+            {
+                "accuracy": accuracy,
+                "train_accuracy": float(accuracy_score(y_train, model.predict(x_train))),
+            }
+        )
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "confusion_matrix.json"
             matrix = confusion_matrix(y_val, model.predict(x_val)).tolist()

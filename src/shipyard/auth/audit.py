@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.auth.tables import AuditEventRow
+from shipyard.auth.types import AuditEvent
 from shipyard.clock import now_ms
 
 
@@ -36,3 +37,53 @@ def record(
             "details": details or {},
         },
     )
+
+
+MAX_EVENTS = 1000
+
+
+def query(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    project_id: int | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Events matching every filter given, newest first; ``since``/``until`` are ms, inclusive."""
+    stmt = select(AuditEventRow)
+    if actor is not None:
+        stmt = stmt.where(AuditEventRow.actor == actor)
+    if action is not None:
+        stmt = stmt.where(AuditEventRow.action == action)
+    if object_type is not None:
+        stmt = stmt.where(AuditEventRow.object_type == object_type)
+    if object_id is not None:
+        stmt = stmt.where(AuditEventRow.object_id == object_id)
+    if project_id is not None:
+        stmt = stmt.where(AuditEventRow.project_id == project_id)
+    if since is not None:
+        stmt = stmt.where(AuditEventRow.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEventRow.at <= until)
+    stmt = stmt.order_by(AuditEventRow.at.desc(), AuditEventRow.id.desc()).limit(
+        max(1, min(limit, MAX_EVENTS))
+    )
+    return [
+        AuditEvent(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            object_type=r.object_type,
+            object_id=r.object_id,
+            project_id=r.project_id,
+            source=r.source,
+            details=r.details or {},
+        )
+        for r in session.scalars(stmt)
+    ]

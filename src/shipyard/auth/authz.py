@@ -85,11 +85,12 @@ def authenticate(request: Request, platform: Platform) -> Principal:
 
 def _principal_from_token(platform: Platform, secret: str) -> Principal:
     now = now_ms()
+    digest = token_hash(secret)
     with platform.db.read() as session:
         row = session.execute(
             select(TokenRow.id, TokenRow.expires_at, TokenRow.revoked_at, UserRow)
             .join(UserRow, UserRow.id == TokenRow.user_id)
-            .where(TokenRow.token_hash == token_hash(secret))
+            .where(TokenRow.token_hash == digest)
         ).first()
     if row is None:
         raise Unauthenticated("invalid token")
@@ -100,18 +101,22 @@ def _principal_from_token(platform: Platform, secret: str) -> Principal:
         raise Unauthenticated("token has expired")
     if user.disabled:
         raise Unauthenticated("user is disabled")
-    _touch_token(platform, token_id, now)
+    _touch_token(platform, token_id, digest, now)
     return Principal(username=user.username, user_id=user.id, is_admin=user.is_admin)
 
 
-_LAST_TOUCH: dict[int, int] = {}
+# Keyed by the token's hash, not its row id: ids repeat across databases in one process.
+_LAST_TOUCH: dict[str, int] = {}
+_LAST_TOUCH_MAX = 10_000
 
 
-def _touch_token(platform: Platform, token_id: int, now: int) -> None:
+def _touch_token(platform: Platform, token_id: int, key: str, now: int) -> None:
     # last_used_at is informative: write it at most once a minute per token.
-    if now - _LAST_TOUCH.get(token_id, 0) < 60_000:
+    if now - _LAST_TOUCH.get(key, 0) < 60_000:
         return
-    _LAST_TOUCH[token_id] = now
+    if len(_LAST_TOUCH) >= _LAST_TOUCH_MAX:
+        _LAST_TOUCH.clear()
+    _LAST_TOUCH[key] = now
     with platform.db.write() as session:
         session.execute(update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=now))
 
@@ -164,7 +169,7 @@ def require(action: Action, project: ProjectResolver | None = None) -> Any:
 
 
 def public() -> Any:
-    """Marks a route that needs no authentication (health checks only)."""
+    """Marks a route that needs no authentication: health checks and password login."""
 
     def allow() -> None:
         return None

@@ -1,8 +1,10 @@
 """Content-addressed blobs: identical content is stored once, reads are verified.
 
 Blobs are laid out as ``<root>/<h[:2]>/<h[2:4]>/<h>`` where ``h`` is the BLAKE3
-hex digest. Writes stream into a temporary object while hashing and are moved
-into place at the end, so a reader never sees a partial blob.
+hex digest; only a checked digest ever becomes part of a storage path. Writes
+stream into a temporary object while hashing and are moved into place at the
+end, so a reader never sees a partial blob and concurrent writers of the same
+content both succeed (the last move wins with identical bytes).
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ import fsspec
 from blake3 import blake3
 
 from shipyard.config import Settings
-from shipyard.errors import IntegrityError, InvalidInput, NotFound
+from shipyard.errors import IntegrityError, InvalidInput, NotFound, PayloadTooLarge
 
-CHUNK = 1024 * 1024
+# The header that carries a downloaded blob's BLAKE3 digest, checked by clients.
+HASH_HEADER = "X-Shipyard-Blob-Hash"
+CHUNK = 4 * 1024 * 1024
+"""Read and write unit: large enough for throughput, small enough for flat memory."""
+
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -32,11 +38,75 @@ class BlobRef:
     size: int
 
 
-def check_hash(value: str) -> str:
+def check_hash(value: object) -> str:
     """Refuse anything that is not a 64-char lowercase hex digest (it becomes a path)."""
-    if len(value) != 64 or not set(value) <= _HEX:
-        raise InvalidInput(f"not a blob hash: {value[:80]!r}")
+    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
+        raise InvalidInput(f"not a blob hash: {str(value)[:80]!r}")
     return value
+
+
+class BlobWriter:
+    """One blob being written: ``write`` chunks, then ``commit`` or ``abort``.
+
+    Not thread-safe; one writer per upload. Callers that feed it from an event
+    loop run each ``write`` in a worker thread (it hashes and does file I/O).
+    """
+
+    def __init__(self, store: BlobStore, max_bytes: int | None) -> None:
+        self._store = store
+        self._max_bytes = max_bytes
+        self._tmp = f"{store.root}/tmp/{uuid.uuid4().hex}"
+        # One thread: several only pay off for updates far larger than our chunks, and
+        # would compete with the server's event loop for cores.
+        self._hasher = blake3()
+        self._out: Any = store._open_tmp(self._tmp)
+        self.size = 0
+        self._done = False
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Append ``chunk``; PayloadTooLarge (and the blob is dropped) past the limit."""
+        self.size += len(chunk)
+        if self._max_bytes is not None and self.size > self._max_bytes:
+            self.abort()
+            raise PayloadTooLarge(f"content is larger than the limit of {self._max_bytes} bytes")
+        self._hasher.update(chunk)
+        self._out.write(chunk)
+
+    def commit(self) -> BlobRef:
+        """Finish the blob and move it into place under its hash."""
+        try:
+            self._out.close()
+            digest = self._hasher.hexdigest()
+            self._store._install(self._tmp, digest)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return BlobRef(digest, self.size)
+
+    def abort(self) -> None:
+        """Drop what was written; safe to call more than once."""
+        if self._done:
+            return
+        self._done = True
+        discard = getattr(self._out, "discard", None)
+        try:
+            # Remote files would upload their buffer on close(); discard() does not.
+            if discard is not None and not self._out.closed:
+                discard()
+                # A discarded fsspec file must not try to finish the upload when collected.
+                self._out.closed = True
+            else:
+                self._out.close()
+        finally:
+            self._store._remove_quietly(self._tmp)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.abort()
 
 
 class BlobStore:
@@ -45,41 +115,26 @@ class BlobStore:
     def __init__(self, fs: fsspec.AbstractFileSystem, root: str) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
-        self._local = getattr(fs, "protocol", None) in ("file", ("file", "local"))
+        protocol = getattr(fs, "protocol", None)
+        self._local = protocol in ("file", ("file", "local"), "local")
         if self._local:
             Path(self.root, "tmp").mkdir(parents=True, exist_ok=True)
 
-    def _path(self, digest: str) -> str:
-        check_hash(digest)
-        return f"{self.root}/{digest[:2]}/{digest[2:4]}/{digest}"
+    # --- writing --------------------------------------------------------------------
+
+    def writer(self, *, max_bytes: int | None = None) -> BlobWriter:
+        """Start a blob to feed chunk by chunk (for sources that are not iterators)."""
+        return BlobWriter(self, max_bytes)
 
     def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> BlobRef:
-        """Store the concatenated chunks; memory stays flat whatever the size."""
-        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
-        hasher = blake3(max_threads=blake3.AUTO)
-        size = 0
-        try:
-            with self.fs.open(tmp, "wb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise InvalidInput(f"blob is larger than the limit of {max_bytes} bytes")
-                    hasher.update(chunk)
-                    out.write(chunk)
-            digest = hasher.hexdigest()
-            final = self._path(digest)
-            if self.fs.exists(final):
-                self.fs.rm(tmp)
-            elif self._local:
-                Path(final).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
-            else:
-                self.fs.mv(tmp, final)
-        except BaseException:
-            if self.fs.exists(tmp):
-                self.fs.rm(tmp)
-            raise
-        return BlobRef(digest, size)
+        """Store the concatenated chunks; memory stays flat whatever the size.
+
+        Raises PayloadTooLarge, storing nothing, once more than ``max_bytes`` arrive.
+        """
+        with self.writer(max_bytes=max_bytes) as w:
+            for chunk in chunks:
+                w.write(chunk)
+            return w.commit()
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobRef:
         """Store a local file, streaming it."""
@@ -90,12 +145,14 @@ class BlobStore:
         """Store a small in-memory value."""
         return self.put_stream([data])
 
+    # --- reading --------------------------------------------------------------------
+
     def exists(self, digest: str) -> bool:
         """Whether a blob with this hash is stored."""
         return bool(self.fs.exists(self._path(digest)))
 
     def size(self, digest: str) -> int:
-        """Size in bytes of a stored blob."""
+        """Size in bytes of a stored blob (NotFound when absent)."""
         try:
             return int(self.fs.size(self._path(digest)))
         except FileNotFoundError:
@@ -103,27 +160,42 @@ class BlobStore:
 
     def open_raw(self, digest: str) -> BinaryIO:
         """The stored file, unverified: for callers that verify themselves."""
+        path = self._path(digest)
         try:
-            return self.fs.open(self._path(digest), "rb")
+            if self._local:
+                return open(path, "rb")
+            return self.fs.open(path, "rb", block_size=CHUNK, cache_type="none")  # type: ignore[no-any-return]
         except FileNotFoundError:
             raise NotFound(f"blob {digest} not found") from None
 
     def iter_chunks(self, digest: str, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
-        """Yield the blob in chunks; raise IntegrityError at the end if the hash differs."""
+        """Yield the blob in chunks, verifying its hash.
+
+        The last chunk is held back until the whole content has been hashed, so
+        a consumer never receives all of a corrupt blob: IntegrityError comes
+        instead of the final chunk.
+        """
         hasher = blake3()
         with self.open_raw(digest) as f:
-            while chunk := f.read(chunk_size):
-                hasher.update(chunk)
-                yield chunk
-        if hasher.hexdigest() != digest:
-            raise IntegrityError(f"blob {digest} is corrupt: its content hash differs")
+            pending = f.read(chunk_size)
+            while pending:
+                hasher.update(pending)
+                following = f.read(chunk_size)
+                if not following:
+                    break
+                yield pending
+                pending = following
+            if hasher.hexdigest() != digest:
+                raise IntegrityError(f"blob {digest} is corrupt: its content hash differs")
+            if pending:
+                yield pending
 
     def read_bytes(self, digest: str) -> bytes:
         """The whole verified blob: only for small values."""
         return b"".join(self.iter_chunks(digest))
 
     def copy_to(self, digest: str, dest: str | os.PathLike[str]) -> None:
-        """Write the verified blob to a local file (atomically)."""
+        """Write the verified blob to a local file (atomically; nothing on failure)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
@@ -135,12 +207,47 @@ class BlobStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    # --- layout -----------------------------------------------------------------------
+
+    def _path(self, digest: str) -> str:
+        check_hash(digest)
+        return f"{self.root}/{digest[:2]}/{digest[2:4]}/{digest}"
+
+    def _open_tmp(self, tmp: str) -> Any:
+        if self._local:
+            return open(tmp, "wb")
+        # Small parts keep memory flat; S3 needs at least 5 MiB per part.
+        return self.fs.open(tmp, "wb", block_size=max(CHUNK, 5 * 1024 * 1024))
+
+    def _install(self, tmp: str, digest: str) -> None:
+        final = self._path(digest)
+        if self._local:
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            # Atomic; a concurrent writer of the same content replaces equal bytes.
+            os.replace(tmp, final)
+        elif self.fs.exists(final):
+            self.fs.rm(tmp)
+        else:
+            self.fs.mv(tmp, final)
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            if self._local:
+                Path(path).unlink(missing_ok=True)
+            elif self.fs.exists(path):
+                self.fs.rm(path)
+        except FileNotFoundError:
+            pass
+
 
 def open_blob_store(settings: Settings) -> BlobStore:
     """The blob store named by ``settings.blob_url``: a local folder or ``s3://``."""
     url = settings.resolved_blob_url
     if url.startswith("s3://"):
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {
+            # Several server processes share the bucket: never trust a cached listing.
+            "use_listings_cache": False,
+        }
         if settings.s3_endpoint_url:
             options["endpoint_url"] = settings.s3_endpoint_url
         if settings.s3_access_key_id:
@@ -149,7 +256,10 @@ def open_blob_store(settings: Settings) -> BlobStore:
         if settings.s3_region:
             options["client_kwargs"] = {"region_name": settings.s3_region}
         fs = fsspec.filesystem("s3", **options)
-        return BlobStore(fs, url.removeprefix("s3://"))
+        root = url.removeprefix("s3://").rstrip("/")
+        if not root:
+            raise InvalidInput(f"blob URL {url!r} names no bucket")
+        return BlobStore(fs, root)
     if "://" in url and not url.startswith("file://"):
         raise InvalidInput(f"unsupported blob URL {url!r}: use a folder or s3://bucket/prefix")
     root = Path(url.removeprefix("file://")).resolve()

@@ -55,8 +55,10 @@ def print_table(
         return
     table = Table(title=title, header_style="bold")
     fields = [(c, c) if isinstance(c, str) else c for c in columns]
-    for _, header in fields:
-        table.add_column(header)
+    for field, header in fields:
+        # Ids must stay whole (people copy them): fold rather than truncate.
+        is_id = field == "id" or field.endswith("_id")
+        table.add_column(header, overflow="fold", min_width=12 if is_id else None)
     for row in rows:
         data = _plain(row)
         cells = []

@@ -45,10 +45,10 @@ class Api:
             raise Unavailable(f"cannot reach the Shipyard server: {exc}") from exc
         return self._decode(response)
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, json: Any = None, **params: Any) -> Any:
+    def post(self, path: str, json: Any = None, /, **params: Any) -> Any:
         return self.request("POST", path, json=json, params=params)
 
     def patch(self, path: str, json: Any = None) -> Any:
@@ -57,7 +57,7 @@ class Api:
     def put(self, path: str, json: Any = None) -> Any:
         return self.request("PUT", path, json=json)
 
-    def delete(self, path: str, **params: Any) -> Any:
+    def delete(self, path: str, /, **params: Any) -> Any:
         return self.request("DELETE", path, params=params)
 
     def upload(
@@ -76,7 +76,7 @@ class Api:
         return self._decode(response)
 
     @contextmanager
-    def download(self, path: str, **params: Any) -> Iterator[httpx.Response]:
+    def download(self, path: str, /, **params: Any) -> Iterator[httpx.Response]:
         """GET a streamed body; the caller iterates ``response.iter_bytes()``."""
         try:
             with self.http.stream("GET", API_PREFIX + path, params=_clean(params)) as response:

@@ -8,6 +8,7 @@ once.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 _EMBEDDED: dict[tuple[str, str], Platform] = {}
 _EMBEDDED_LOCK = threading.Lock()
 EMBEDDED_BASE_URL = "http://embedded.shipyard"
+
+# A forked child must not reuse its parent's database connections or loop thread.
+os.register_at_fork(after_in_child=_EMBEDDED.clear)
 
 
 def embedded_platform(settings: Settings) -> Platform:

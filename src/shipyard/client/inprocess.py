@@ -21,12 +21,81 @@ from starlette.types import ASGIApp, Message
 
 log = logging.getLogger("shipyard.client")
 _END = object()
+WINDOW = 16
+
+
+def _body_receiver(
+    request: httpx.Request, loop: asyncio.AbstractEventLoop, finished: asyncio.Event
+) -> Any:
+    """The ASGI ``receive`` for ``request``'s body.
+
+    In-memory bodies are handed over at once. Streamed bodies (file uploads) are
+    pulled by a feeder thread of their own, a few chunks ahead of the app. No
+    executor is used, so requests still work from ``atexit`` handlers, after
+    Python has shut ``concurrent.futures`` down. Once the body is consumed,
+    ``receive`` waits for the response to finish and then reports a disconnect,
+    as a server does (Starlette listens for it while streaming).
+    """
+    if isinstance(request.stream, httpx.ByteStream):
+        body: bytes | None = request.read()
+
+        async def receive_once() -> Message:
+            nonlocal body
+            if body is None:
+                await finished.wait()
+                return {"type": "http.disconnect"}
+            chunk, body = body, None
+            return {"type": "http.request", "body": chunk, "more_body": False}
+
+        return receive_once
+
+    pending: asyncio.Queue[Any] = asyncio.Queue()
+    ahead = threading.Semaphore(WINDOW)
+    stream: Any = request.stream
+
+    def feed() -> None:
+        try:
+            for chunk in stream:
+                ahead.acquire()
+                loop.call_soon_threadsafe(pending.put_nowait, bytes(chunk))
+            loop.call_soon_threadsafe(pending.put_nowait, None)
+        except BaseException as exc:  # the caller's iterator failed: fail the request
+            loop.call_soon_threadsafe(pending.put_nowait, exc)
+
+    feeder = threading.Thread(target=feed, name="shipyard-upload", daemon=True)
+    feeder_started = False
+    body_done = False
+
+    async def receive() -> Message:
+        nonlocal feeder_started, body_done
+        if body_done:
+            await finished.wait()
+            return {"type": "http.disconnect"}
+        if not feeder_started:
+            feeder_started = True
+            feeder.start()
+        item = await pending.get()
+        if item is None:
+            body_done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if isinstance(item, BaseException):
+            raise item
+        ahead.release()
+        return {"type": "http.request", "body": item, "more_body": True}
+
+    return receive
 
 
 class _QueueStream(httpx.SyncByteStream):
-    def __init__(self, chunks: queue.Queue[Any], task: concurrent.futures.Future[None]) -> None:
+    def __init__(
+        self,
+        chunks: queue.Queue[Any],
+        task: concurrent.futures.Future[None],
+        window: threading.Semaphore,
+    ) -> None:
         self._chunks = chunks
         self._task = task
+        self._window = window
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
@@ -35,6 +104,7 @@ class _QueueStream(httpx.SyncByteStream):
                 return
             if isinstance(item, BaseException):
                 raise httpx.ReadError(f"response body failed: {item}") from item
+            self._window.release()
             yield item
 
     def close(self) -> None:
@@ -55,11 +125,10 @@ class InProcessTransport(httpx.BaseTransport):
         self._thread.start()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.stream
         started: concurrent.futures.Future[tuple[int, list[tuple[bytes, bytes]]]] = (
             concurrent.futures.Future()
         )
-        chunks: queue.Queue[Any] = queue.Queue(maxsize=16)
+        chunks: queue.Queue[Any] = queue.Queue()
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -74,17 +143,11 @@ class InProcessTransport(httpx.BaseTransport):
             "client": self.client,
             "server": (request.url.host, request.url.port or 80),
         }
-        body_iter = iter(body)  # type: ignore[call-overload]
         loop = self._loop
-
-        def next_chunk() -> bytes | None:
-            return next(body_iter, None)
-
-        async def receive() -> Message:
-            chunk = await loop.run_in_executor(None, next_chunk)
-            if chunk is None:
-                return {"type": "http.request", "body": b"", "more_body": False}
-            return {"type": "http.request", "body": chunk, "more_body": True}
+        finished = asyncio.Event()
+        receive = _body_receiver(request, loop, finished)
+        # The response window: the app may run at most WINDOW chunks ahead of the reader.
+        window = threading.Semaphore(WINDOW)
 
         async def send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -92,14 +155,19 @@ class InProcessTransport(httpx.BaseTransport):
             elif message["type"] == "http.response.body":
                 data = message.get("body", b"")
                 if data:
-                    await loop.run_in_executor(None, chunks.put, data)
+                    while not window.acquire(blocking=False):
+                        await asyncio.sleep(0.001)
+                    chunks.put(data)
                 if not message.get("more_body", False):
-                    await loop.run_in_executor(None, chunks.put, _END)
+                    chunks.put(_END)
+                    finished.set()
 
         async def run() -> None:
             try:
                 await self.app(scope, receive, send)
+                finished.set()
             except BaseException as exc:
+                finished.set()
                 if not started.done():
                     started.set_exception(exc)
                 else:
@@ -114,7 +182,10 @@ class InProcessTransport(httpx.BaseTransport):
         task = asyncio.run_coroutine_threadsafe(run(), loop)
         status, headers = started.result()
         return httpx.Response(
-            status_code=status, headers=headers, stream=_QueueStream(chunks, task), request=request
+            status_code=status,
+            headers=headers,
+            stream=_QueueStream(chunks, task, window),
+            request=request,
         )
 
     def close(self) -> None:

@@ -1,1 +1,1 @@
-"""registry"""
+"""The model registry: registered models, versions made from runs, aliases, flavors."""

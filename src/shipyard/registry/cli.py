@@ -1,5 +1,101 @@
-"""CLI commands (to be filled in)."""
+"""``shipyard models``: registered models, versions and aliases, on top of the SDK."""
+
+from __future__ import annotations
 
 import typer
 
-models_app = typer.Typer(help="models_app", no_args_is_help=True)
+from shipyard.cli.common import JsonOption, ProjectOption, command, get_client
+from shipyard.cli.output import console, print_json, print_record, print_table
+
+models_app = typer.Typer(
+    help="The model registry: models, versions, aliases.", no_args_is_help=True
+)
+
+_VERSION_COLUMNS = [
+    "version",
+    ("aliases", "aliases"),
+    "flavor",
+    "run_id",
+    "status",
+    "created_by",
+    "created_at",
+    "description",
+]
+
+
+def _version_rows(versions: list) -> list[dict]:  # type: ignore[type-arg]
+    rows = []
+    for v in versions:
+        data = v.model_dump(mode="json", exclude={"files"})
+        data["aliases"] = ", ".join(v.aliases)
+        rows.append(data)
+    return rows
+
+
+@models_app.command("list")
+@command
+def list_models(
+    query: str = typer.Option(None, "--query", "-q", help="Substring of the name."),
+    tag: list[str] = typer.Option([], "--tag", help="'key' or 'key=value'; repeatable."),
+    project: str = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Registered models of the project."""
+    tags: dict[str, str | None] = {}
+    for spec in tag:
+        key, eq, value = spec.partition("=")
+        tags[key] = value if eq else None
+    models = get_client(project).models.list(query, tags=tags or None)
+    rows = []
+    for m in models:
+        data = m.model_dump(mode="json")
+        data["aliases"] = ", ".join(f"{a}->{v}" for a, v in m.aliases.items())
+        rows.append(data)
+    print_table(
+        models if as_json else rows,
+        ["name", "latest_version", "aliases", "updated_at", "description"],
+        title="Models",
+        as_json=as_json,
+    )
+
+
+@models_app.command("show")
+@command
+def show(name: str, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
+    """A model with its versions and aliases."""
+    client = get_client(project)
+    model = client.models.get(name)
+    versions = client.models.list_versions(name)
+    if as_json:
+        print_json({"model": model, "versions": versions})
+        return
+    print_record(model, title=f"Model {name}")
+    print_table(_version_rows(versions), _VERSION_COLUMNS, title="Versions")
+
+
+@models_app.command("versions")
+@command
+def list_versions(name: str, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
+    """Versions of a model, newest first."""
+    versions = get_client(project).models.list_versions(name)
+    if as_json:
+        print_json(versions)
+        return
+    print_table(_version_rows(versions), _VERSION_COLUMNS, title="Versions")
+
+
+@models_app.command("alias")
+@command
+def alias(
+    name: str,
+    alias: str,
+    version: int,
+    project: str = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Point ALIAS of model NAME at VERSION (moving it if it was set)."""
+    result = get_client(project).models.set_alias(name, alias, version)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"{name}@{alias} -> version {result.version}")

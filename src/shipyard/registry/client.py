@@ -1,13 +1,318 @@
-"""SDK client of the model registry (to be filled in)."""
+"""SDK client of the model registry (``client.models``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+import orjson
+from blake3 import blake3
+
+from shipyard.blobs.store import HASH_HEADER
 from shipyard.client.api import Api
+from shipyard.errors import IntegrityError, InvalidInput
+from shipyard.registry.integrity import matches, safe_target
+from shipyard.registry.types import (
+    DESCRIPTOR,
+    ModelFile,
+    ModelPage,
+    ModelRef,
+    ModelVersion,
+    RegisteredModel,
+)
+
+if TYPE_CHECKING:
+    from shipyard.client.client import Client
 
 
 class ModelsClient:
-    def __init__(self, api: Api, client: Any) -> None:
+    """``client.models``: registered models, their versions and aliases, download and load.
+
+    A model reference is ``"name@alias"``, ``"name/3"`` or ``"name"`` (the
+    latest version). Every method takes ``project`` (default: the client's).
+    """
+
+    def __init__(self, api: Api, client: Client) -> None:
         self._api = api
         self._client = client
+
+    # --- paths ---------------------------------------------------------------------
+
+    def _models(self, project: str | None) -> str:
+        return f"/projects/{quote(project or self._client.project, safe='')}/models"
+
+    def _model(self, name: str, project: str | None) -> str:
+        return f"{self._models(project)}/{quote(name, safe='')}"
+
+    def _version(self, name: str, version: int | str, project: str | None) -> str:
+        return f"{self._model(name, project)}/versions/{quote(str(version), safe='')}"
+
+    # --- registered models ---------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        project: str | None = None,
+    ) -> RegisteredModel:
+        """Register a new model (Conflict when the name is taken in the project)."""
+        body = {"name": name, "description": description, "tags": tags or {}}
+        return RegisteredModel(**self._api.post(self._models(project), body))
+
+    def get(self, name: str, project: str | None = None) -> RegisteredModel:
+        """One registered model, with its tags, aliases and latest version number."""
+        return RegisteredModel(**self._api.get(self._model(name, project)))
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        name_like: str | None = None,
+        tags: dict[str, str | None] | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        project: str | None = None,
+    ) -> ModelPage:
+        """One page of models matching every condition.
+
+        ``query`` is a substring of the name, ``name_like`` a LIKE pattern (both
+        ignore case); ``tags`` maps a key to a value, or to None for "is set".
+        ``order_by`` items: ``name``, ``updated_at``, ``created_at``, each
+        optionally followed by ``ASC`` or ``DESC``.
+        """
+        tag_specs = [k if v is None else f"{k}={v}" for k, v in (tags or {}).items()]
+        params: dict[str, Any] = {
+            "query": query,
+            "name_like": name_like,
+            "tag": tag_specs or None,
+            "order_by": list(order_by) if order_by else None,
+            "max_results": max_results,
+            "page_token": page_token,
+        }
+        return ModelPage(**self._api.get(self._models(project), **params))
+
+    def list(
+        self,
+        query: str | None = None,
+        *,
+        name_like: str | None = None,
+        tags: dict[str, str | None] | None = None,
+        order_by: Sequence[str] | None = None,
+        project: str | None = None,
+    ) -> list[RegisteredModel]:
+        """Every matching model (all pages of :meth:`search`)."""
+        return list(self._iter(query, name_like, tags, order_by, project))
+
+    def _iter(
+        self,
+        query: str | None,
+        name_like: str | None,
+        tags: dict[str, str | None] | None,
+        order_by: Sequence[str] | None,
+        project: str | None,
+    ) -> Iterator[RegisteredModel]:
+        token: str | None = None
+        while True:
+            page = self.search(
+                query,
+                name_like=name_like,
+                tags=tags,
+                order_by=order_by,
+                max_results=1000,
+                page_token=token,
+                project=project,
+            )
+            yield from page.models
+            token = page.next_page_token
+            if token is None:
+                return
+
+    def update(self, name: str, description: str, project: str | None = None) -> RegisteredModel:
+        """Change a model's description."""
+        return RegisteredModel(
+            **self._api.patch(self._model(name, project), {"description": description})
+        )
+
+    def delete(self, name: str, project: str | None = None) -> None:
+        """Delete a model with all its versions and aliases (needs the project admin role)."""
+        self._api.delete(self._model(name, project))
+
+    def set_tag(self, name: str, key: str, value: str, project: str | None = None) -> None:
+        """Set one tag of a model."""
+        self._api.put(f"{self._model(name, project)}/tags", {key: value})
+
+    def set_tags(
+        self, name: str, tags: dict[str, str], project: str | None = None
+    ) -> RegisteredModel:
+        """Set several tags of a model at once."""
+        return RegisteredModel(**self._api.put(f"{self._model(name, project)}/tags", tags))
+
+    def delete_tag(self, name: str, key: str, project: str | None = None) -> None:
+        """Remove one tag of a model."""
+        self._api.delete(f"{self._model(name, project)}/tags/{quote(key, safe='')}")
+
+    # --- versions ------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        run_id: str,
+        source_path: str = "model",
+        *,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        project: str | None = None,
+    ) -> ModelVersion:
+        """Register the run's artifacts under ``source_path`` as the model's next version."""
+        body = {
+            "run_id": run_id,
+            "source_path": source_path,
+            "description": description,
+            "tags": tags or {},
+        }
+        return ModelVersion(**self._api.post(f"{self._model(name, project)}/versions", body))
+
+    def get_version(
+        self, name: str, version_or_alias: int | str = "latest", project: str | None = None
+    ) -> ModelVersion:
+        """One version with its files: by number, by alias, or ``"latest"``."""
+        return ModelVersion(**self._api.get(self._version(name, version_or_alias, project)))
+
+    def resolve(self, ref: str, project: str | None = None) -> ModelVersion:
+        """The version a reference (``name@alias``, ``name/3``, ``name``) points at now."""
+        parsed = ModelRef.parse(ref)
+        return self.get_version(parsed.name, parsed.selector, project)
+
+    def list_versions(self, name: str, project: str | None = None) -> list[ModelVersion]:
+        """Every version of a model, newest first (``files`` is None in this listing)."""
+        return [ModelVersion(**v) for v in self._api.get(f"{self._model(name, project)}/versions")]
+
+    def update_version(
+        self, name: str, version: int | str, description: str, project: str | None = None
+    ) -> ModelVersion:
+        """Change a version's description."""
+        return ModelVersion(
+            **self._api.patch(self._version(name, version, project), {"description": description})
+        )
+
+    def delete_version(self, name: str, version: int | str, project: str | None = None) -> None:
+        """Delete a version and the aliases pointing at it."""
+        self._api.delete(self._version(name, version, project))
+
+    def set_version_tag(
+        self, name: str, version: int | str, key: str, value: str, project: str | None = None
+    ) -> ModelVersion:
+        """Set one tag of a version."""
+        return ModelVersion(
+            **self._api.put(f"{self._version(name, version, project)}/tags", {key: value})
+        )
+
+    def delete_version_tag(
+        self, name: str, version: int | str, key: str, project: str | None = None
+    ) -> None:
+        """Remove one tag of a version."""
+        self._api.delete(f"{self._version(name, version, project)}/tags/{quote(key, safe='')}")
+
+    # --- aliases -------------------------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, version: int, project: str | None = None
+    ) -> ModelVersion:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+        path = f"{self._model(name, project)}/aliases/{quote(alias, safe='')}"
+        return ModelVersion(**self._api.put(path, {"version": version}))
+
+    def delete_alias(self, name: str, alias: str, project: str | None = None) -> None:
+        """Remove an alias."""
+        self._api.delete(f"{self._model(name, project)}/aliases/{quote(alias, safe='')}")
+
+    # --- files ---------------------------------------------------------------------
+
+    def download(self, ref: str, dest: str | os.PathLike[str], project: str | None = None) -> Path:
+        """Download a version's files into the folder ``dest``, each checked against its hash.
+
+        The reference is resolved once, so an alias moving meanwhile does not
+        mix two versions. Returns ``dest``.
+        """
+        version = self.resolve(ref, project)
+        root = Path(dest)
+        root.mkdir(parents=True, exist_ok=True)
+        for file in version.files or []:
+            self._fetch(version, file, safe_target(root, file.path), project)
+        return root
+
+    def load(self, ref: str, project: str | None = None) -> Any:
+        """Load a registered model object (``name@alias``, ``name/3`` or ``name``).
+
+        Files are cached under ``SHIPYARD_HOME/cache/models``. Every file is
+        hashed with BLAKE3 and compared with the hash the registry recorded
+        before anything is unpickled; a mismatch raises IntegrityError and
+        nothing is loaded.
+        """
+        from shipyard.registry.flavors import MODEL_FILE, load_model
+
+        version = self.resolve(ref, project)
+        files = {f.path: f for f in version.files or []}
+        if not version.flavor or DESCRIPTOR not in files:
+            raise InvalidInput(
+                f"{version.model_name} version {version.version} has no {DESCRIPTOR}: "
+                "it is not a loadable model (use download() for its files)"
+            )
+        folder = self._cache_folder(version)
+        for file in files.values():
+            target = safe_target(folder, file.path)
+            # A cached copy counts only if it still hashes right; otherwise it
+            # is fetched again from the platform's store (and checked again).
+            if not matches(target, file.hash):
+                self._fetch(version, file, target, project)
+        descriptor = orjson.loads((folder / DESCRIPTOR).read_bytes())
+        listed = descriptor.get("files", []) if isinstance(descriptor, dict) else []
+        wanted = {MODEL_FILE, *(str(p) for p in listed if isinstance(listed, list))}
+        unverified = sorted(p for p in wanted if p not in files)
+        if unverified:
+            raise IntegrityError(
+                f"{version.model_name} version {version.version} does not hold {unverified}: "
+                "refusing to load files the registry did not record"
+            )
+        return load_model(folder)
+
+    def _cache_folder(self, version: ModelVersion) -> Path:
+        # Keyed by content, not by name and number: a deleted and re-created
+        # version never reuses another's files.
+        listing = orjson.dumps(sorted((f.path, f.hash) for f in version.files or []))
+        key = blake3(listing).hexdigest()[:32]
+        return Path(self._client.settings.home).resolve() / "cache" / "models" / key
+
+    def _fetch(
+        self, version: ModelVersion, file: ModelFile, target: Path, project: str | None
+    ) -> None:
+        """Stream one file to ``target`` atomically; IntegrityError if its hash differs."""
+        url = f"{self._version(version.model_name, version.version, project)}/files/"
+        url += quote(file.path, safe="/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        hasher = blake3(max_threads=blake3.AUTO)
+        try:
+            with self._api.download(url) as response, open(tmp, "wb") as out:
+                sent = response.headers.get(HASH_HEADER)
+                if sent != file.hash:
+                    raise IntegrityError(
+                        f"server sent {file.path!r} with hash {sent!r}, registry has {file.hash}"
+                    )
+                for chunk in response.iter_bytes():
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if hasher.hexdigest() != file.hash:
+                raise IntegrityError(
+                    f"{version.model_name} version {version.version}: file {file.path!r} "
+                    f"does not match the hash the registry recorded ({file.hash})"
+                )
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)

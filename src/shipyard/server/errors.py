@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
@@ -61,6 +61,12 @@ def install_error_handlers(app: FastAPI) -> None:
         payload = err.to_payload()
         payload["error"]["code"] = _STATUS_CODES.get(exc.status_code, "http_error")
         return FastJSON(payload, status_code=exc.status_code)
+
+    @app.exception_handler(DataError)
+    async def _bad_value(_: Request, exc: DataError) -> FastJSON:
+        # The database refused a value the API let through (too long, out of range).
+        log.warning("database refused a value: %s", exc.orig)
+        return _respond(InvalidInput("a value was refused by the metadata store (too large?)"))
 
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> FastJSON:

@@ -1,5 +1,171 @@
-"""HTTP routes (to be filled in)."""
+"""HTTP routes of experiments and runs: thin calls into the services.
 
-from fastapi import APIRouter
+Routes that can return big bodies (metric histories, search pages) build
+plain dicts and answer with :class:`FastJSON`, skipping pydantic on the way
+out; their OpenAPI schema still names the model.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from shipyard.auth.authz import RequestContext, require
+from shipyard.auth.principal import Action
+from shipyard.projects.resolvers import project_from_path
+from shipyard.server.responses import FastJSON
+from shipyard.tracking import experiments, metrics, runs
+from shipyard.tracking.resolvers import experiment_project, run_project
+from shipyard.tracking.types import (
+    ACTIVE,
+    DELETED,
+    Experiment,
+    ExperimentCreate,
+    ExperimentUpdate,
+    Key,
+    MetricHistory,
+    Run,
+    RunBatch,
+    RunCreate,
+    RunPage,
+    RunSearch,
+    RunUpdate,
+    TagValue,
+)
+
+router = APIRouter(tags=["tracking"])
+
+
+def _project(ctx: RequestContext) -> int:
+    assert ctx.project_id is not None
+    return ctx.project_id
+
+
+# --- experiments --------------------------------------------------------------------------
+
+
+@router.post("/projects/{project}/experiments", status_code=201)
+def create_experiment(
+    project: str,
+    spec: ExperimentCreate,
+    ctx: RequestContext = require(Action.WRITE, project_from_path),
+) -> Experiment:
+    return experiments.create_experiment(ctx, spec)
+
+
+@router.get("/projects/{project}/experiments")
+def list_experiments(
+    project: str,
+    include_deleted: bool = False,
+    ctx: RequestContext = require(Action.READ, project_from_path),
+) -> list[Experiment]:
+    return experiments.list_experiments(ctx.platform, _project(ctx), include_deleted)
+
+
+@router.get("/projects/{project}/experiments/by-name/{name:path}")
+def get_experiment_by_name(
+    project: str, name: str, ctx: RequestContext = require(Action.READ, project_from_path)
+) -> Experiment:
+    return experiments.get_experiment_by_name(ctx.platform, _project(ctx), name)
+
+
+@router.get("/experiments/{experiment_id}")
+def get_experiment(
+    experiment_id: int, ctx: RequestContext = require(Action.READ, experiment_project)
+) -> Experiment:
+    return experiments.get_experiment(ctx.platform, experiment_id)
+
+
+@router.patch("/experiments/{experiment_id}")
+def update_experiment(
+    experiment_id: int,
+    spec: ExperimentUpdate,
+    ctx: RequestContext = require(Action.WRITE, experiment_project),
+) -> Experiment:
+    return experiments.update_experiment(ctx, experiment_id, spec)
+
+
+@router.delete("/experiments/{experiment_id}", status_code=204)
+def delete_experiment(
+    experiment_id: int, ctx: RequestContext = require(Action.WRITE, experiment_project)
+) -> None:
+    experiments.set_experiment_lifecycle(ctx, experiment_id, DELETED)
+
+
+@router.post("/experiments/{experiment_id}/restore", status_code=204)
+def restore_experiment(
+    experiment_id: int, ctx: RequestContext = require(Action.WRITE, experiment_project)
+) -> None:
+    experiments.set_experiment_lifecycle(ctx, experiment_id, ACTIVE)
+
+
+@router.put("/experiments/{experiment_id}/tags", status_code=204)
+def set_experiment_tags(
+    experiment_id: int,
+    tags: dict[Key, TagValue],
+    ctx: RequestContext = require(Action.WRITE, experiment_project),
+) -> None:
+    experiments.set_experiment_tags(ctx, experiment_id, tags)
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+@router.post("/experiments/{experiment_id}/runs", status_code=201)
+def create_run(
+    experiment_id: int,
+    spec: RunCreate,
+    ctx: RequestContext = require(Action.WRITE, experiment_project),
+) -> Run:
+    return runs.create_run(ctx, experiment_id, spec)
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, ctx: RequestContext = require(Action.READ, run_project)) -> Run:
+    return runs.get_run(ctx.platform, run_id)
+
+
+@router.patch("/runs/{run_id}")
+def update_run(
+    run_id: str, spec: RunUpdate, ctx: RequestContext = require(Action.WRITE, run_project)
+) -> Run:
+    return runs.update_run(ctx, run_id, spec)
+
+
+@router.delete("/runs/{run_id}", status_code=204)
+def delete_run(run_id: str, ctx: RequestContext = require(Action.WRITE, run_project)) -> None:
+    runs.set_run_lifecycle(ctx, run_id, DELETED)
+
+
+@router.post("/runs/{run_id}/restore", status_code=204)
+def restore_run(run_id: str, ctx: RequestContext = require(Action.WRITE, run_project)) -> None:
+    runs.set_run_lifecycle(ctx, run_id, ACTIVE)
+
+
+@router.post("/runs/{run_id}/batch", status_code=204, response_class=Response)
+def log_batch(
+    run_id: str, batch: RunBatch, ctx: RequestContext = require(Action.WRITE, run_project)
+) -> Response:
+    metrics.log_batch(ctx, run_id, batch)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/runs/{run_id}/metrics/{key:path}/history",
+    response_class=FastJSON,
+    responses={200: {"model": MetricHistory}},
+)
+def metric_history(
+    run_id: str, key: str, ctx: RequestContext = require(Action.READ, run_project)
+) -> FastJSON:
+    return FastJSON(metrics.metric_history(ctx.platform, run_id, key))
+
+
+@router.post(
+    "/projects/{project}/runs/search",
+    response_class=FastJSON,
+    responses={200: {"model": RunPage}},
+)
+def search_runs(
+    project: str, spec: RunSearch, ctx: RequestContext = require(Action.READ, project_from_path)
+) -> FastJSON:
+    return FastJSON(runs.search_runs(ctx.platform, _project(ctx), spec))

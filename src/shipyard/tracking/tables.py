@@ -69,8 +69,10 @@ class RunRow(Base):
 
 
 class ParamRow(Base):
+    """A run's param. Not indexed on value: PostgreSQL cannot index values of up to
+    6000 characters, and search reaches params through the (run_id, key) key."""
+
     __tablename__ = "params"
-    __table_args__ = (Index("ix_params_key_value", "key", "value"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)

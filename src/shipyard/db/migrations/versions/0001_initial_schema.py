@@ -291,8 +291,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("run_id", "key", name=op.f("pk_params")),
     )
-    with op.batch_alter_table("params", schema=None) as batch_op:
-        batch_op.create_index("ix_params_key_value", ["key", "value"], unique=False)
 
     op.create_table(
         "run_tags",
@@ -357,9 +355,6 @@ def downgrade() -> None:
     op.drop_table("model_version_files")
     op.drop_table("model_aliases")
     op.drop_table("run_tags")
-    with op.batch_alter_table("params", schema=None) as batch_op:
-        batch_op.drop_index("ix_params_key_value")
-
     op.drop_table("params")
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_model_versions_run_id"))

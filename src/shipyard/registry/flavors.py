@@ -1,0 +1,148 @@
+"""Model flavors: how a model object becomes a folder of files and back.
+
+A model folder holds ``shipyard-model.json`` (the descriptor: flavor, files,
+Python and library versions) and the model file(s). Two flavors exist today:
+``sklearn`` for scikit-learn estimators and ``python`` for any other picklable
+object. Both are pickles, so :func:`load_model` runs code from the file: call it
+only on a folder whose files were verified against the registry's hashes (the
+SDK's ``client.models.load`` does that).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import pickle
+import platform
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shipyard.errors import InvalidInput
+from shipyard.registry.types import DESCRIPTOR
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.pkl"
+PICKLE_PROTOCOL = 5
+FLAVORS = ("sklearn", "python")
+_SKLEARN_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
+
+
+def _is_sklearn(model: Any) -> bool:
+    # Look in sys.modules instead of importing: a model of scikit-learn's
+    # classes means it is already imported, and others should not pay for it.
+    base = sys.modules.get("sklearn.base")
+    return base is not None and isinstance(model, base.BaseEstimator)
+
+
+def _has_joblib() -> bool:
+    return importlib.util.find_spec("joblib") is not None
+
+
+def _version_of(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _libraries(model: Any, flavor: str) -> dict[str, str]:
+    names: list[str] = list(_SKLEARN_LIBRARIES) if flavor == "sklearn" else []
+    top = type(model).__module__.split(".")[0]
+    if top not in ("builtins", "__main__") and top not in names:
+        names.append(top)
+    found = {name: _version_of(name) for name in names}
+    return {name: v for name, v in found.items() if v is not None}
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    try:
+        with open(tmp, "wb") as out:
+            write(out)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_model(model: Any, path: Path) -> str:
+    """Write ``model`` into the folder ``path`` (created; must be empty) and return its flavor.
+
+    scikit-learn estimators are written with joblib when it is installed (it
+    stores numpy arrays efficiently); everything else with pickle protocol 5.
+    InvalidInput when the folder is not empty or the object cannot be pickled.
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InvalidInput(f"cannot save a model into {str(path)!r}: it exists and is not empty")
+    path.mkdir(parents=True, exist_ok=True)
+    flavor = "sklearn" if _is_sklearn(model) else "python"
+    serializer = "joblib" if flavor == "sklearn" and _has_joblib() else "pickle"
+
+    def write(out: Any) -> None:
+        if serializer == "joblib":
+            import joblib
+
+            joblib.dump(model, out, protocol=PICKLE_PROTOCOL)
+        else:
+            pickle.dump(model, out, protocol=PICKLE_PROTOCOL)
+
+    try:
+        _write_atomic(path / MODEL_FILE, write)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"the model cannot be pickled: {exc}") from None
+    descriptor = {
+        "format_version": FORMAT_VERSION,
+        "flavor": flavor,
+        "serializer": serializer,
+        "files": [MODEL_FILE],
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "python_version": platform.python_version(),
+        "libraries": _libraries(model, flavor),
+    }
+    _write_atomic(
+        path / DESCRIPTOR,
+        lambda out: out.write(orjson.dumps(descriptor, option=orjson.OPT_INDENT_2)),
+    )
+    return flavor
+
+
+def read_descriptor(path: Path) -> dict[str, Any]:
+    """The descriptor of a model folder, checked; InvalidInput when missing or malformed."""
+    file = Path(path) / DESCRIPTOR
+    if not file.is_file():
+        raise InvalidInput(f"{str(path)!r} is not a model folder: it has no {DESCRIPTOR}")
+    try:
+        data = orjson.loads(file.read_bytes())
+    except orjson.JSONDecodeError:
+        raise InvalidInput(f"{DESCRIPTOR} in {str(path)!r} is not valid JSON") from None
+    if not isinstance(data, dict) or data.get("flavor") not in FLAVORS:
+        flavor = data.get("flavor") if isinstance(data, dict) else None
+        raise InvalidInput(f"unknown model flavor {flavor!r}: this version knows {list(FLAVORS)}")
+    if data.get("serializer") not in ("joblib", "pickle"):
+        raise InvalidInput(f"unknown model serializer {data.get('serializer')!r}")
+    return data
+
+
+def load_model(path: Path) -> Any:
+    """Load the model saved in the folder ``path`` by :func:`save_model`.
+
+    This unpickles: only call it on files verified against the registry.
+    """
+    path = Path(path)
+    descriptor = read_descriptor(path)
+    model_file = path / MODEL_FILE
+    if not model_file.is_file():
+        raise InvalidInput(f"model folder {str(path)!r} has no {MODEL_FILE}")
+    if descriptor["serializer"] == "joblib":
+        if not _has_joblib():
+            raise InvalidInput("this model was saved with joblib, which is not installed")
+        import joblib
+
+        return joblib.load(model_file)
+    with open(model_file, "rb") as f:
+        return pickle.load(f)  # callers verify the hash first

@@ -1,0 +1,157 @@
+"""API shapes of the model registry, and the rules for names, aliases and references."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from shipyard.errors import InvalidInput
+
+# No '@' or '/' in a model name: "name@alias" and "name/3" must parse one way only.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,249}$"
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+# "latest" is what a bare model name means; an alias with that name would shadow it.
+RESERVED_ALIASES = frozenset({"latest"})
+DESCRIPTOR = "shipyard-model.json"
+# Status of a deleted version: kept as a tombstone so its number is never reused.
+DELETED_STATUS = "deleted"
+# Response header carrying a downloaded file's BLAKE3 hash (the artifacts routes use it too).
+
+
+def check_alias(alias: str) -> str:
+    """Refuse alias names that could be confused with a version number or 'latest'."""
+    if not _ALIAS_RE.match(alias):
+        raise InvalidInput(
+            f"invalid alias {alias[:120]!r}: use 1-100 letters, digits, '_' or '-'",
+            {"alias": alias[:120]},
+        )
+    if alias.isdigit():
+        raise InvalidInput(
+            f"invalid alias {alias!r}: a pure number would be read as a version number",
+            {"alias": alias},
+        )
+    if alias.lower() in RESERVED_ALIASES:
+        raise InvalidInput(f"alias {alias!r} is reserved", {"alias": alias})
+    return alias
+
+
+def check_model_name(name: str) -> str:
+    """Refuse model names outside :data:`MODEL_NAME_PATTERN`."""
+    if not re.match(MODEL_NAME_PATTERN, name):
+        raise InvalidInput(
+            f"invalid model name {name[:120]!r}: use letters, digits, '.', '_' or '-' "
+            "(at most 250, starting with a letter or digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model reference: ``name@alias``, ``name/3`` or ``name`` (latest).
+
+    ``selector`` is what the version routes accept: a version number, an alias,
+    or ``"latest"``.
+    """
+
+    name: str
+    selector: str
+
+    @classmethod
+    def parse(cls, ref: str) -> ModelRef:
+        """Parse a reference; InvalidInput when it has neither shape."""
+        if "@" in ref:
+            name, _, alias = ref.partition("@")
+            return cls(check_model_name(name), check_alias(alias))
+        if "/" in ref:
+            name, _, version = ref.partition("/")
+            if not version.isdigit() or int(version) < 1:
+                raise InvalidInput(f"invalid model reference {ref!r}: the version must be >= 1")
+            return cls(check_model_name(name), str(int(version)))
+        return cls(check_model_name(ref), "latest")
+
+    def __str__(self) -> str:
+        if self.selector == "latest":
+            return self.name
+        sep = "/" if self.selector.isdigit() else "@"
+        return f"{self.name}{sep}{self.selector}"
+
+
+class RegisteredModelCreate(BaseModel):
+    """Input of model registration."""
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN, description="Unique in the project.")
+    description: str = Field(default="", max_length=100_000)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class DescriptionUpdate(BaseModel):
+    """Input of a description change (models and versions)."""
+
+    description: str = Field(max_length=100_000)
+
+
+class RegisteredModel(BaseModel):
+    """A named model in a project; its versions come from runs."""
+
+    id: int
+    project_id: int
+    name: str
+    description: str
+    created_at: int
+    updated_at: int
+    tags: dict[str, str]
+    aliases: dict[str, int] = Field(description="Alias -> version number.")
+    latest_version: int | None
+
+
+class ModelPage(BaseModel):
+    """One page of a model search."""
+
+    models: list[RegisteredModel]
+    next_page_token: str | None
+
+
+class ModelVersionCreate(BaseModel):
+    """Input of version creation: the files under ``source_path`` in the run's artifacts."""
+
+    run_id: str = Field(min_length=1, max_length=64)
+    source_path: str = Field(default="model", max_length=1000)
+    description: str = Field(default="", max_length=100_000)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelFile(BaseModel):
+    """A file of a model version: path relative to the version root, blob hash and size."""
+
+    path: str
+    hash: str
+    size: int
+
+
+class ModelVersion(BaseModel):
+    """A version of a registered model, made from a run's artifacts."""
+
+    id: int
+    model_name: str
+    version: int
+    run_id: str
+    source_path: str
+    flavor: str = Field(description="From the shipyard-model.json descriptor; '' without one.")
+    description: str
+    status: str
+    created_by: str
+    created_at: int
+    updated_at: int
+    tags: dict[str, str]
+    aliases: list[str]
+    files: list[ModelFile] | None = Field(
+        default=None, description="The version's files; None in listings."
+    )
+
+
+class AliasSet(BaseModel):
+    """Point an alias at a version number."""
+
+    version: int = Field(ge=1)

@@ -1,0 +1,173 @@
+"""Authentication against a real server that requires it: tokens and password login."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from shipyard.auth.tables import TokenRow, UserRow
+from shipyard.clock import now_ms
+from shipyard.errors import Unauthenticated
+
+from .conftest import Secured
+
+
+def _assert_401(response, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == "unauthenticated"
+    assert fragment in body["error"]["message"]
+    assert set(body["error"]) == {"code", "message", "details"}
+
+
+def test_no_token_is_401(secured: Secured) -> None:
+    http = secured.http()
+    for path in ("/projects", "/users/me", "/projects/default", "/tokens", "/audit"):
+        _assert_401(http.get(path), "authentication required")
+    _assert_401(http.post("/projects", json={"name": "x"}), "authentication required")
+    # Nothing was created by the refused request.
+    assert [p.name for p in secured.sdk(secured.admin_token).projects.list()] == ["default"]
+
+
+def test_health_needs_no_token(secured: Secured) -> None:
+    import httpx
+
+    assert httpx.get(secured.url + "/healthz").status_code == 200
+
+
+BAD_HEADERS = [
+    ("Basic cm9vdDpwYXNz", "unsupported Authorization header"),
+    ("Bearer", "unsupported Authorization header"),
+    ("Bearer shy_not-a-real-token", "invalid token"),
+    ("Bearer " + "x" * 5000, "invalid token"),
+    ("Token abc", "unsupported Authorization header"),
+]
+
+
+def test_malformed_or_unknown_token_is_401(secured: Secured) -> None:
+    http = secured.http()
+    for header, fragment in BAD_HEADERS:
+        _assert_401(http.get("/projects", headers={"authorization": header}), fragment)
+        _assert_401(
+            http.post("/projects", json={"name": "x"}, headers={"authorization": header}), fragment
+        )
+    assert [p.name for p in secured.sdk(secured.admin_token).projects.list()] == ["default"]
+
+
+def test_sdk_raises_unauthenticated(secured: Secured) -> None:
+    with pytest.raises(Unauthenticated, match="invalid token"):
+        secured.sdk("shy_bogus").projects.list()
+
+
+def test_valid_token_works_and_records_last_use(secured: Secured) -> None:
+    token = secured.user("ann", roles={"default": "viewer"})
+    assert secured.sdk(token).users.me().username == "ann"
+    with secured.platform.db.read() as session:
+        used = session.scalar(
+            select(TokenRow.last_used_at)
+            .join(UserRow, UserRow.id == TokenRow.user_id)
+            .where(UserRow.username == "ann")
+        )
+    assert used is not None
+
+
+def test_expired_token_refused(secured: Secured) -> None:
+    token = secured.user("bob", roles={"default": "editor"})
+    http = secured.http(token)
+    assert http.get("/projects/default").status_code == 200
+    # Time travel: the token's expiry passes.
+    with secured.platform.db.write() as session:
+        session.execute(
+            update(TokenRow).where(TokenRow.prefix == token[:12]).values(expires_at=now_ms() - 1)
+        )
+    _assert_401(http.get("/projects/default"), "expired")
+    _assert_401(http.post("/projects", json={"name": "late"}), "expired")
+
+
+def test_token_created_with_expiry_has_it(secured: Secured) -> None:
+    secured.user("eve")
+    before = now_ms()
+    created = secured.sdk(secured.admin_token).tokens.create(
+        "short", expires_in_days=2, username="eve"
+    )
+    assert created.expires_at is not None
+    assert before + 2 * 86_400_000 <= created.expires_at <= now_ms() + 2 * 86_400_000
+    forever = secured.sdk(secured.admin_token).tokens.create(
+        "forever", expires_in_days=None, username="eve"
+    )
+    assert forever.expires_at is None
+
+
+def test_revoked_token_refused(secured: Secured) -> None:
+    token = secured.user("carl", roles={"default": "viewer"})
+    sdk = secured.sdk(token)
+    mine = sdk.tokens.list()
+    assert [t.prefix for t in mine] == [token[:12]]
+    sdk.tokens.revoke(mine[0].id)
+    _assert_401(secured.http(token).get("/projects"), "revoked")
+    listed = secured.sdk(secured.admin_token).tokens.list("carl", include_revoked=True)
+    assert listed[0].revoked_at is not None
+    assert secured.sdk(secured.admin_token).tokens.list("carl") == []
+
+
+def test_disabled_user_refused(secured: Secured) -> None:
+    token = secured.user("dora", password="password-dora", roles={"default": "viewer"})
+    admin = secured.sdk(secured.admin_token)
+    admin.users.update("dora", disabled=True)
+    _assert_401(secured.http(token).get("/projects"), "disabled")
+    with pytest.raises(Unauthenticated):
+        secured.sdk("").tokens.login("dora", "password-dora")
+    admin.users.update("dora", disabled=False)
+    assert secured.http(token).get("/projects").status_code == 200
+
+
+def test_login_with_password(secured: Secured) -> None:
+    secured.user("fay", password="correct horse", roles={"default": "viewer"})
+    anonymous = secured.sdk("")
+    before = now_ms()
+    created = anonymous.tokens.login("fay", "correct horse")
+    assert created.token.startswith("shy_")
+    assert created.name == "login"
+    assert created.expires_at is not None
+    assert before + 12 * 3_600_000 <= created.expires_at <= now_ms() + 12 * 3_600_000
+    assert secured.sdk(created.token).users.me().username == "fay"
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("fay", "wrong password"), ("nobody", "correct horse"), ("nopw", "anything-at-all")],
+)
+def test_login_refused(secured: Secured, username: str, password: str) -> None:
+    secured.user("fay", password="correct horse")
+    secured.user("nopw")  # a token-only user has no password to log in with
+    count = len(secured.sdk(secured.admin_token).tokens.list("fay", include_revoked=True))
+    response = secured.http().post("/auth/login", json={"username": username, "password": password})
+    _assert_401(response, "invalid username or password")
+    after = secured.sdk(secured.admin_token).tokens.list("fay", include_revoked=True)
+    assert len(after) == count
+
+
+def test_passwords_stored_as_argon2_and_never_returned(secured: Secured) -> None:
+    secured.user("gus", password="s3cret-pass")
+    with secured.platform.db.read() as session:
+        stored = session.scalar(select(UserRow.password_hash).where(UserRow.username == "gus"))
+        hashes = list(session.scalars(select(TokenRow.token_hash)))
+    assert stored is not None and stored.startswith("$argon2id$")
+    assert "s3cret-pass" not in stored
+    admin = secured.http(secured.admin_token)
+    for path in ("/users", "/tokens?username=gus", "/users/me", "/audit"):
+        text = admin.get(path).text
+        assert "$argon2" not in text and "s3cret-pass" not in text
+        assert not any(h in text for h in hashes)
+        assert "password_hash" not in text and "token_hash" not in text
+
+
+def test_token_secret_is_stored_hashed(secured: Secured) -> None:
+    token = secured.user("hal")
+    assert token.startswith("shy_") and len(token) > 40
+    with secured.platform.db.read() as session:
+        row = session.scalars(select(TokenRow).where(TokenRow.prefix == token[:12])).one()
+    assert row.token_hash != token and len(row.token_hash) == 64
+    assert token not in row.token_hash

@@ -1,0 +1,230 @@
+"""Contract of the blob store, run against every backend (local folder, S3 on moto).
+
+``BlobStoreContract`` holds the tests; each backend subclasses it and provides
+the ``store`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+from tests.blobs.conftest import S3_BUCKET, S3_KEY, S3_REGION, S3_SECRET
+
+from shipyard.blobs import BlobStore, open_blob_store
+from shipyard.config import Settings
+from shipyard.errors import IntegrityError, InvalidInput, NotFound, PayloadTooLarge
+
+MiB = 1024 * 1024
+# Chunks are 4 MiB and S3 parts 5 MiB; a few of them in flight at once is the budget.
+FLAT_MEMORY = 32 * MiB
+
+BAD_HASHES = [
+    "",
+    "abc",
+    "../../etc/passwd",
+    "A" * 64,
+    "g" * 64,
+    "0" * 63,
+    "0" * 65,
+    "0" * 62 + "/x",
+    "0" * 63 + "\x00",
+    "0" * 30 + "/../" + "0" * 30,
+]
+
+
+def stored_blobs(store: BlobStore) -> list[str]:
+    """Every object under the store's root except in-flight temporaries."""
+    return [p for p in store.fs.find(store.root) if not p.startswith(f"{store.root}/tmp/")]
+
+
+def temporaries(store: BlobStore) -> list[str]:
+    return list(store.fs.find(f"{store.root}/tmp"))
+
+
+def generated(total: int, chunk: int = MiB) -> Iterator[bytes]:
+    """``total`` bytes of varied but repeatable content, produced chunk by chunk."""
+    block = blake3(b"shipyard test content").digest(length=chunk)
+    for i in range(total // chunk):
+        yield i.to_bytes(8, "big") + block[8:]
+
+
+class BlobStoreContract:
+    """What every blob store backend must do."""
+
+    __test__ = False
+    LARGE = 200 * MiB
+
+    @pytest.fixture
+    def store(self) -> BlobStore:
+        raise NotImplementedError
+
+    def test_round_trip(self, store: BlobStore, tmp_path: Path) -> None:
+        data = os.urandom(3 * MiB + 17)
+        ref = store.put_bytes(data)
+        assert ref.hash == blake3(data).hexdigest()
+        assert ref.size == len(data)
+        assert store.exists(ref.hash)
+        assert store.size(ref.hash) == len(data)
+        assert store.read_bytes(ref.hash) == data
+        assert b"".join(store.iter_chunks(ref.hash, chunk_size=MiB)) == data
+        with store.open_raw(ref.hash) as f:
+            assert f.read() == data
+        store.copy_to(ref.hash, tmp_path / "out" / "copy.bin")
+        assert (tmp_path / "out" / "copy.bin").read_bytes() == data
+        src = tmp_path / "src.bin"
+        src.write_bytes(data)
+        assert store.put_file(src) == ref
+        pieces = [data[:10], data[10 : 2 * MiB], data[2 * MiB :]]
+        assert store.put_stream(iter(pieces)) == ref
+        assert temporaries(store) == []
+
+    def test_empty_blob(self, store: BlobStore) -> None:
+        ref = store.put_bytes(b"")
+        assert ref.size == 0
+        assert store.read_bytes(ref.hash) == b""
+
+    def test_identical_content_is_stored_once(self, store: BlobStore) -> None:
+        a = store.put_bytes(b"same content")
+        b = store.put_stream([b"same ", b"content"])
+        other = store.put_bytes(b"other content")
+        assert a == b
+        assert other.hash != a.hash
+        assert len(stored_blobs(store)) == 2
+
+    def test_missing_blob_is_not_found(self, store: BlobStore) -> None:
+        digest = blake3(b"never stored").hexdigest()
+        assert not store.exists(digest)
+        with pytest.raises(NotFound):
+            store.size(digest)
+        with pytest.raises(NotFound):
+            store.read_bytes(digest)
+
+    def test_large_blob_streams_with_flat_memory(self, store: BlobStore) -> None:
+        expected = blake3()
+        for chunk in generated(self.LARGE):
+            expected.update(chunk)
+        tracemalloc.start()
+        try:
+            ref = store.put_stream(generated(self.LARGE))
+            _, put_peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            seen = blake3()
+            total = 0
+            for chunk in store.iter_chunks(ref.hash):
+                seen.update(chunk)
+                total += len(chunk)
+            _, read_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert ref == type(ref)(expected.hexdigest(), self.LARGE)
+        assert (total, seen.hexdigest()) == (self.LARGE, ref.hash)
+        # Flat: a few chunks (or S3 parts) in flight, whatever the blob's size.
+        assert put_peak < FLAT_MEMORY, put_peak
+        assert read_peak < FLAT_MEMORY, read_peak
+
+    @pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
+    def test_corruption_is_detected_on_read(
+        self, store: BlobStore, tmp_path: Path, damage: str
+    ) -> None:
+        data = os.urandom(64 * 1024)
+        ref = store.put_bytes(data)
+        bad = {
+            "flip": data[:100] + bytes([data[100] ^ 1]) + data[101:],
+            "truncate": data[:-1],
+            "extend": data + b"x",
+        }[damage]
+        store.fs.pipe_file(store._path(ref.hash), bad)
+        with pytest.raises(IntegrityError):
+            store.read_bytes(ref.hash)
+        received = bytearray()
+        with pytest.raises(IntegrityError):
+            for chunk in store.iter_chunks(ref.hash, chunk_size=4096):
+                received += chunk
+        # The last chunk is held back until verified: never the whole corrupt content.
+        assert len(received) < len(bad)
+        with pytest.raises(IntegrityError):
+            store.copy_to(ref.hash, tmp_path / "out" / "dest.bin")
+        assert list((tmp_path / "out").iterdir()) == []
+
+    @pytest.mark.parametrize("bad", BAD_HASHES)
+    def test_bad_hash_strings_are_refused(self, store: BlobStore, bad: str) -> None:
+        before = stored_blobs(store)
+        for call in (store.exists, store.size, store.open_raw, store.read_bytes):
+            with pytest.raises(InvalidInput):
+                call(bad)
+        with pytest.raises(InvalidInput):
+            next(store.iter_chunks(bad))
+        assert stored_blobs(store) == before
+
+    def test_concurrent_puts_of_the_same_content(self, store: BlobStore) -> None:
+        data = os.urandom(6 * MiB)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            refs = list(pool.map(lambda _: store.put_bytes(data), range(8)))
+        assert len(set(refs)) == 1
+        assert len(stored_blobs(store)) == 1
+        assert temporaries(store) == []
+        assert store.read_bytes(refs[0].hash) == data
+
+    def test_over_the_limit_stores_nothing(self, store: BlobStore) -> None:
+        with pytest.raises(PayloadTooLarge):
+            store.put_stream(generated(8 * MiB), max_bytes=5 * MiB)
+        assert stored_blobs(store) == []
+        assert temporaries(store) == []
+        assert (
+            store.put_bytes(
+                b"12345",
+            ).size
+            == 5
+        )
+
+    def test_aborted_writer_stores_nothing(self, store: BlobStore) -> None:
+        writer = store.writer()
+        writer.write(os.urandom(6 * MiB))
+        writer.abort()
+        writer.abort()
+        with pytest.raises(RuntimeError), store.writer() as w:
+            w.write(b"half")
+            raise RuntimeError("source failed")
+        assert stored_blobs(store) == []
+        assert temporaries(store) == []
+
+
+class TestLocalBlobStore(BlobStoreContract):
+    __test__ = True
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> BlobStore:
+        return open_blob_store(Settings(home=tmp_path / "home"))
+
+
+@pytest.mark.s3
+class TestS3BlobStore(BlobStoreContract):
+    __test__ = True
+    # moto holds objects in memory behind a Python HTTP server: smaller keeps the suite
+    # quick while still spanning many multipart parts and ranged reads.
+    LARGE = 128 * MiB
+
+    @pytest.fixture
+    def store(self, s3_endpoint: str, tmp_path: Path) -> BlobStore:
+        settings = Settings(
+            home=tmp_path / "home",
+            blob_url=f"s3://{S3_BUCKET}/{uuid.uuid4().hex}",
+            s3_endpoint_url=s3_endpoint,
+            s3_access_key_id=S3_KEY,
+            s3_secret_access_key=S3_SECRET,
+            s3_region=S3_REGION,
+        )
+        return open_blob_store(settings)
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "s3://"])
+def test_unsupported_blob_urls_are_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(InvalidInput):
+        open_blob_store(Settings(home=tmp_path, blob_url=url))

@@ -1,0 +1,66 @@
+"""Model flavors: saving and loading model folders."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import orjson
+import pytest
+
+from shipyard.errors import InvalidInput
+from shipyard.registry.flavors import load_model, save_model
+
+from .conftest import train
+
+
+def test_sklearn_flavor(tmp_path: Path) -> None:
+    model, x = train(0)
+    assert save_model(model, tmp_path / "m") == "sklearn"
+    descriptor = orjson.loads((tmp_path / "m" / "shipyard-model.json").read_bytes())
+    assert descriptor["flavor"] == "sklearn"
+    assert descriptor["files"] == ["model.pkl"]
+    assert descriptor["python_version"] == platform.python_version()
+    assert {"scikit-learn", "numpy"} <= set(descriptor["libraries"])
+    assert descriptor["model_class"] == "sklearn.linear_model._logistic.LogisticRegression"
+    assert (load_model(tmp_path / "m").predict(x) == model.predict(x)).all()
+
+
+def test_python_flavor(tmp_path: Path) -> None:
+    obj = {"threshold": 0.3, "labels": ["a", "b"]}
+    assert save_model(obj, tmp_path / "m") == "python"
+    assert orjson.loads((tmp_path / "m" / "shipyard-model.json").read_bytes())["serializer"] == (
+        "pickle"
+    )
+    assert load_model(tmp_path / "m") == obj
+
+
+def test_save_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "keep.txt").write_text("mine")
+    with pytest.raises(InvalidInput, match="not empty"):
+        save_model({"a": 1}, tmp_path / "m")
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["keep.txt"]
+
+
+def test_unpicklable_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="cannot be pickled"):
+        save_model(lambda v: v, tmp_path / "m")
+    assert not (tmp_path / "m" / "model.pkl").exists()
+    assert not (tmp_path / "m" / "shipyard-model.json").exists()
+
+
+@pytest.mark.parametrize(
+    "descriptor",
+    [b"{broken", b'{"flavor": "tensorflow", "serializer": "pickle"}', b"[1, 2]"],
+)
+def test_bad_descriptor_is_refused(tmp_path: Path, descriptor: bytes) -> None:
+    save_model({"a": 1}, tmp_path / "m")
+    (tmp_path / "m" / "shipyard-model.json").write_bytes(descriptor)
+    with pytest.raises(InvalidInput):
+        load_model(tmp_path / "m")
+
+
+def test_folder_without_descriptor(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="no shipyard-model.json"):
+        load_model(tmp_path)

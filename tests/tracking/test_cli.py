@@ -1,0 +1,102 @@
+"""`shipyard experiments` and `shipyard runs` against an embedded home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli.main import app
+from shipyard.client import Client
+from shipyard.tracking.types import Run
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SHIPYARD_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def runs(home: Path) -> list[Run]:
+    with Client() as client:
+        client.experiments.create("vision", "image models", tags={"team": "cv"})
+        made = []
+        for i in range(3):
+            run = client.runs.create(
+                "vision", name=f"run{i}", params={"lr": f"0.{i}"}, start_time=1000 + i
+            )
+            client.runs.log_batch(run.id, metrics=[("acc", i / 10, 0, 1)], tags={"i": str(i)})
+            made.append(run)
+        client.runs.end(made[0].id)
+        client.runs.create("other", name="elsewhere")
+        return made
+
+
+def _ok(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_experiments_list_and_show(runs: list[Run]) -> None:
+    out = _ok("experiments", "list")
+    assert "vision" in out and "other" in out
+    listed = orjson.loads(_ok("experiments", "list", "--json"))
+    assert sorted(e["name"] for e in listed) == ["other", "vision"]
+    shown = orjson.loads(_ok("experiments", "show", "vision", "--json"))
+    assert shown["description"] == "image models" and shown["tags"] == {"team": "cv"}
+    by_id = orjson.loads(_ok("experiments", "show", str(shown["id"]), "--json"))
+    assert by_id == shown
+    assert "image models" in _ok("experiments", "show", "vision")
+
+
+def test_runs_list(runs: list[Run]) -> None:
+    table = _ok("runs", "list", "--experiment", "vision")
+    for name in ("run0", "run1", "run2", "params.lr", "metrics.acc", "finished"):
+        assert name in table
+    assert "elsewhere" not in table
+    listed = orjson.loads(_ok("runs", "list", "--json"))
+    assert [r["name"] for r in listed][:3] == ["elsewhere", "run2", "run1"]
+    filtered = orjson.loads(
+        _ok(
+            "runs", "list", "-e", "vision", "--filter", "metrics.acc >= 0.1",
+            "--order-by", "metrics.acc ASC", "--json",
+        )
+    )  # fmt: skip
+    assert [r["name"] for r in filtered] == ["run1", "run2"]
+    limited = orjson.loads(_ok("runs", "list", "--max", "2", "--json"))
+    assert len(limited) == 2
+
+
+def test_runs_show(runs: list[Run]) -> None:
+    run = runs[1]
+    out = _ok("runs", "show", run.id)
+    for text in (run.id, "run1", "Params", "lr", "0.1", "Metrics", "acc", "Tags", "running"):
+        assert text in out
+    shown = orjson.loads(_ok("runs", "show", run.id, "--json"))
+    assert shown["params"] == {"lr": "0.1"} and shown["metrics"] == {"acc": 0.1}
+    assert shown["tags"] == {"i": "1"}
+
+
+def test_errors_are_one_line(runs: list[Run]) -> None:
+    for args in (
+        ["runs", "show", "0" * 32],
+        ["experiments", "show", "missing"],
+        ["runs", "list", "--filter", "metrics.acc >"],
+        ["runs", "list", "--experiment", "missing"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1
+        assert "error" in result.output and "Traceback" not in result.output
+
+
+def test_empty_home(home: Path) -> None:
+    assert orjson.loads(_ok("runs", "list", "--json")) == []
+    assert orjson.loads(_ok("experiments", "list", "--json")) == []
