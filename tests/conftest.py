@@ -6,7 +6,10 @@ In CI (CI=true) a backend that is not reachable is a failure, never a skip.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,6 +21,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
+from shipyard.blobs import BlobStore, open_blob_store
 from shipyard.client import Client
 from shipyard.client.inprocess import InProcessTransport
 from shipyard.config import Settings
@@ -91,6 +95,103 @@ def _empty_postgres(db: Database) -> None:
         )
 
 
+# --- S3: moto's server on loopback, one per test session -----------------------------
+
+S3_BUCKET = "shipyard-test"
+S3_KEY = "testing"
+S3_SECRET = "testing"
+S3_REGION = "us-east-1"
+
+
+def _moto_command(port: int) -> list[str]:
+    script = Path(sys.executable).with_name("moto_server")
+    if script.exists():
+        return [str(script), "-H", "127.0.0.1", "-p", str(port)]
+    if shutil.which("moto_server"):
+        return ["moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """URL of a moto S3 server on 127.0.0.1 holding the bucket ``S3_BUCKET``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc = subprocess.Popen(
+            _moto_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    except OSError as exc:
+        backend_missing(f"moto S3 server ({exc})")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    backend_missing(f"moto S3 server on {url}")
+                time.sleep(0.1)
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name=S3_REGION,
+        )
+        s3.create_bucket(Bucket=S3_BUCKET)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def s3_settings(endpoint: str) -> dict[str, str]:
+    """Settings that put blobs under a fresh prefix of the test bucket."""
+    return {
+        "blob_url": f"s3://{S3_BUCKET}/{uuid.uuid4().hex}",
+        "s3_endpoint_url": endpoint,
+        "s3_access_key_id": S3_KEY,
+        "s3_secret_access_key": S3_SECRET,
+        "s3_region": S3_REGION,
+    }
+
+
+class StoredBlob:
+    """One blob as stored by a blob store (local or S3), for tests that tamper with it."""
+
+    def __init__(self, store: BlobStore, path: str) -> None:
+        self.store = store
+        self.path = path
+
+    def read_bytes(self) -> bytes:
+        return bytes(self.store.fs.cat_file(self.path))
+
+    def write_bytes(self, data: bytes) -> None:
+        self.store.fs.pipe_file(self.path, data)
+
+
+def stored_blobs_of(settings: Settings) -> list[StoredBlob]:
+    """Every committed blob in the store ``settings`` name (in-flight temporaries excluded)."""
+    store = open_blob_store(settings)
+    paths = store.fs.find(store.root)
+    tmp = f"{store.root}/tmp/"
+    return [StoredBlob(store, p) for p in sorted(paths) if not p.startswith(tmp)]
+
+
+def stored_blob(settings: Settings, digest: str) -> StoredBlob:
+    """The stored object of one blob."""
+    store = open_blob_store(settings)
+    return StoredBlob(store, f"{store.root}/{digest[:2]}/{digest[2:4]}/{digest}")
+
+
 # --- Platforms -------------------------------------------------------------------------
 
 
@@ -105,17 +206,26 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 
 
 def build_platform(
-    request: pytest.FixtureRequest, backend: str, home: Path, *, auth_required: bool = False
+    request: pytest.FixtureRequest,
+    backend: str,
+    home: Path,
+    *,
+    auth_required: bool = False,
+    blobs: str = "local",
 ) -> Platform:
+    """A fresh platform on ``backend`` (sqlite/postgres) with blobs "local" or on "s3"."""
+    extra: dict[str, object] = {}
+    if blobs == "s3":
+        extra.update(s3_settings(request.getfixturevalue("s3_endpoint")))
     if backend == "postgres":
         db: Database = request.getfixturevalue("pg_database")
         _empty_postgres(db)
-        settings = make_settings(home, database_url=str(db.url.render_as_string(False)))
+        settings = make_settings(home, database_url=str(db.url.render_as_string(False)), **extra)
         platform = Platform.from_settings(settings, migrate=False)
         platform.db.dispose()
         platform.db = db
     else:
-        platform = Platform.from_settings(make_settings(home))
+        platform = Platform.from_settings(make_settings(home, **extra))
     platform.auth_required = auth_required
     return platform
 
@@ -179,7 +289,8 @@ def embedded_client(platform: Platform, **kwargs: object) -> Client:
     return Client(settings=platform.settings, http=http, **kwargs)  # type: ignore[arg-type]
 
 
-# The SDK runs both ways: embedded over SQLite, remote (real HTTP) over PostgreSQL.
+# The SDK runs both ways: embedded over SQLite and a local blob folder (the laptop
+# defaults), remote over real HTTP on PostgreSQL and S3 (the production backends).
 CLIENT_MODES = ["embedded-sqlite", "remote-postgres"]
 
 
@@ -187,7 +298,8 @@ CLIENT_MODES = ["embedded-sqlite", "remote-postgres"]
 def client(request: pytest.FixtureRequest, tmp_path: Path, server_for: object) -> Iterator[Client]:
     """An SDK client, in each mode, over a fresh platform with auth off."""
     mode, backend = str(request.param).split("-")
-    platform = build_platform(request, backend, tmp_path / "home")
+    blobs = "s3" if backend == "postgres" else "local"
+    platform = build_platform(request, backend, tmp_path / "home", blobs=blobs)
     if mode == "embedded":
         c = embedded_client(platform)
     else:

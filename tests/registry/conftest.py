@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from tests.conftest import StoredBlob, stored_blob
 
 from shipyard.client import Client
 from shipyard.clock import new_id
@@ -37,6 +38,6 @@ def log_model(
     return run_id
 
 
-def blob_file(client: Client, digest: str) -> Path:
-    """Where the platform's local blob store keeps a blob."""
-    return Path(client.settings.resolved_blob_url) / digest[:2] / digest[2:4] / digest
+def blob_file(client: Client, digest: str) -> StoredBlob:
+    """The platform's stored copy of a blob (local folder or S3)."""
+    return stored_blob(client.settings, digest)
