@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Depends, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth import audit
 from shipyard.auth.principal import ROLE_ALLOWS, Action, Principal, Role
@@ -60,7 +61,7 @@ class RequestContext:
         )
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     """The platform the app was built with."""
     return request.app.state.platform  # type: ignore[no-any-return]
 
@@ -157,12 +158,26 @@ def authorize(
 def require(action: Action, project: ProjectResolver | None = None) -> Any:
     """The dependency every route declares: authenticate, resolve the project, check."""
 
-    def check(request: Request, platform: Platform = Depends(get_platform)) -> RequestContext:
+    peek = getattr(project, "peek", None)
+
+    def decide(request: Request, platform: Platform) -> RequestContext:
         principal = authenticate(request, platform)
         project_id = project(request, platform) if project is not None else None
         authorize(platform, principal, action, project_id)
         source = request.client.host if request.client else ""
         return RequestContext(platform, principal, project_id, source)
+
+    async def check(request: Request) -> RequestContext:
+        platform: Platform = request.app.state.platform
+        # Decide on the event loop when no I/O is needed (the local caller on an
+        # auth-off server, project known from cache); else in a worker thread.
+        if (
+            not platform.auth_required
+            and "authorization" not in request.headers
+            and (project is None or (peek is not None and peek(request, platform) is not None))
+        ):
+            return decide(request, platform)
+        return await run_in_threadpool(decide, request, platform)
 
     check.__shipyard_authz__ = True  # type: ignore[attr-defined]
     return Depends(check)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
-
-from shipyard.platform import Platform
+from shipyard.auth.resolvers import CachedResolver
 from shipyard.projects.service import resolve_project_id
 
-
-def project_from_path(request: Request, platform: Platform) -> int:
-    """The ``{project}`` path parameter: a project name or id."""
-    return resolve_project_id(platform, request.path_params["project"])
+# Projects are never renamed or removed, so a name's id can be cached.
+project_from_path = CachedResolver("project", "project", resolve_project_id)
+"""The ``{project}`` path parameter: a project name or id."""

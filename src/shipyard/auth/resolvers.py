@@ -1,0 +1,85 @@
+"""Project resolvers whose answers never go stale, cached per platform.
+
+A run, an experiment or a project never moves to another project and is never
+removed from the database (deletion is a lifecycle flag), so once looked up,
+the answer holds for the life of the process. Resolvers run on every request;
+the cache spares the database, and ``peek`` lets the authorization check know
+it can decide without any I/O (and so without a worker-thread hop).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Hashable
+
+from fastapi import Request
+
+from shipyard.platform import Platform
+
+CACHE_SIZE = 100_000
+
+
+class _BoundedCache:
+    """A dict that forgets its oldest entries past ``size`` (FIFO is enough here)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> int | None:
+        return self._data.get(key)
+
+    def put(self, key: Hashable, value: int) -> None:
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self.size:
+                del self._data[next(iter(self._data))]
+
+
+# One cache per platform (tests build many over one database), dropped with it.
+_CACHES: dict[int, _BoundedCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def _cache(platform: Platform) -> _BoundedCache:
+    cache = _CACHES.get(id(platform))
+    if cache is None:
+        with _CACHES_LOCK:
+            cache = _CACHES.get(id(platform))
+            if cache is None:
+                cache = _CACHES[id(platform)] = _BoundedCache(CACHE_SIZE)
+                weakref.finalize(platform, _CACHES.pop, id(platform), None)
+    return cache
+
+
+class CachedResolver:
+    """Resolve the project of the object named by the path parameter ``param``.
+
+    ``lookup(platform, value)`` answers from the database and raises NotFound;
+    its answers are cached. Call it as a resolver; ``peek`` answers from the
+    cache only (None when not cached).
+    """
+
+    def __init__(self, kind: str, param: str, lookup: Callable[[Platform, str], int]) -> None:
+        self.kind = kind
+        self.param = param
+        self.lookup = lookup
+
+    def resolve(self, platform: Platform, value: str) -> int:
+        """The project id for ``value`` (cached)."""
+        cache = _cache(platform)
+        key = (self.kind, value)
+        project_id = cache.get(key)
+        if project_id is None:
+            project_id = self.lookup(platform, value)
+            cache.put(key, project_id)
+        return project_id
+
+    def __call__(self, request: Request, platform: Platform) -> int:
+        return self.resolve(platform, request.path_params[self.param])
+
+    def peek(self, request: Request, platform: Platform) -> int | None:
+        """The cached answer, without I/O; None when it is not cached yet."""
+        return _cache(platform).get((self.kind, request.path_params[self.param]))
