@@ -207,3 +207,29 @@ def test_server_outage_keeps_metrics_until_it_is_back(tmp_path: Path) -> None:
     finally:
         client.close()
         platform.close()
+
+
+def test_close_with_final_sends_the_last_chunk_through_it() -> None:
+    rec, last = Recorder(), Recorder()
+    buf = make(rec, batch=100)
+    for i in range(250):
+        buf.add("loss", float(i), i, 1000 + i)
+    buf.close(final=last)
+    assert [p[2] for p in rec.points + last.points] == list(range(250))
+    assert len(last.chunks) == 1 and len(last.chunks[0]) <= 100
+    # Nothing buffered: final still gets called once, with no points.
+    empty = Recorder()
+    make(Recorder()).close(final=empty)
+    assert empty.chunks == [[]]
+
+
+def test_final_chunk_is_kept_while_the_server_is_unavailable() -> None:
+    last = Recorder(failures=[Unavailable("down")] * 50)
+    buf = make(Recorder(), batch=10)
+    buf.add("loss", 1.0, 0, 1)
+    with pytest.raises(Unavailable):
+        buf.close(timeout=0.05, final=last)
+    assert buf.pending == 1
+    last.failures.clear()
+    buf.close(final=last)
+    assert last.points == [("loss", 1.0, 0, 1)] and buf.pending == 0

@@ -196,3 +196,52 @@ def test_concurrent_writers_lose_nothing(client: Client) -> None:
     assert got.metrics["loss"] == float(total - 1)
     assert got.tags == {f"writer{w}": str(batches - 1) for w in range(threads)}
     assert all(_count(client, run.id, f"w{w}") == batches for w in range(threads))
+
+
+def test_last_batch_can_end_the_run(client: Client) -> None:
+    run = _run(client)
+    client.runs.log_batch(run.id, metrics=[("loss", 0.5, 3, 30)], end_status="finished")
+    got = client.runs.get(run.id)
+    assert got.status == "finished" and got.end_time is not None
+    assert got.end_time >= got.start_time and got.metrics == {"loss": 0.5}
+    events = client.audit.list(object_type="run", object_id=run.id)
+    assert [e.action for e in events] == ["runs.log_batch", "runs.create"]
+    # An explicit end time; ending with nothing to log is one request too.
+    other = _run(client, start_time=1000)
+    client.runs.log_batch(other.id, end_status="killed", end_time=5000)
+    got = client.runs.get(other.id)
+    assert (got.status, got.end_time) == ("killed", 5000)
+
+
+def test_a_bad_end_stores_nothing_of_the_batch(client: Client) -> None:
+    run = _run(client, start_time=10_000)
+    bad = [
+        {"status": "done"},
+        {"status": "finished", "end_time": 5},  # before the start
+        {"status": "finished", "end_time": -1},
+    ]
+    for extra in bad:
+        body = {"metrics": {"keys": ["a"], "values": [1.0]}, "tags": {"t": "1"}, **extra}
+        with pytest.raises(InvalidInput):
+            client.api.post(f"/runs/{run.id}/batch", body)
+    reply = client.api.http.post(
+        f"/api/v1/runs/{run.id}/batch",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "invalid_input"
+    with pytest.raises(InvalidInput):  # the SDK checks the status itself
+        client.runs.log_batch(run.id, metrics=[("a", 1.0, 0, 1)], end_status="running")
+    got = client.runs.get(run.id)
+    assert (got.status, got.end_time, got.metrics, got.tags) == ("running", None, {}, {})
+    assert _count(client, run.id, "a") == 0
+
+
+def test_history_orders_repeated_steps_by_time(client: Client) -> None:
+    run = _run(client)
+    client.runs.log_batch(run.id, metrics=[("x", 1.0, 0, 50), ("x", 2.0, 1, 10)])
+    client.runs.log_batch(run.id, metrics=[("x", 3.0, 0, 20), ("x", 4.0, 2, 5)])
+    hist = client.runs.metric_history(run.id, "x")
+    assert list(hist.steps) == [0, 0, 1, 2]
+    assert list(hist.timestamps) == [20, 50, 10, 5]
+    assert list(hist.values) == [3.0, 1.0, 2.0, 4.0]

@@ -141,3 +141,14 @@ def test_max_results_limit_is_accepted(client: Client) -> None:
     _runs(client)
     page = client.runs.search(max_results=10_000)
     assert len(page.runs) == 5 and page.next_page_token is None
+
+
+def test_search_leaves_out_code_version_and_environment(client: Client) -> None:
+    run = client.runs.create(
+        "context", code_version={"git_commit": "abc"}, environment={"python": "3.11"}
+    )
+    found = client.runs.search(["context"]).runs
+    assert [r.id for r in found] == [run.id]
+    assert (found[0].code_version, found[0].environment) == ({}, {})
+    full = client.runs.get(run.id)
+    assert full.code_version == {"git_commit": "abc"} and full.environment == {"python": "3.11"}

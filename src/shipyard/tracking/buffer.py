@@ -120,8 +120,16 @@ class MetricBuffer:
         self._drain(deadline, target)
         self._raise_errors()
 
-    def close(self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT_S) -> None:
+    def close(
+        self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT_S, *, final: Sender | None = None
+    ) -> None:
         """Refuse new points, stop the background thread and flush what is left.
+
+        With ``final``, the last chunk (at most ``batch_size`` points, maybe
+        none) goes through ``final`` instead of the sender, once every point
+        before it is delivered: a run sends its last points and its end in one
+        request. ``final`` is retried on ``Unavailable`` like any chunk; if it
+        raises another error its points are dropped and that error is raised.
 
         Safe to call again after it raised (e.g. the server was down): it then
         retries sending what is still buffered.
@@ -132,7 +140,38 @@ class MetricBuffer:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
-        self.flush(timeout)
+        if final is None:
+            self.flush(timeout)
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._drain(deadline, keep=self._batch_size)
+        self._send_final(final, deadline)
+        self._raise_errors()
+
+    def _send_final(self, final: Sender, deadline: float | None) -> None:
+        backoff = _BACKOFF_START_S
+        with self._send_lock:
+            with self._lock:
+                last, self._pending = self._pending, []
+            while True:
+                try:
+                    final(last)
+                except Unavailable:
+                    if deadline is not None and time.monotonic() + backoff > deadline:
+                        self._requeue(last)
+                        raise
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                    continue
+                except ShipyardError as exc:
+                    self._record(exc, len(last))
+                    self._raise_errors()
+                except BaseException:
+                    self._requeue(last)
+                    raise
+                with self._lock:
+                    self._done += len(last)
+                return
 
     # --- the background side -------------------------------------------------
 
@@ -161,17 +200,22 @@ class MetricBuffer:
                 continue
             backoff = _BACKOFF_START_S
 
-    def _drain(self, deadline: float | None, target: int | None = None) -> None:
-        """Send pending points in order until none is left, or until the first
-        ``target`` points ever added are done. ``deadline`` bounds the retries
-        of ``Unavailable`` (monotonic time; 0 means one attempt, None forever)."""
+    def _drain(self, deadline: float | None, target: int | None = None, keep: int = 0) -> None:
+        """Send pending points in order until none is left (but the last ``keep``),
+        or until the first ``target`` points ever added are done. ``deadline``
+        bounds the retries of ``Unavailable`` (monotonic time; 0 means one
+        attempt, None forever)."""
         backoff = _BACKOFF_START_S
         with self._send_lock:
             while True:
                 with self._lock:
-                    if not self._pending or (target is not None and self._done >= target):
+                    if len(self._pending) <= keep or (target is not None and self._done >= target):
                         return
-                    batch, self._pending = self._pending, []
+                    if keep:
+                        cut = len(self._pending) - keep
+                        batch, self._pending = self._pending[:cut], self._pending[cut:]
+                    else:
+                        batch, self._pending = self._pending, []
                 try:
                     self._send_chunks(batch)
                 except Unavailable:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
-from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.errors import Conflict, InvalidInput
 from shipyard.platform import Platform
+from shipyard.tracking.runs import status_changes, writable_run
 from shipyard.tracking.tables import RunRow, RunTagRow
-from shipyard.tracking.types import DELETED, ColumnarMetrics, RunBatch, check_keys
+from shipyard.tracking.types import ColumnarMetrics, RunBatch, check_keys
 from shipyard.tracking.upserts import (
+    driver_cursor,
+    driver_sql,
     insert_metric_points,
     insert_params,
     upsert_latest_metrics,
@@ -61,25 +63,27 @@ class Points:
         return len(self.keys)
 
 
-def _check_writable(session: Session, run_id: str) -> None:
-    lifecycle = session.scalar(select(RunRow.lifecycle).where(RunRow.id == run_id))
-    if lifecycle is None:
-        raise NotFound(f"run {run_id!r} not found")
-    if lifecycle == DELETED:
-        raise Conflict(f"run {run_id!r} is deleted; restore it to log to it")
-
-
 def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
-    """Log params, tags and metric points to a run, all or nothing.
+    """Log params, tags and metric points to a run, all or nothing; then set its
+    status and end time when the batch carries them (as ``update_run`` does).
 
     A param that is already logged with another value raises Conflict and
     nothing of the batch is stored.
     """
     points = Points(batch.metrics) if batch.metrics else None
-    if not (points or batch.params or batch.tags):
+    ending = batch.status is not None or batch.end_time is not None
+    if not (points or batch.params or batch.tags or ending):
         return
     with ctx.platform.db.write() as session:
-        _check_writable(session, run_id)
+        try:
+            start_time, stored_end_time = writable_run(session, run_id)
+        except Conflict:
+            raise Conflict(f"run {run_id!r} is deleted; restore it to log to it") from None
+        changes = (
+            status_changes(batch.status, batch.end_time, start_time, stored_end_time)
+            if ending
+            else {}
+        )
         insert_params(session, run_id, batch.params)
         upsert_tags(session, RunTagRow, "run_id", run_id, batch.tags)
         if points:
@@ -87,23 +91,28 @@ def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
                 session, run_id, points.keys, points.values, points.steps, points.timestamps
             )
             upsert_latest_metrics(session, run_id, points.latest)
-        ctx.audit(
-            session,
-            "runs.log_batch",
-            "run",
-            run_id,
-            {"metrics": len(points or ()), "params": len(batch.params), "tags": len(batch.tags)},
-        )
+        if changes:
+            session.execute(update(RunRow).where(RunRow.id == run_id).values(**changes))
+        details: dict[str, Any] = {
+            "metrics": len(points or ()),
+            "params": len(batch.params),
+            "tags": len(batch.tags),
+        }
+        details.update(changes)
+        ctx.audit(session, "runs.log_batch", "run", run_id, details)
 
 
 # History is read with the driver's own cursor: SQLAlchemy's Row objects cost
 # several times the query itself on 100k points. Only the placeholder differs.
-_HISTORY_SQL = {
-    "sqlite": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY step, timestamp, id",
-    "postgresql": "SELECT step, timestamp, value FROM metrics WHERE run_id = %s AND key = %s "
-    "ORDER BY step, timestamp, id",
-}
+# The fast statement orders by step alone, which the (run_id, key, step) index
+# gives without a sort; only when a step repeats (rare) is the full order needed.
+_HISTORY_BY_STEP = (
+    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step"
+)
+_HISTORY_FULL = (
+    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
+    "ORDER BY step, timestamp, id"
+)
 
 
 def metric_history(platform: Platform, run_id: str, key: str) -> dict[str, Any]:
@@ -114,14 +123,20 @@ def metric_history(platform: Platform, run_id: str, key: str) -> dict[str, Any]:
     """
     check_keys([key], "metric")
     with platform.db.read() as session:
-        connection = session.connection()
-        cursor = connection.connection.cursor()
+        cursor, dialect = driver_cursor(session)
         try:
-            cursor.execute(_HISTORY_SQL[connection.dialect.name], (run_id, key))
+            cursor.execute(driver_sql(_HISTORY_BY_STEP, dialect), (run_id, key))
             rows = cursor.fetchall()
+            steps = [r[0] for r in rows]
+            if len(set(steps)) != len(steps):
+                cursor.execute(driver_sql(_HISTORY_FULL, dialect), (run_id, key))
+                rows = cursor.fetchall()
+                steps = [r[0] for r in rows]
         finally:
             cursor.close()
-    if not rows:
-        return {"key": key, "steps": [], "values": [], "timestamps": []}
-    steps, timestamps, values = zip(*rows, strict=True)
-    return {"key": key, "steps": steps, "values": values, "timestamps": timestamps}
+    return {
+        "key": key,
+        "steps": steps,
+        "values": [r[2] for r in rows],
+        "timestamps": [r[1] for r in rows],
+    }

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -288,16 +288,29 @@ class ActiveRun:
             try:
                 if self._sampler is not None:
                     self._sampler.stop()
+                ended_by_last_batch = False
+
+                def send_last(points: Sequence[Metric]) -> None:
+                    # The last points and the end of the run: one request.
+                    nonlocal ended_by_last_batch
+                    self.client.runs.log_batch(self.id, metrics=points, end_status=status)
+                    ended_by_last_batch = True
+
                 try:
-                    self._buffer.close(timeout)
+                    self._buffer.close(timeout, final=send_last)
                 except Unavailable:
                     raise
                 except ShipyardError as exc:
                     dropped = exc
-                # Setting a status is idempotent: retry it like a metric batch.
-                self.info = _retry_unavailable(
-                    lambda: self.client.runs.end(self.id, status=status), timeout
-                )
+                if ended_by_last_batch:
+                    self.info = self.info.model_copy(
+                        update={"status": status, "end_time": now_ms()}
+                    )
+                else:
+                    # Setting a status is idempotent: retry it like a metric batch.
+                    self.info = _retry_unavailable(
+                        lambda: self.client.runs.end(self.id, status=status), timeout
+                    )
                 self._ended = True
                 self.status = status
             finally:

@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import String, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -19,7 +20,6 @@ from shipyard.tracking.planner import refresh_if_stale
 from shipyard.tracking.resolvers import project_of_run
 from shipyard.tracking.tables import (
     ExperimentRow,
-    LatestMetricRow,
     ParamRow,
     RunRow,
     RunTagRow,
@@ -33,7 +33,11 @@ from shipyard.tracking.types import (
     RunSearch,
     RunUpdate,
 )
+from shipyard.tracking.upserts import driver_cursor
 
+# What search returns of a run: everything but code_version and environment, which
+# can be large (the environment lists every installed package) and are only
+# returned by GET /runs/{id}.
 _RUN_COLUMNS = (
     RunRow.id,
     RunRow.experiment_id,
@@ -45,9 +49,28 @@ _RUN_COLUMNS = (
     RunRow.parent_run_id,
     RunRow.lifecycle,
     RunRow.description,
-    RunRow.code_version,
-    RunRow.environment,
 )
+
+
+def _run_dict(r: Sequence[Any]) -> dict[str, Any]:
+    """A row of ``_RUN_COLUMNS`` as a dict shaped like :class:`Run` (no children yet)."""
+    return {
+        "id": r[0],
+        "experiment_id": r[1],
+        "name": r[2],
+        "status": r[3],
+        "user": r[4],
+        "start_time": r[5],
+        "end_time": r[6],
+        "parent_run_id": r[7],
+        "lifecycle": r[8],
+        "description": r[9],
+        "params": {},
+        "metrics": {},
+        "tags": {},
+        "code_version": {},
+        "environment": {},
+    }
 
 
 def _among(column: Any, session: Session, ids: Sequence[str]) -> Any:
@@ -57,42 +80,76 @@ def _among(column: Any, session: Session, ids: Sequence[str]) -> Any:
     return column.in_(ids)
 
 
-def run_dicts(session: Session, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The runs ``ids`` as plain dicts shaped like :class:`Run`, in the order of ``ids``.
+# One statement for the three child tables (one round trip), the run ids passed as
+# ONE parameter so that the text never changes and nothing renders a 1,000-item
+# array: a comma-separated string on PostgreSQL (ids are hex), a JSON array on
+# SQLite. Params and tags have text values, metrics numbers: two value columns.
+# No ORDER BY: sorting 15k rows would cost more than the rest of the query.
+_CHILDREN_SQL = (
+    "WITH page(id) AS ({ids}) "
+    "SELECT 0, run_id, key, value, NULL FROM params WHERE run_id IN (SELECT id FROM page) "
+    "UNION ALL "
+    "SELECT 1, run_id, key, value, NULL FROM run_tags WHERE run_id IN (SELECT id FROM page) "
+    "UNION ALL "
+    "SELECT 2, run_id, key, NULL, value FROM latest_metrics "
+    "WHERE run_id IN (SELECT id FROM page)"
+)
+_CHILD_SQL = {
+    "postgresql": _CHILDREN_SQL.format(ids="SELECT unnest(string_to_array(%s, ','))").replace(
+        "SELECT 0, run_id, key, value, NULL", "SELECT 0, run_id, key, value, NULL::float8"
+    ),
+    "sqlite": _CHILDREN_SQL.format(ids="SELECT value FROM json_each(?)"),
+}
 
-    Four ``IN`` queries whatever the number of runs: the rows, then their
-    params, tags and latest metrics.
+
+def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
+    """Fill the params, tags and latest metrics of ``runs`` (dicts from :func:`_run_dict`).
+
+    One query over the driver's cursor, whatever the number of runs:
+    SQLAlchemy's row objects would cost more than the query. The keys of
+    each dict come in no particular order.
     """
+    if not runs:
+        return
+    ids = [run["id"] for run in runs]
+    cursor, dialect = driver_cursor(session)
+    arg = ",".join(ids) if dialect == "postgresql" else orjson.dumps(ids).decode()
+    try:
+        cursor.execute(_CHILD_SQL[dialect], (arg,))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    into = [
+        {run["id"]: run["params"] for run in runs},
+        {run["id"]: run["tags"] for run in runs},
+        {run["id"]: run["metrics"] for run in runs},
+    ]
+    params, tags, metrics = into
+    for kind, run_id, key, text, number in rows:
+        if kind == 2:
+            metrics[run_id][key] = number
+        else:
+            (params if kind == 0 else tags)[run_id][key] = text
+
+
+def run_dicts(session: Session, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The runs ``ids`` as plain dicts shaped like :class:`Run`, in the order of
+    ``ids``, with everything (code version and environment included)."""
     if not ids:
         return []
     by_id: dict[str, dict[str, Any]] = {}
-    for r in session.execute(select(*_RUN_COLUMNS).where(_among(RunRow.id, session, ids))):
-        by_id[r[0]] = {
-            "id": r[0],
-            "experiment_id": r[1],
-            "name": r[2],
-            "status": r[3],
-            "user": r[4],
-            "start_time": r[5],
-            "end_time": r[6],
-            "parent_run_id": r[7],
-            "lifecycle": r[8],
-            "description": r[9],
-            "params": {},
-            "metrics": {},
-            "tags": {},
-            "code_version": r[10],
-            "environment": r[11],
-        }
-    for table, field in ((ParamRow, "params"), (RunTagRow, "tags"), (LatestMetricRow, "metrics")):
-        rows = session.execute(
-            select(table.run_id, table.key, table.value)
-            .where(_among(table.run_id, session, ids))
-            .order_by(table.run_id, table.key)
-        )
-        for run_id, key, value in rows:
-            by_id[run_id][field][key] = value
-    return [by_id[i] for i in ids if i in by_id]
+    query = select(*_RUN_COLUMNS, RunRow.code_version, RunRow.environment).where(
+        _among(RunRow.id, session, ids)
+    )
+    for r in session.execute(query):
+        run = by_id[r[0]] = _run_dict(r)
+        run["code_version"], run["environment"] = r[10] or {}, r[11] or {}
+    found = [by_id[i] for i in ids if i in by_id]
+    add_children(session, found)
+    for run in found:  # few runs here: worth a stable key order
+        for field in ("params", "metrics", "tags"):
+            run[field] = dict(sorted(run[field].items()))
+    return found
 
 
 def _run(session: Session, run_id: str) -> Run:
@@ -179,28 +236,48 @@ def get_run(platform: Platform, run_id: str) -> Run:
         return _run(session, run_id)
 
 
-def update_run(ctx: RequestContext, run_id: str, spec: RunUpdate) -> Run:
-    """Change a run's status, end time, name or description.
+def status_changes(
+    status: str | None, end_time: int | None, start_time: int, stored_end_time: int | None
+) -> dict[str, Any]:
+    """The columns to write for a new ``status`` and/or ``end_time`` of a run.
 
-    A terminal status without an end time ends the run now; going back to
-    ``running`` clears the end time unless one is given.
+    A terminal status without an end time ends the run now (unless it has
+    ended already); going back to ``running`` clears the end time unless one
+    is given. Raises InvalidInput for an end before the start.
     """
+    changes: dict[str, Any] = {}
+    if status is not None:
+        changes["status"] = status
+    if end_time is not None:
+        changes["end_time"] = end_time
+    elif status in TERMINAL_STATUSES and stored_end_time is None:
+        changes["end_time"] = now_ms()
+    elif status == "running":
+        changes["end_time"] = None
+    end = changes.get("end_time", stored_end_time)
+    if end is not None and end < start_time:
+        raise InvalidInput(f"end_time {end} is before the run's start_time {start_time}")
+    return changes
+
+
+def writable_run(session: Session, run_id: str) -> tuple[int, int | None]:
+    """``(start_time, end_time)`` of a run that can be changed; NotFound or Conflict."""
+    row = session.execute(
+        select(RunRow.lifecycle, RunRow.start_time, RunRow.end_time).where(RunRow.id == run_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found")
+    if row[0] == DELETED:
+        raise Conflict(f"run {run_id!r} is deleted; restore it to change it")
+    return row[1], row[2]
+
+
+def update_run(ctx: RequestContext, run_id: str, spec: RunUpdate) -> Run:
+    """Change a run's status, end time, name or description (see :func:`status_changes`)."""
     with ctx.platform.db.write() as session:
-        row = session.get(RunRow, run_id)
-        if row is None:
-            raise NotFound(f"run {run_id!r} not found")
-        if row.lifecycle == DELETED:
-            raise Conflict(f"run {run_id!r} is deleted; restore it to change it")
-        changes = spec.model_dump(exclude_none=True)
-        if spec.status in TERMINAL_STATUSES and spec.end_time is None and row.end_time is None:
-            changes["end_time"] = now_ms()
-        elif spec.status == "running" and spec.end_time is None:
-            changes["end_time"] = None
-        end_time = changes.get("end_time", row.end_time)
-        if end_time is not None and end_time < row.start_time:
-            raise InvalidInput(
-                f"end_time {end_time} is before the run's start_time {row.start_time}"
-            )
+        start_time, stored_end_time = writable_run(session, run_id)
+        changes = status_changes(spec.status, spec.end_time, start_time, stored_end_time)
+        changes.update(spec.model_dump(exclude_none=True, include={"name", "description"}))
         if changes:
             session.execute(update(RunRow).where(RunRow.id == run_id).values(**changes))
         ctx.audit(session, "runs.update", "run", run_id, changes)
@@ -244,8 +321,10 @@ def _encode_token(offset: int) -> str:
 def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
     """A page of the project's runs matching ``spec``, as a plain dict shaped like RunPage.
 
-    One query finds the page's run ids (filtered and ordered by the search
-    language), then :func:`run_dicts` loads just those runs.
+    One query finds the page's runs (filtered and ordered by the search
+    language), then :func:`add_children` loads their params, tags and latest
+    metrics. Search results carry no ``code_version`` nor ``environment``
+    (empty dicts): those can be large; ``GET /runs/{id}`` returns them.
     """
     from shipyard.tracking.search import build_search_query
 
@@ -268,12 +347,13 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
                 missing = sorted(wanted - found)
                 raise NotFound(f"experiment {missing[0]} not found in this project")
             experiments = experiments.where(ExperimentRow.id.in_(wanted))
-        stmt = select(RunRow.id).where(RunRow.experiment_id.in_(experiments))
+        stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
         if not spec.include_deleted:
             stmt = stmt.where(RunRow.lifecycle == ACTIVE)
         stmt = build_search_query(stmt, spec.filter, spec.order_by)
-        ids = list(session.scalars(stmt.offset(offset).limit(spec.max_results + 1)))
-        more = len(ids) > spec.max_results
-        runs = run_dicts(session, ids[: spec.max_results])
+        rows = session.execute(stmt.offset(offset).limit(spec.max_results + 1)).all()
+        more = len(rows) > spec.max_results
+        runs = [_run_dict(r) for r in rows[: spec.max_results]]
+        add_children(session, runs)
     token = _encode_token(offset + spec.max_results) if more else None
     return {"runs": runs, "next_page_token": token}

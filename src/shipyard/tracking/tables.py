@@ -96,7 +96,11 @@ class MetricRow(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    # No foreign key: PostgreSQL would check it for every point (the hot path), and
+    # the batch route checks the run in the same transaction (latest_metrics keeps
+    # its key, which also locks the run row). A hard purge of runs must delete
+    # their points itself.
+    run_id: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(250))
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)

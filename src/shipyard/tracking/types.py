@@ -141,8 +141,12 @@ class Run(BaseModel):
     params: dict[str, str]
     metrics: dict[str, float | None] = Field(description="Latest value of each metric.")
     tags: dict[str, str]
-    code_version: dict[str, Any]
-    environment: dict[str, Any]
+    code_version: dict[str, Any] = Field(
+        default_factory=dict, description="Empty in search results; GET /runs/{id} has it."
+    )
+    environment: dict[str, Any] = Field(
+        default_factory=dict, description="Empty in search results; GET /runs/{id} has it."
+    )
 
 
 class ColumnarMetrics(_Input):
@@ -159,11 +163,22 @@ class ColumnarMetrics(_Input):
 
 
 class RunBatch(_Input):
-    """What one ``POST /runs/{id}/batch`` logs, all or nothing."""
+    """What one ``POST /runs/{id}/batch`` logs, all or nothing.
+
+    With ``status`` the same request then sets the run's status, as
+    ``PATCH /runs/{id}`` would: a terminal status without ``end_time`` ends
+    the run now. Flushing the last metrics and ending a run is one request.
+    """
 
     params: dict[Key, ParamValue] = Field(default_factory=dict)
     tags: dict[Key, TagValue] = Field(default_factory=dict)
     metrics: ColumnarMetrics | None = None
+    status: RunStatus | None = Field(
+        default=None, description="Set the run's status after logging (e.g. finished)."
+    )
+    end_time: Time | None = Field(
+        default=None, description="End time with ``status`` (default: now for a final status)."
+    )
 
 
 class MetricHistory(BaseModel):

@@ -8,14 +8,15 @@ row locks in the same order and cannot deadlock.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Table, and_, insert, or_, select, text
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shipyard.errors import Conflict
-from shipyard.tracking.tables import LatestMetricRow, MetricRow, ParamRow
+from shipyard.tracking.tables import ParamRow
 
 
 def dialect_insert(session: Session, table: Table) -> Any:
@@ -71,14 +72,24 @@ def insert_params(session: Session, run_id: str, params: dict[str, str]) -> None
         )
 
 
-# PostgreSQL takes the columns as four arrays in one statement: about twice as fast as
-# an executemany of the rows (one planned INSERT instead of one per row).
-_PG_INSERT_POINTS = text(
-    "INSERT INTO metrics (run_id, key, step, timestamp, value) "
-    "SELECT :run_id, k, s, t, v FROM unnest("
-    "CAST(:keys AS text[]), CAST(:steps AS bigint[]), "
-    "CAST(:timestamps AS bigint[]), CAST(:values AS float8[])) AS points(k, s, t, v)"
-)
+def driver_cursor(session: Session) -> tuple[Any, str]:
+    """A cursor of the driver itself on the session's connection (same transaction),
+    and the dialect name. For hot paths where building SQLAlchemy parameters
+    would cost more than the statement."""
+    connection = session.connection()
+    return connection.connection.cursor(), connection.dialect.name
+
+
+def driver_sql(sql: str, dialect: str) -> str:
+    """``sql`` written with ``?`` placeholders, in the driver's placeholder style."""
+    return sql.replace("?", "%s") if dialect == "postgresql" else sql
+
+
+# COPY in binary: the fastest way into PostgreSQL, about twice the speed of an
+# INSERT over unnest() arrays (no text arrays to render and parse).
+_PG_COPY_POINTS = 'COPY metrics (run_id, key, step, "timestamp", value) FROM STDIN (FORMAT BINARY)'
+_PG_POINT_TYPES = ("text", "text", "int8", "int8", "float8")
+_INSERT_POINTS = "INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?)"
 
 
 def insert_metric_points(
@@ -89,51 +100,47 @@ def insert_metric_points(
     steps: list[int],
     timestamps: list[int],
 ) -> None:
-    """Append metric points to a run's history in one statement."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            _PG_INSERT_POINTS,
-            {
-                "run_id": run_id,
-                "keys": keys,
-                "steps": steps,
-                "timestamps": timestamps,
-                "values": values,
-            },
-        )
-        return
-    session.execute(
-        insert(MetricRow.__table__),
-        [
-            {"run_id": run_id, "key": k, "step": s, "timestamp": t, "value": v}
-            for k, v, s, t in zip(keys, values, steps, timestamps, strict=True)
-        ],
-    )
+    """Append metric points to a run's history: one COPY on PostgreSQL, one
+    executemany of plain tuples on SQLite."""
+    rows = zip(repeat(run_id), keys, steps, timestamps, values)
+    cursor, dialect = driver_cursor(session)
+    try:
+        if dialect == "postgresql":
+            with cursor.copy(_PG_COPY_POINTS) as copy:
+                copy.set_types(_PG_POINT_TYPES)
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+        else:
+            cursor.executemany(_INSERT_POINTS, rows)
+    finally:
+        cursor.close()
+
+
+# The same text on both databases; the WHERE keeps a stored point that is newer.
+_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET "
+    "step = excluded.step, timestamp = excluded.timestamp, value = excluded.value "
+    "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+    "AND excluded.timestamp >= latest_metrics.timestamp)"
+)
 
 
 def upsert_latest_metrics(session: Session, run_id: str, latest: dict[str, tuple]) -> None:
     """Keep ``latest_metrics`` at each key's highest (step, timestamp) point.
 
-    ``latest`` maps a key to this batch's best ``(step, timestamp, value)``; the
-    WHERE of the upsert keeps a stored point that is newer than the batch's.
+    ``latest`` maps a key to this batch's best ``(step, timestamp, value)``.
     """
     if not latest:
         return
-    table: Table = LatestMetricRow.__table__  # type: ignore[assignment]
-    stmt = dialect_insert(session, table)
-    new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.run_id, table.c.key],
-        set_={"step": new.step, "timestamp": new.timestamp, "value": new.value},
-        where=or_(
-            new.step > table.c.step,
-            and_(new.step == table.c.step, new.timestamp >= table.c.timestamp),
-        ),
-    )
-    session.execute(
-        stmt,
-        [
-            {"run_id": run_id, "key": k, "step": p[0], "timestamp": p[1], "value": p[2]}
-            for k, p in sorted(latest.items())
-        ],
-    )
+    rows = [(run_id, k, p[0], p[1], p[2]) for k, p in sorted(latest.items())]
+    cursor, dialect = driver_cursor(session)
+    try:
+        sql = driver_sql(_UPSERT_LATEST, dialect)
+        if len(rows) == 1:
+            cursor.execute(sql, rows[0])
+        else:
+            cursor.executemany(sql, rows)
+    finally:
+        cursor.close()

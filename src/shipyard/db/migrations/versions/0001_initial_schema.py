@@ -245,9 +245,6 @@ def upgrade() -> None:
         sa.Column("step", sa.BigInteger(), nullable=False),
         sa.Column("timestamp", sa.BigInteger(), nullable=False),
         sa.Column("value", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.id"], name=op.f("fk_metrics_run_id_runs"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metrics")),
     )
     with op.batch_alter_table("metrics", schema=None) as batch_op:
