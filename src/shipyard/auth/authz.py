@@ -186,7 +186,7 @@ def require(action: Action, project: ProjectResolver | None = None) -> Any:
 def public() -> Any:
     """Marks a route that needs no authentication: health checks and password login."""
 
-    def allow() -> None:
+    async def allow() -> None:  # async: no worker-thread hop for nothing
         return None
 
     allow.__shipyard_authz__ = True  # type: ignore[attr-defined]
