@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
+from pydantic import BaseModel
 
 from shipyard.errors import ShipyardError, Unavailable
 
 API_PREFIX = "/api/v1"
+M = TypeVar("M", bound=BaseModel)
 
 
 class Api:
@@ -29,12 +31,25 @@ class Api:
         params: dict[str, Any] | None = None,
     ) -> Any:
         """Call ``API_PREFIX + path`` and return the decoded JSON body."""
+        return self._decode(self._send(method, path, json, params))
+
+    def request_as(self, model: type[M], method: str, path: str, *, json: Any = None) -> M:
+        """Call ``API_PREFIX + path`` and validate the reply as ``model`` straight from
+        its bytes (pydantic's own parser: faster than decoding, then validating)."""
+        response = self._send(method, path, json, None)
+        if response.status_code >= 400:
+            self._decode(response)
+        return model.model_validate_json(response.content)
+
+    def _send(
+        self, method: str, path: str, json: Any, params: dict[str, Any] | None
+    ) -> httpx.Response:
         content = (
             orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY) if json is not None else None
         )
         headers = {"content-type": "application/json"} if content is not None else None
         try:
-            response = self.http.request(
+            return self.http.request(
                 method,
                 API_PREFIX + path,
                 content=content,
@@ -43,7 +58,6 @@ class Api:
             )
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the Shipyard server: {exc}") from exc
-        return self._decode(response)
 
     def get(self, path: str, /, **params: Any) -> Any:
         return self.request("GET", path, params=params)

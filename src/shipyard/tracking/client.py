@@ -285,7 +285,9 @@ class RunsClient:
             body["order_by"] = [order_by] if isinstance(order_by, str) else list(order_by)
         if page_token:
             body["page_token"] = page_token
-        return RunPage(**self._api.post(f"/projects/{_seg(project)}/runs/search", body))
+        return self._api.request_as(
+            RunPage, "POST", f"/projects/{_seg(project)}/runs/search", json=body
+        )
 
 
 def _columns(metrics: Sequence[tuple[str, float, int, int]]) -> dict[str, list[Any]]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import String, any_, bindparam, insert, select, update
+from sqlalchemy import Select, String, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -318,6 +320,38 @@ def _encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(str(offset).encode("ascii")).decode("ascii")
 
 
+class _StatementCache:
+    """The last few built search statements, by their inputs.
+
+    Building the expression tree of a filtered, ordered search costs more than
+    running it on a few thousand runs; paging, refreshing a view or polling
+    repeats the same search. A statement holds no data (only the inputs it was
+    built from), so reusing one is always correct.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._data: OrderedDict[Hashable, Select[Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Select[Any] | None:
+        with self._lock:
+            stmt = self._data.get(key)
+            if stmt is not None:
+                self._data.move_to_end(key)
+            return stmt
+
+    def put(self, key: Hashable, stmt: Select[Any]) -> Select[Any]:
+        with self._lock:
+            self._data[key] = stmt
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return stmt
+
+
+_SEARCH_STATEMENTS = _StatementCache()
+
+
 def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
     """A page of the project's runs matching ``spec``, as a plain dict shaped like RunPage.
 
@@ -347,10 +381,19 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
                 missing = sorted(wanted - found)
                 raise NotFound(f"experiment {missing[0]} not found in this project")
             experiments = experiments.where(ExperimentRow.id.in_(wanted))
-        stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
-        if not spec.include_deleted:
-            stmt = stmt.where(RunRow.lifecycle == ACTIVE)
-        stmt = build_search_query(stmt, spec.filter, spec.order_by)
+        key = (
+            project_id,
+            None if spec.experiment_ids is None else tuple(sorted(set(spec.experiment_ids))),
+            spec.include_deleted,
+            spec.filter,
+            tuple(spec.order_by or ()),
+        )
+        stmt = _SEARCH_STATEMENTS.get(key)
+        if stmt is None:
+            stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
+            if not spec.include_deleted:
+                stmt = stmt.where(RunRow.lifecycle == ACTIVE)
+            stmt = _SEARCH_STATEMENTS.put(key, build_search_query(stmt, spec.filter, spec.order_by))
         rows = session.execute(stmt.offset(offset).limit(spec.max_results + 1)).all()
         more = len(rows) > spec.max_results
         runs = [_run_dict(r) for r in rows[: spec.max_results]]
