@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -279,6 +280,17 @@ def server_for() -> Iterator[object]:
     yield start
     for srv in started:
         srv.__exit__()
+
+
+@contextmanager
+def home_client(home: Path) -> Iterator[Client]:
+    """An embedded client over a home another process wrote (closed afterwards)."""
+    platform = Platform.from_settings(make_settings(home))
+    try:
+        with embedded_client(platform) as client:
+            yield client
+    finally:
+        platform.close()
 
 
 def embedded_client(platform: Platform, **kwargs: object) -> Client:

@@ -8,18 +8,11 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
+from tests.conftest import home_client
 
-from shipyard.client import Client
-from shipyard.client.inprocess import InProcessTransport
-from shipyard.config import Settings
-from shipyard.platform import Platform
-from shipyard.server.app import create_app
 from shipyard.tracking.environment import (
     capture_code_version,
     capture_environment,
@@ -37,19 +30,6 @@ GIT_ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull,
     "GIT_CONFIG_NOSYSTEM": "1",
 }
-
-
-@contextmanager
-def home_client(home: Path) -> Iterator[Client]:
-    """An embedded client over the home a child process wrote."""
-    platform = Platform.from_settings(Settings(home=home))
-    app = create_app(platform)
-    http = httpx.Client(transport=InProcessTransport(app), base_url="http://embedded.shipyard")
-    try:
-        with Client(settings=platform.settings, http=http) as client:
-            yield client
-    finally:
-        platform.close()
 
 
 def git(repo: Path, *args: str) -> str:

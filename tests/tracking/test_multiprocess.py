@@ -8,18 +8,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
-
-from shipyard.client import Client
-from shipyard.client.inprocess import InProcessTransport
-from shipyard.config import Settings
-from shipyard.platform import Platform
-from shipyard.server.app import create_app
+from tests.conftest import home_client
 
 CHILD_TIMEOUT_S = 240
 
@@ -44,19 +36,6 @@ def run_script(script: Path, home: Path, **extra: str) -> subprocess.CompletedPr
         text=True,
         timeout=CHILD_TIMEOUT_S,
     )
-
-
-@contextmanager
-def home_client(home: Path) -> Iterator[Client]:
-    """An embedded client over the home the child processes wrote."""
-    platform = Platform.from_settings(Settings(home=home))
-    app = create_app(platform)
-    http = httpx.Client(transport=InProcessTransport(app), base_url="http://embedded.shipyard")
-    try:
-        with Client(settings=platform.settings, http=http) as client:
-            yield client
-    finally:
-        platform.close()
 
 
 def test_exit_without_end_run_loses_nothing(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from shipyard.auth import audit
 from shipyard.auth.principal import ROLE_ALLOWS, Action, Principal, Role
 from shipyard.auth.tables import RoleBindingRow, TokenRow, UserRow
+from shipyard.cache import BoundedCache
 from shipyard.clock import now_ms
 from shipyard.errors import PermissionDenied, Unauthenticated
 from shipyard.platform import Platform
@@ -107,17 +108,14 @@ def _principal_from_token(platform: Platform, secret: str) -> Principal:
 
 
 # Keyed by the token's hash, not its row id: ids repeat across databases in one process.
-_LAST_TOUCH: dict[str, int] = {}
-_LAST_TOUCH_MAX = 10_000
+_LAST_TOUCH: BoundedCache[int] = BoundedCache(10_000)
 
 
 def _touch_token(platform: Platform, token_id: int, key: str, now: int) -> None:
     # last_used_at is informative: write it at most once a minute per token.
-    if now - _LAST_TOUCH.get(key, 0) < 60_000:
+    if now - (_LAST_TOUCH.get(key) or 0) < 60_000:
         return
-    if len(_LAST_TOUCH) >= _LAST_TOUCH_MAX:
-        _LAST_TOUCH.clear()
-    _LAST_TOUCH[key] = now
+    _LAST_TOUCH.put(key, now)
     with platform.db.write() as session:
         session.execute(update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=now))
 

@@ -11,45 +11,28 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 from fastapi import Request
 
+from shipyard.cache import BoundedCache
 from shipyard.platform import Platform
 
 CACHE_SIZE = 100_000
 
 
-class _BoundedCache:
-    """A dict that forgets its oldest entries past ``size`` (FIFO is enough here)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: dict[Hashable, int] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> int | None:
-        return self._data.get(key)
-
-    def put(self, key: Hashable, value: int) -> None:
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self.size:
-                del self._data[next(iter(self._data))]
-
-
 # One cache per platform (tests build many over one database), dropped with it.
-_CACHES: dict[int, _BoundedCache] = {}
+_CACHES: dict[int, BoundedCache[int]] = {}
 _CACHES_LOCK = threading.Lock()
 
 
-def _cache(platform: Platform) -> _BoundedCache:
+def _cache(platform: Platform) -> BoundedCache[int]:
     cache = _CACHES.get(id(platform))
     if cache is None:
         with _CACHES_LOCK:
             cache = _CACHES.get(id(platform))
             if cache is None:
-                cache = _CACHES[id(platform)] = _BoundedCache(CACHE_SIZE)
+                cache = _CACHES[id(platform)] = BoundedCache(CACHE_SIZE)
                 weakref.finalize(platform, _CACHES.pop, id(platform), None)
     return cache
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.responses import Response, StreamingResponse
 
 from shipyard.blobs import BlobStore
-from shipyard.blobs.store import HASH_HEADER
+from shipyard.hashing import HASH_HEADER
 
 # Up to this size the blob is verified in memory before answering.
 VERIFY_FIRST_BYTES = 8 * 1024 * 1024

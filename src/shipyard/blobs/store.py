@@ -22,8 +22,6 @@ from blake3 import blake3
 from shipyard.config import Settings
 from shipyard.errors import IntegrityError, InvalidInput, NotFound, PayloadTooLarge
 
-# The header that carries a downloaded blob's BLAKE3 digest, checked by clients.
-HASH_HEADER = "X-Shipyard-Blob-Hash"
 CHUNK = 4 * 1024 * 1024
 """Read and write unit: large enough for throughput, small enough for flat memory."""
 

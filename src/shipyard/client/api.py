@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import orjson
+from blake3 import blake3
 from pydantic import BaseModel
 
-from shipyard.errors import ShipyardError, Unavailable
+from shipyard.errors import IntegrityError, ShipyardError, Unavailable
+from shipyard.hashing import HASH_HEADER
 
 API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
@@ -100,6 +105,46 @@ class Api:
                 yield response
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the Shipyard server: {exc}") from exc
+
+    def _verified_chunks(self, path: str, what: str, expected: str | None) -> Iterator[bytes]:
+        """The body of GET ``path``, re-hashed (BLAKE3) as it streams: IntegrityError
+        after the last chunk if it differs from ``expected`` (the hash the caller
+        knows) or, without one, from the hash the server announced."""
+        with self.download(path) as response:
+            announced = response.headers.get(HASH_HEADER, "")
+            if expected is not None and announced != expected:
+                raise IntegrityError(
+                    f"{what}: the server announced hash {announced[:64] or 'none'}, "
+                    f"expected {expected}"
+                )
+            hasher = blake3()
+            for chunk in response.iter_raw():
+                hasher.update(chunk)
+                yield chunk
+        want = expected or announced
+        if hasher.hexdigest() != want:
+            raise IntegrityError(
+                f"{what} is corrupt: got BLAKE3 {hasher.hexdigest()}, "
+                f"expected {want[:64] or 'no hash'}"
+            )
+
+    def read_verified(self, path: str, what: str, *, expected: str | None = None) -> bytes:
+        """GET ``path`` into memory, verified (small bodies only)."""
+        return b"".join(self._verified_chunks(path, what, expected))
+
+    def download_verified(
+        self, path: str, target: Path, what: str, *, expected: str | None = None
+    ) -> None:
+        """Stream GET ``path`` to ``target``; the file appears only once verified."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in self._verified_chunks(path, what, expected):
+                    out.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def _decode(response: httpx.Response) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,6 @@ from urllib.parse import quote
 import orjson
 from blake3 import blake3
 
-from shipyard.blobs.store import HASH_HEADER
 from shipyard.client.api import Api
 from shipyard.errors import IntegrityError, InvalidInput
 from shipyard.registry.integrity import matches, safe_target
@@ -292,27 +290,9 @@ class ModelsClient:
     def _fetch(
         self, version: ModelVersion, file: ModelFile, target: Path, project: str | None
     ) -> None:
-        """Stream one file to ``target`` atomically; IntegrityError if its hash differs."""
+        """Stream one file to ``target`` atomically; IntegrityError if its hash differs
+        from the one the registry recorded."""
         url = f"{self._version(version.model_name, version.version, project)}/files/"
         url += quote(file.path, safe="/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-        hasher = blake3(max_threads=blake3.AUTO)
-        try:
-            with self._api.download(url) as response, open(tmp, "wb") as out:
-                sent = response.headers.get(HASH_HEADER)
-                if sent != file.hash:
-                    raise IntegrityError(
-                        f"server sent {file.path!r} with hash {sent!r}, registry has {file.hash}"
-                    )
-                for chunk in response.iter_bytes():
-                    hasher.update(chunk)
-                    out.write(chunk)
-            if hasher.hexdigest() != file.hash:
-                raise IntegrityError(
-                    f"{version.model_name} version {version.version}: file {file.path!r} "
-                    f"does not match the hash the registry recorded ({file.hash})"
-                )
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        what = f"{version.model_name} version {version.version}: file {file.path!r}"
+        self._api.download_verified(url, target, what, expected=file.hash)

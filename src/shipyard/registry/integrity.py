@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 
-from blake3 import blake3
-
 from shipyard.errors import IntegrityError
-
-CHUNK = 1024 * 1024
-
-
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """BLAKE3 hex digest of a local file (the same hash the blob store uses)."""
-    hasher = blake3(max_threads=blake3.AUTO)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+from shipyard.hashing import hash_file
 
 
 def safe_target(root: Path, rel: str) -> Path:

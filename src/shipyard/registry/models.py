@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 
-import orjson
 from sqlalchemy import Select, and_, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
@@ -13,6 +11,7 @@ from sqlalchemy.orm import Session
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.registry.tables import (
     ModelAliasRow,
@@ -152,22 +151,6 @@ def get_model(platform: Platform, project_id: int, name: str) -> RegisteredModel
         return _to_api(session, [model_row(session, project_id, name)])[0]
 
 
-def _page_offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = orjson.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except Exception:
-        raise InvalidInput("invalid page_token") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidInput("invalid page_token")
-    return offset
-
-
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"offset": offset})).decode()
-
-
 def _order(stmt: Select, order_by: Sequence[str] | None) -> Select:  # type: ignore[type-arg]
     clauses = []
     for item in order_by or ["name"]:
@@ -216,7 +199,7 @@ def search_models(
     """
     if not 1 <= max_results <= MAX_RESULTS:
         raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
-    offset = _page_offset(page_token)
+    offset = decode_page_token(page_token)
     stmt = select(RegisteredModelRow).where(RegisteredModelRow.project_id == project_id)
     if query:
         stmt = stmt.where(RegisteredModelRow.name.ilike(f"%{_escape_like(query)}%", escape="\\"))
@@ -230,7 +213,7 @@ def search_models(
         more = len(rows) > max_results
         models = _to_api(session, rows[:max_results])
     return ModelPage(
-        models=models, next_page_token=_page_token(offset + max_results) if more else None
+        models=models, next_page_token=encode_page_token(offset + max_results) if more else None
     )
 
 

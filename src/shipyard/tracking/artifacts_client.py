@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import builtins
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from blake3 import blake3
-
-from shipyard.blobs.store import HASH_HEADER
 from shipyard.client.api import Api
-from shipyard.errors import IntegrityError, InvalidInput
+from shipyard.errors import InvalidInput
 from shipyard.tracking.artifact_types import ArtifactInfo
 from shipyard.tracking.paths import (
     join_artifact_path,
@@ -90,15 +86,7 @@ class ArtifactsClient:
     def read_bytes(self, run_id: str, path: str) -> bytes:
         """A (small) file's content, verified against its hash."""
         path = normalize_artifact_path(path)
-        with self._api.download(_url(run_id, path)) as response:
-            expected = response.headers.get(HASH_HEADER, "")
-            hasher = blake3()
-            parts = []
-            for chunk in response.iter_raw():
-                hasher.update(chunk)
-                parts.append(chunk)
-        _verify(path, expected, hasher.hexdigest())
-        return b"".join(parts)
+        return self._api.read_verified(_url(run_id, path), f"artifact {path!r}")
 
     def download(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         """Download the file or folder ``path`` ('' = every artifact of the run).
@@ -132,24 +120,4 @@ class ArtifactsClient:
         return dest
 
     def _fetch(self, run_id: str, path: str, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-        try:
-            with self._api.download(_url(run_id, path)) as response, open(tmp, "wb") as out:
-                expected = response.headers.get(HASH_HEADER, "")
-                hasher = blake3()
-                for chunk in response.iter_raw():
-                    hasher.update(chunk)
-                    out.write(chunk)
-            _verify(path, expected, hasher.hexdigest())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def _verify(path: str, expected: str, actual: str) -> None:
-    if expected != actual:
-        raise IntegrityError(
-            f"artifact {path!r} is corrupt: got BLAKE3 {actual}, server announced "
-            f"{expected[:64] or 'no hash'}"
-        )
+        self._api.download_verified(_url(run_id, path), target, f"artifact {path!r}")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -15,8 +11,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
+from shipyard.cache import BoundedCache
 from shipyard.clock import new_id, now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking.planner import refresh_if_stale
 from shipyard.tracking.resolvers import project_of_run
@@ -304,52 +302,11 @@ def set_run_lifecycle(ctx: RequestContext, run_id: str, lifecycle: str) -> None:
 # --- search -------------------------------------------------------------------------------
 
 
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = int(base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii"))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidInput(f"invalid page_token {token!r}") from None
-    if offset < 0:
-        raise InvalidInput(f"invalid page_token {token!r}")
-    return offset
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode("ascii")).decode("ascii")
-
-
-class _StatementCache:
-    """The last few built search statements, by their inputs.
-
-    Building the expression tree of a filtered, ordered search costs more than
-    running it on a few thousand runs; paging, refreshing a view or polling
-    repeats the same search. A statement holds no data (only the inputs it was
-    built from), so reusing one is always correct.
-    """
-
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._data: OrderedDict[Hashable, Select[Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Select[Any] | None:
-        with self._lock:
-            stmt = self._data.get(key)
-            if stmt is not None:
-                self._data.move_to_end(key)
-            return stmt
-
-    def put(self, key: Hashable, stmt: Select[Any]) -> Select[Any]:
-        with self._lock:
-            self._data[key] = stmt
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-        return stmt
-
-
-_SEARCH_STATEMENTS = _StatementCache()
+# Building the expression tree of a filtered, ordered search costs more than
+# running it on a few thousand runs, and paging, refreshing a view or polling
+# repeat the same search. A statement holds no data (only the inputs it was
+# built from), so reusing one is always correct.
+_SEARCH_STATEMENTS: BoundedCache[Select[Any]] = BoundedCache(256)
 
 
 def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
@@ -362,7 +319,7 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
     """
     from shipyard.tracking.search import build_search_query
 
-    offset = _decode_token(spec.page_token)
+    offset = decode_page_token(spec.page_token)
     experiments = select(ExperimentRow.id).where(ExperimentRow.project_id == project_id)
     if not spec.include_deleted:
         experiments = experiments.where(ExperimentRow.lifecycle == ACTIVE)
@@ -398,5 +355,5 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
         more = len(rows) > spec.max_results
         runs = [_run_dict(r) for r in rows[: spec.max_results]]
         add_children(session, runs)
-    token = _encode_token(offset + spec.max_results) if more else None
+    token = encode_page_token(offset + spec.max_results) if more else None
     return {"runs": runs, "next_page_token": token}
