@@ -38,7 +38,9 @@ def test_health_needs_no_token(secured: Secured) -> None:
 
 
 BAD_HEADERS = [
-    ("Basic cm9vdDpwYXNz", "unsupported Authorization header"),
+    ("Basic cm9vdDpwYXNz", "invalid username or password"),  # root:pass, no such user
+    ("Basic !!not-base64", "malformed Basic credentials"),
+    ("Basic bm8tY29sb24=", "malformed Basic credentials"),  # "no-colon"
     ("Bearer", "unsupported Authorization header"),
     ("Bearer shy_not-a-real-token", "invalid token"),
     ("Bearer " + "x" * 5000, "invalid token"),

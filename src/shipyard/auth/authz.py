@@ -9,8 +9,10 @@ resolves the project, checks the caller's role and hands the route a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth import audit
+from shipyard.auth.passwords import verify_password
 from shipyard.auth.principal import ROLE_ALLOWS, Action, Principal, Role
 from shipyard.auth.tables import RoleBindingRow, TokenRow, UserRow
 from shipyard.cache import BoundedCache
@@ -73,13 +76,18 @@ def token_hash(secret: str) -> str:
 
 
 def authenticate(request: Request, platform: Platform) -> Principal:
-    """The caller, from a bearer token; the local user when auth is off and none is sent."""
+    """The caller, from a bearer token or HTTP Basic credentials (the ``mlflow`` client's
+    username and password); the local user when auth is off and none is sent."""
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() == "bearer" and credential:
         return _principal_from_token(platform, credential.strip())
+    if scheme.lower() == "basic" and credential:
+        return _principal_from_basic(platform, credential.strip())
     if header:
-        raise Unauthenticated("unsupported Authorization header: send 'Bearer <token>'")
+        raise Unauthenticated(
+            "unsupported Authorization header: send 'Bearer <token>' or Basic credentials"
+        )
     if platform.auth_required:
         raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
     return Principal.local()
@@ -104,6 +112,37 @@ def _principal_from_token(platform: Platform, secret: str) -> Principal:
     if user.disabled:
         raise Unauthenticated("user is disabled")
     _touch_token(platform, token_id, digest, now)
+    return Principal(username=user.username, user_id=user.id, is_admin=user.is_admin)
+
+
+# Basic credentials that verified: sha256(credential) -> the password hash they matched.
+# argon2 costs ~64 MiB and tens of ms by design, too much for every request of a
+# client that sends Basic each time; a hit still re-reads the user, so a changed
+# password, a disabled user or a removed account takes effect at once.
+_VERIFIED_BASIC: BoundedCache[str] = BoundedCache(1_000)
+
+
+def _principal_from_basic(platform: Platform, credential: str) -> Principal:
+    try:
+        decoded = base64.b64decode(credential, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthenticated("malformed Basic credentials") from None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username:
+        raise Unauthenticated("malformed Basic credentials: expected 'user:password'")
+    key = hashlib.sha256(credential.encode()).hexdigest()
+    with platform.db.read() as session:
+        user = session.scalar(select(UserRow).where(UserRow.username == username))
+    known = _VERIFIED_BASIC.get(key)
+    stored = user.password_hash if user is not None else None
+    if known is None or known != stored:
+        if not verify_password(stored, password):
+            raise Unauthenticated("invalid username or password")
+        assert stored is not None
+        _VERIFIED_BASIC.put(key, stored)
+    assert user is not None
+    if user.disabled:
+        raise Unauthenticated("user is disabled")
     return Principal(username=user.username, user_id=user.id, is_admin=user.is_admin)
 
 
@@ -154,9 +193,14 @@ def authorize(
 
 
 def require(action: Action, project: ProjectResolver | None = None) -> Any:
-    """The dependency every route declares: authenticate, resolve the project, check."""
+    """The dependency every route declares: authenticate, resolve the project, check.
+
+    A resolver that needs the request body (the MLflow protocol names its objects
+    there) has an async ``prepare(request)``, awaited first.
+    """
 
     peek = getattr(project, "peek", None)
+    prepare: Callable[[Request], Awaitable[None]] | None = getattr(project, "prepare", None)
 
     def decide(request: Request, platform: Platform) -> RequestContext:
         principal = authenticate(request, platform)
@@ -167,6 +211,8 @@ def require(action: Action, project: ProjectResolver | None = None) -> Any:
 
     async def check(request: Request) -> RequestContext:
         platform: Platform = request.app.state.platform
+        if prepare is not None:
+            await prepare(request)
         # Decide on the event loop when no I/O is needed (the local caller on an
         # auth-off server, project known from cache); else in a worker thread.
         if (

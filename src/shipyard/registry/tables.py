@@ -27,8 +27,13 @@ class ModelVersionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    # The run behind the version; None only for a logged model made outside any run.
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), index=True, nullable=True)
     source_path: Mapped[str] = mapped_column(String(1000))
+    # Made from an MLflow 3 logged model (its files), else from the run's artifacts.
+    logged_model_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # The source URI as an MLflow client gave it ("models:/m-...", "runs:/<id>/model").
+    source_uri: Mapped[str] = mapped_column(Text, default="")
     flavor: Mapped[str] = mapped_column(String(50), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="ready")

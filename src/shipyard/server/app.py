@@ -7,6 +7,7 @@ import importlib
 from fastapi import FastAPI
 
 import shipyard
+from shipyard.mlflow_compat.routes import mount as mount_mlflow_protocol
 from shipyard.platform import Platform
 from shipyard.server.errors import install_error_handlers
 from shipyard.server.health import router as health_router
@@ -36,7 +37,10 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(health_router)
     for module in DOMAIN_ROUTES:
         app.include_router(importlib.import_module(module).router, prefix=API_PREFIX)
+    mount_mlflow_protocol(app)
     app.add_middleware(
-        BodyLimit, max_bytes=platform.settings.max_request_bytes, streaming=("/artifacts",)
+        BodyLimit,
+        max_bytes=platform.settings.max_request_bytes,
+        streaming=("/artifacts", "/mlflow-artifacts/"),
     )
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
+from shipyard.mlflow_compat.protocol import MLFLOW_CODE, is_mlflow_path, mlflow_error
 from shipyard.server.responses import FastJSON
 
 log = logging.getLogger("shipyard.server")
@@ -18,8 +19,12 @@ log = logging.getLogger("shipyard.server")
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
 
 
-def _respond(err: ShipyardError) -> FastJSON:
+def _respond(err: ShipyardError, request: Request | None = None) -> FastJSON:
+    """The error in Shipyard's shape, or in MLflow's on an MLflow protocol route."""
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    if request is not None and is_mlflow_path(request.url.path):
+        payload, status = mlflow_error(err)
+        return FastJSON(payload, status_code=status, headers=headers)
     return FastJSON(err.to_payload(), status_code=err.status, headers=headers)
 
 
@@ -40,40 +45,44 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that produce ``{"error": {code, message, details}}``."""
 
     @app.exception_handler(ShipyardError)
-    async def _shipyard(_: Request, exc: ShipyardError) -> FastJSON:
+    async def _shipyard(request: Request, exc: ShipyardError) -> FastJSON:
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.message)
-        return _respond(exc)
+        return _respond(exc, request)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> FastJSON:
+    async def _invalid(request: Request, exc: RequestValidationError) -> FastJSON:
         details = _validation_details(exc)
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"][1:] or first["loc"])
         message = f"invalid request: {where}: {first['msg']}" if where else first["msg"]
-        return _respond(InvalidInput(message, {"errors": details}))
+        return _respond(InvalidInput(message, {"errors": details}), request)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> FastJSON:
+    async def _http(request: Request, exc: HTTPException) -> FastJSON:
         if exc.status_code == 404:
-            return _respond(NotFound("no such route"))
+            return _respond(NotFound("no such route", {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request)
+        if is_mlflow_path(request.url.path):
+            return _respond(ShipyardError(str(exc.detail)), request)
         err = ShipyardError(str(exc.detail))
         payload = err.to_payload()
         payload["error"]["code"] = _STATUS_CODES.get(exc.status_code, "http_error")
         return FastJSON(payload, status_code=exc.status_code)
 
     @app.exception_handler(DataError)
-    async def _bad_value(_: Request, exc: DataError) -> FastJSON:
+    async def _bad_value(request: Request, exc: DataError) -> FastJSON:
         # The database refused a value the API let through (too long, out of range).
         log.warning("database refused a value: %s", exc.orig)
-        return _respond(InvalidInput("a value was refused by the metadata store (too large?)"))
+        return _respond(
+            InvalidInput("a value was refused by the metadata store (too large?)"), request
+        )
 
     @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, exc: OperationalError) -> FastJSON:
+    async def _db_down(request: Request, exc: OperationalError) -> FastJSON:
         log.error("database error: %s", exc)
-        return _respond(Unavailable("the metadata store is unavailable"))
+        return _respond(Unavailable("the metadata store is unavailable"), request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> FastJSON:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _respond(ShipyardError("internal error; the server log has the details"))
+        return _respond(ShipyardError("internal error; the server log has the details"), request)

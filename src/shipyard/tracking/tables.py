@@ -131,3 +131,89 @@ class ArtifactRow(Base):
     blob_hash: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoggedModelRow(Base):
+    """A logged model (MLflow 3's LoggedModel): a named set of files a run (usually)
+    produced, with its own params and tags; registered model versions can be made
+    from it. Ids are ``m-`` + 32 hex digits."""
+
+    __tablename__ = "logged_models"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    model_type: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    lifecycle: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoggedModelTagRow(Base):
+    __tablename__ = "logged_model_tags"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class LoggedModelParamRow(Base):
+    __tablename__ = "logged_model_params"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(6000))
+
+
+class LoggedModelFileRow(Base):
+    """A file of a logged model: its path under the model and the blob that holds it."""
+
+    __tablename__ = "logged_model_files"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    blob_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunOutputRow(Base):
+    """A logged model a run produced (beyond the model's own source run), at a step."""
+
+    __tablename__ = "run_outputs"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RunInputRow(Base):
+    """A dataset a run read: described by name and digest (MLflow's ``log_input``) and,
+    once the dataset is a Shipyard dataset version, linked to it."""
+
+    __tablename__ = "run_inputs"
+    __table_args__ = (UniqueConstraint("run_id", "name", "digest", "context"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    digest: Mapped[str] = mapped_column(String(64))
+    context: Mapped[str] = mapped_column(String(100), default="")
+    source_type: Mapped[str] = mapped_column(String(100), default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    schema: Mapped[str] = mapped_column(Text, default="")
+    profile: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dataset_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,220 @@
+"""The MLflow wire protocol: request messages, error shape and project choice.
+
+MLflow clients send GET requests with the message in the query string and other
+methods with a JSON body; ids travel inside the message, not the path. Routes of
+this package read the message once (:func:`message_of`) after the authorization
+check has parsed it through a :class:`MessageResolver`.
+
+A tracking URI picks the project: ``http://host:8080`` is the settings' default
+project, ``http://host:8080/projects/<name>`` another one (the client keeps the
+path prefix for every call, artifacts included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from shipyard.errors import (
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    ShipyardError,
+    Unauthenticated,
+    Unavailable,
+)
+from shipyard.platform import Platform
+from shipyard.projects.resolvers import project_from_path
+from shipyard.tracking.resolvers import experiment_project, run_project
+
+Message = dict[str, Any]
+
+# Path fragments that mark a request as MLflow's (also under /projects/<name>).
+MLFLOW_PATH_MARKERS = ("/api/2.0/mlflow", "/api/3.0/mlflow", "/ajax-api/2.0/mlflow")
+
+# MLflow's error codes and the HTTP status its server answers each with.
+MLFLOW_STATUS = {
+    "INVALID_PARAMETER_VALUE": 400,
+    "BAD_REQUEST": 400,
+    "MALFORMED_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_STATE": 400,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "ENDPOINT_NOT_FOUND": 404,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+    "INTERNAL_ERROR": 500,
+    "TEMPORARILY_UNAVAILABLE": 503,
+}
+
+# Shipyard's error codes in MLflow's words. A ShipyardError can override the
+# choice with ``details["mlflow_error_code"]`` (a changed param is a Conflict in
+# Shipyard, INVALID_PARAMETER_VALUE in MLflow).
+_FROM_SHIPYARD = {
+    "invalid_input": "INVALID_PARAMETER_VALUE",
+    "unauthenticated": "UNAUTHENTICATED",
+    "permission_denied": "PERMISSION_DENIED",
+    "not_found": "RESOURCE_DOES_NOT_EXIST",
+    "conflict": "RESOURCE_ALREADY_EXISTS",
+    "payload_too_large": "INVALID_PARAMETER_VALUE",
+    "method_not_allowed": "ENDPOINT_NOT_FOUND",
+    "unavailable": "TEMPORARILY_UNAVAILABLE",
+}
+
+MLFLOW_CODE = "mlflow_error_code"
+
+_CLASS_BY_STATUS: dict[int, type[ShipyardError]] = {
+    400: InvalidInput,
+    401: Unauthenticated,
+    403: PermissionDenied,
+    404: NotFound,
+    503: Unavailable,
+}
+
+
+def is_mlflow_path(path: str) -> bool:
+    """Whether a request path belongs to the MLflow protocol (errors in its shape)."""
+    return any(marker in path for marker in MLFLOW_PATH_MARKERS) or "/mlflow-artifacts/" in path
+
+
+def mlflow_error(err: ShipyardError) -> tuple[dict[str, Any], int]:
+    """``({"error_code", "message"}, status)`` for an error on an MLflow route."""
+    code = str(err.details.get(MLFLOW_CODE) or _FROM_SHIPYARD.get(err.code, "INTERNAL_ERROR"))
+    return {"error_code": code, "message": err.message}, MLFLOW_STATUS.get(code, 500)
+
+
+def fail(error_code: str, message: str) -> ShipyardError:
+    """An error that reaches an MLflow client with exactly ``error_code``.
+
+    ``raise fail("INVALID_PARAMETER_VALUE", "...")``; on native routes it would read
+    as the Shipyard error of the same status.
+    """
+    cls = _CLASS_BY_STATUS.get(MLFLOW_STATUS.get(error_code, 500), ShipyardError)
+    return cls(message, {MLFLOW_CODE: error_code})
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+async def read_message(request: Request) -> Message:
+    """The request's message: the query string for GET, else the JSON body (or {}).
+
+    Query fields that repeat (``order_by=a&order_by=b``) become lists; others stay
+    strings, as MLflow's server reads them.
+    """
+    if request.method == "GET":
+        message: Message = {}
+        for key, value in request.query_params.multi_items():
+            if key in message:
+                prior = message[key]
+                message[key] = [*prior, value] if isinstance(prior, list) else [prior, value]
+            else:
+                message[key] = value
+        return message
+    body = await request.body()
+    if not body.strip():
+        return dict(request.query_params)
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise fail("MALFORMED_REQUEST", f"the request body is not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise fail("INVALID_PARAMETER_VALUE", "the request body must be a JSON object")
+    return message
+
+
+def message_of(request: Request) -> Message:
+    """The message the authorization check parsed for this request."""
+    message = getattr(request.state, "mlflow_message", None)
+    assert message is not None, "route lacks a MessageResolver in its require(...)"
+    return message  # type: ignore[no-any-return]
+
+
+def field(message: Message, name: str, *aliases: str, required: bool = True) -> Any:
+    """A field of the message (or one of its older names); INVALID_PARAMETER_VALUE
+    naming the field when it is required and missing or empty."""
+    for key in (name, *aliases):
+        value = message.get(key)
+        if value not in (None, ""):
+            return value
+    if required:
+        raise fail("INVALID_PARAMETER_VALUE", f"Missing value for required parameter '{name}'.")
+    return None
+
+
+def int_field(message: Message, name: str, *, default: int | None = None) -> int | None:
+    """An integer field (int64 fields may arrive as JSON strings)."""
+    value = message.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise fail(
+            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'."
+        ) from None
+
+
+def list_field(message: Message, name: str) -> list[Any]:
+    """A repeated field: a list in JSON, one or many query values in a GET."""
+    value = message.get(name)
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+# --- choosing the project ------------------------------------------------------------------
+
+
+def project_of_url(request: Request, platform: Platform) -> int:
+    """The project the tracking URI names: ``/projects/<name>/...`` or the default."""
+    name = request.path_params.get("project") or platform.settings.project
+    return project_from_path.resolve(platform, str(name))
+
+
+DEFAULT_EXPERIMENT_ID = "0"
+"""MLflow's default experiment id; here, the experiment named 'Default' of the project."""
+
+
+class MessageResolver:
+    """A project resolver for MLflow routes: parses the message first (async), then
+    ``locate(request, platform, message)`` finds the project."""
+
+    def __init__(self, locate: Callable[[Request, Platform, Message], int]) -> None:
+        self.locate = locate
+
+    async def prepare(self, request: Request) -> None:
+        if getattr(request.state, "mlflow_message", None) is None:
+            request.state.mlflow_message = await read_message(request)
+
+    def __call__(self, request: Request, platform: Platform) -> int:
+        return self.locate(request, platform, message_of(request))
+
+
+def _url(request: Request, platform: Platform, _: Message) -> int:
+    return project_of_url(request, platform)
+
+
+def _experiment(request: Request, platform: Platform, message: Message) -> int:
+    raw = str(field(message, "experiment_id"))
+    if raw == DEFAULT_EXPERIMENT_ID:
+        return project_of_url(request, platform)
+    return experiment_project.resolve(platform, raw)
+
+
+def _run(request: Request, platform: Platform, message: Message) -> int:
+    return run_project.resolve(platform, str(field(message, "run_id", "run_uuid")))
+
+
+url_message = MessageResolver(_url)
+"""Parse the message; the project is the tracking URI's (names, searches, creates)."""
+
+experiment_message = MessageResolver(_experiment)
+"""Parse the message; the project of its ``experiment_id`` ('0': the URI's project)."""
+
+run_message = MessageResolver(_run)
+"""Parse the message; the project of its ``run_id`` (or the older ``run_uuid``)."""

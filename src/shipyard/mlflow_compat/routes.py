@@ -1,0 +1,28 @@
+"""Mounts the MLflow protocol routers at the root and under ``/projects/{project}``."""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import FastAPI
+
+# Each module exposes `router` with paths as the mlflow client calls them
+# (/api/2.0/mlflow/..., /api/3.0/mlflow/..., /api/2.0/mlflow-artifacts/...).
+COMPAT_ROUTES = (
+    "shipyard.mlflow_compat.tracking_routes",
+    "shipyard.mlflow_compat.artifact_routes",
+    "shipyard.mlflow_compat.logged_model_routes",
+    "shipyard.mlflow_compat.registry_routes",
+)
+
+PROJECT_PREFIX = "/projects/{project}"
+"""A tracking URI of ``http://host/projects/<name>`` works in project <name>."""
+
+
+def mount(app: FastAPI) -> None:
+    """Serve the MLflow protocol from ``app``: for the default project at the root,
+    for any project under :data:`PROJECT_PREFIX`."""
+    for module in COMPAT_ROUTES:
+        router = importlib.import_module(module).router
+        app.include_router(router, include_in_schema=False)
+        app.include_router(router, prefix=PROJECT_PREFIX, include_in_schema=False)
