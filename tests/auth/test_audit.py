@@ -122,6 +122,13 @@ def _create_run(w: Walk) -> Expect:
     return _tracked(w)
 
 
+def _create_runs(w: Walk) -> Expect:
+    path = f"/experiments/{w.state['experiment']['id']}/runs/bulk"
+    runs = [{"name": "bulk-a"}, {"name": "bulk-b", "status": "finished"}]
+    ids = w.ok(w.http.post(path, json={"runs": runs}))["run_ids"]
+    return Expect("runs.create", "run", set(ids), project=True)
+
+
 def _run_call(method: str, suffix: str, body: Any = None) -> Recipe:
     def call(w: Walk) -> Expect:
         w.ok(w.http.request(method, f"/runs/{w.state['run']['id']}{suffix}", json=body))
@@ -182,6 +189,7 @@ RECIPES: list[tuple[str, str, Recipe]] = [
     ("PATCH", "/experiments/{experiment_id}", _experiment_call("PATCH", "", {"description": "d"})),
     ("PUT", "/experiments/{experiment_id}/tags", _experiment_call("PUT", "/tags", {"k": "v"})),
     ("POST", "/experiments/{experiment_id}/runs", _create_run),
+    ("POST", "/experiments/{experiment_id}/runs/bulk", _create_runs),
     ("PATCH", "/runs/{run_id}", _run_call("PATCH", "", {"name": "renamed"})),
     ("POST", "/runs/{run_id}/batch", _run_call("POST", "/batch", BATCH)),
     ("PUT", "/runs/{run_id}/artifacts/{path}", _upload_artifact),

@@ -39,6 +39,38 @@ def record(
     )
 
 
+def record_many(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    project_id: int | None,
+    source: str,
+    objects: list[tuple[str | int, dict[str, Any]]],
+) -> None:
+    """One event per ``(object_id, details)`` of a bulk change, in one statement."""
+    if not objects:
+        return
+    at = now_ms()
+    session.execute(
+        insert(AuditEventRow.__table__),
+        [
+            {
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "object_type": object_type,
+                "object_id": str(object_id),
+                "project_id": project_id,
+                "source": source,
+                "details": details,
+            }
+            for object_id, details in objects
+        ],
+    )
+
+
 MAX_EVENTS = 1000
 
 

@@ -17,7 +17,7 @@ from shipyard.auth.authz import RequestContext, require
 from shipyard.auth.principal import Action
 from shipyard.projects.resolvers import project_from_path
 from shipyard.server.responses import FastJSON
-from shipyard.tracking import experiments, metrics, runs
+from shipyard.tracking import bulk, experiments, metrics, runs
 from shipyard.tracking.resolvers import experiment_project, run_project
 from shipyard.tracking.types import (
     ACTIVE,
@@ -31,6 +31,8 @@ from shipyard.tracking.types import (
     RunBatch,
     RunCreate,
     RunPage,
+    RunsCreate,
+    RunsCreated,
     RunSearch,
     RunUpdate,
     TagValue,
@@ -113,6 +115,16 @@ def set_experiment_tags(
 
 
 # --- runs ---------------------------------------------------------------------------------
+
+
+@router.post("/experiments/{experiment_id}/runs/bulk", status_code=201)
+def create_runs(
+    experiment_id: int,
+    spec: RunsCreate,
+    ctx: RequestContext = require(Action.WRITE, experiment_project),
+) -> RunsCreated:
+    """Create up to 1,000 whole runs (params, tags, metrics, status) in one request."""
+    return RunsCreated(run_ids=bulk.create_runs(ctx, experiment_id, spec))
 
 
 @router.post("/experiments/{experiment_id}/runs", status_code=201)

@@ -181,6 +181,32 @@ class RunBatch(_Input):
     )
 
 
+MAX_RUNS_PER_REQUEST = 1000
+
+
+class RunRecord(RunCreate):
+    """A whole run in one record (bulk creation, imports, sweeps): what run creation
+    takes, plus its metric points and, for a run that is over, its final status."""
+
+    metrics: ColumnarMetrics | None = None
+    status: RunStatus = "running"
+    end_time: Time | None = Field(
+        default=None, description="End time of a finished run (default: now for a final status)."
+    )
+
+
+class RunsCreate(_Input):
+    """Runs to create in one experiment, all or nothing."""
+
+    runs: list[RunRecord] = Field(min_length=1, max_length=MAX_RUNS_PER_REQUEST)
+
+
+class RunsCreated(BaseModel):
+    """The ids of the created runs, in the order they were given."""
+
+    run_ids: list[str]
+
+
 class MetricHistory(BaseModel):
     """Every point of one metric of a run, ordered by step then time (columnar)."""
 

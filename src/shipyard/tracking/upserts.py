@@ -8,6 +8,7 @@ row locks in the same order and cannot deadlock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import repeat
 from typing import Any
 
@@ -102,7 +103,13 @@ def insert_metric_points(
 ) -> None:
     """Append metric points to a run's history: one COPY on PostgreSQL, one
     executemany of plain tuples on SQLite."""
-    rows = zip(repeat(run_id), keys, steps, timestamps, values)
+    insert_metric_rows(session, zip(repeat(run_id), keys, steps, timestamps, values))
+
+
+def insert_metric_rows(
+    session: Session, rows: Iterable[tuple[str, str, int, int, float | None]]
+) -> None:
+    """Append ``(run_id, key, step, timestamp, value)`` points, of any runs."""
     cursor, dialect = driver_cursor(session)
     try:
         if dialect == "postgresql":
