@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     metric_batch_size: int = Field(
         default=5000, description="Most metrics the SDK sends in one request."
     )
+    durable_metrics: bool = Field(
+        default=False,
+        description="PostgreSQL: wait for the disk on every metric-only batch. Off (the "
+        "default), such batches commit without waiting for the WAL flush, as SQLite's WAL "
+        "mode does: a crash of the database server may lose the last moments of acknowledged "
+        "metric points, never anything else, and never corrupts.",
+    )
     system_metrics_interval: float = Field(
         default=10.0, description="Seconds between system metric samples; 0 turns them off."
     )
