@@ -8,6 +8,7 @@ resets mlflow's global state afterwards.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,5 +83,8 @@ def mlflow_client(mlflow_target: MlflowTarget, monkeypatch: pytest.MonkeyPatch) 
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()
+        # set_experiment() keeps its choice in a global and in the environment.
+        mlflow.tracking.fluent._active_experiment_id = None
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
         mlflow.set_tracking_uri("")
         mlflow.set_registry_uri("")

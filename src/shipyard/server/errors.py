@@ -63,6 +63,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return _respond(NotFound("no such route", {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request)
         if is_mlflow_path(request.url.path):
+            if exc.status_code == 405:
+                message = f"method {request.method} is not allowed on {request.url.path}"
+                return _respond(NotFound(message, {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request)
             return _respond(ShipyardError(str(exc.detail)), request)
         err = ShipyardError(str(exc.detail))
         payload = err.to_payload()

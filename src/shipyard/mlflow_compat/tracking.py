@@ -1,0 +1,395 @@
+"""MLflow tracking messages <-> Shipyard's tracking services.
+
+The routes in :mod:`shipyard.mlflow_compat.tracking_routes` read a message, call
+the functions here, and answer what they return. Everything that MLflow names
+differently from Shipyard is translated in this module, once:
+
+- experiment ids are Shipyard's integer ids as strings; ``"0"`` is the project's
+  default experiment, the one Shipyard's SDK logs to when none is named (created on
+  first use, :func:`default_experiment_id`); MLflow's name for it, ``Default``, finds it;
+- a run's name is MLflow's ``run_name`` and its ``mlflow.runName`` tag; its parent is
+  the ``mlflow.parentRunId`` tag; its description the ``mlflow.note.content`` tag;
+- statuses are upper case in MLflow, lower case here;
+- a NaN metric (stored as NULL) travels as ``"NaN"``, as protobuf's JSON spells it.
+
+It also holds the two writes Shipyard's own API lacks (deleting one run tag or
+one experiment tag), each with its audit event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from shipyard.auth.authz import RequestContext
+from shipyard.clock import now_ms
+from shipyard.errors import Conflict, NotFound
+from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message, fail
+from shipyard.platform import Platform
+from shipyard.tracking import experiments
+from shipyard.tracking.client import DEFAULT_EXPERIMENT
+from shipyard.tracking.runs import writable_run
+from shipyard.tracking.tables import (
+    ExperimentRow,
+    ExperimentTagRow,
+    LatestMetricRow,
+    RunOutputRow,
+    RunTagRow,
+)
+from shipyard.tracking.types import ACTIVE, Experiment, ExperimentCreate, check_keys
+
+M = TypeVar("M", bound=BaseModel)
+
+# MLflow's experiment "0" is the experiment Shipyard's SDK logs to when none is named,
+# so that runs logged either way without naming one land together.
+DEFAULT_EXPERIMENT_NAME = DEFAULT_EXPERIMENT
+MLFLOW_DEFAULT_NAME = "Default"
+"""What MLflow calls its default experiment; looking it up by name finds Shipyard's."""
+
+# Tags MLflow keeps as tags and Shipyard keeps as columns of the run.
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"
+
+# RunStatus in service.proto: names and numbers (a client may send either).
+_STATUS_NUMBERS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+_TO_SHIPYARD_STATUS = {
+    "RUNNING": "running",
+    # Shipyard has no queue of runs: a scheduled run is one that has started.
+    "SCHEDULED": "running",
+    "FINISHED": "finished",
+    "FAILED": "failed",
+    "KILLED": "killed",
+}
+
+# ViewType in service.proto.
+_VIEW_NUMBERS = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as ``model``; INVALID_PARAMETER_VALUE naming the first problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise fail(
+            "INVALID_PARAMETER_VALUE", f"Invalid value for '{where}': {first['msg']}"
+        ) from None
+
+
+@contextmanager
+def conflict_as(error_code: str) -> Iterator[None]:
+    """Answer Shipyard's Conflict with the MLflow code MLflow uses in that place (a
+    changed param or a write to a deleted run is INVALID_PARAMETER_VALUE there)."""
+    try:
+        yield
+    except Conflict as exc:
+        raise fail(error_code, exc.message) from None
+
+
+# --- scalar fields ----------------------------------------------------------------------------
+
+
+def status_of(value: Any) -> str:
+    """Shipyard's status for MLflow's RunStatus (a name or its number)."""
+    name = _STATUS_NUMBERS.get(value, value) if isinstance(value, int) else str(value).upper()
+    status = _TO_SHIPYARD_STATUS.get(name)
+    if status is None:
+        raise fail("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter 'status'.")
+    return status
+
+
+def view_type_of(value: Any) -> str:
+    """MLflow's ViewType name (ACTIVE_ONLY, DELETED_ONLY, ALL) from a name or number."""
+    if value in (None, ""):
+        return "ACTIVE_ONLY"
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        name = _VIEW_NUMBERS.get(int(value), "")
+    else:
+        name = str(value).upper()
+    if name not in _VIEW_NUMBERS.values():
+        raise fail("INVALID_PARAMETER_VALUE", f"Invalid view type {value!r}.")
+    return name
+
+
+def float_of(value: Any, name: str) -> float:
+    """A double field: a JSON number or protobuf's "NaN"/"Infinity" strings."""
+    if isinstance(value, bool):
+        raise fail("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'.")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise fail(
+            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'."
+        ) from None
+
+
+def int_of(value: Any, name: str, default: int | None = None) -> int | None:
+    """An int64 field: a JSON number or a decimal string (protobuf's spelling)."""
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise fail("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'.")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise fail(
+            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'."
+        ) from None
+
+
+def key_values(message: Message, name: str) -> list[tuple[str, str]]:
+    """A repeated ``{key, value}`` field (tags, params) as pairs, values as strings."""
+    items = message.get(name) or []
+    if not isinstance(items, list):
+        raise fail("INVALID_PARAMETER_VALUE", f"Invalid value for parameter '{name}': not a list.")
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise fail(
+                "INVALID_PARAMETER_VALUE", f"Invalid value for parameter '{name}': {item!r:.200}"
+            )
+        value = item.get("value")
+        pairs.append((item["key"], "" if value is None else str(value)))
+    return pairs
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+def default_experiment_id(ctx: RequestContext, project_id: int | None = None) -> int:
+    """The id of the experiment MLflow calls ``"0"``: the project's default experiment
+    (the one Shipyard's SDK uses when none is named), created (and audited) on first use.
+
+    ``project_id`` defaults to the context's project.
+    """
+    project = project_id if project_id is not None else ctx.project_id
+    assert project is not None, "the default experiment needs a project"
+    found = _experiment_named(ctx.platform, project, DEFAULT_EXPERIMENT_NAME)
+    if found is not None:
+        return found
+    creator = ctx if ctx.project_id == project else replace(ctx, project_id=project)
+    try:
+        spec = ExperimentCreate(name=DEFAULT_EXPERIMENT_NAME)
+        return experiments.create_experiment(creator, spec).id
+    except Conflict:  # a concurrent first use created it
+        found = _experiment_named(ctx.platform, project, DEFAULT_EXPERIMENT_NAME)
+        assert found is not None
+        return found
+
+
+def _experiment_named(platform: Platform, project_id: int, name: str) -> int | None:
+    with platform.db.read() as session:
+        return session.scalar(
+            select(ExperimentRow.id).where(
+                ExperimentRow.project_id == project_id, ExperimentRow.name == name
+            )
+        )
+
+
+def experiment_id_of(ctx: RequestContext, raw: Any) -> int:
+    """The Shipyard id for an MLflow ``experiment_id`` ("0": the Default experiment).
+
+    The authorization check has already resolved the id to a project, so it exists.
+    """
+    text = str(raw)
+    if text == DEFAULT_EXPERIMENT_ID:
+        return default_experiment_id(ctx)
+    if not text.isdigit():
+        raise fail("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={text} exists")
+    return int(text)
+
+
+def experiment_artifact_location(experiment_id: int) -> str:
+    """Where MLflow clients find an experiment's artifacts (the artifact proxy)."""
+    return f"mlflow-artifacts:/{experiment_id}"
+
+
+def experiment_to_mlflow(exp: Experiment) -> dict[str, Any]:
+    """An Experiment as MLflow's ``Experiment`` message."""
+    tags = dict(exp.tags)
+    if exp.description and NOTE_TAG not in tags:
+        tags[NOTE_TAG] = exp.description
+    return {
+        "experiment_id": str(exp.id),
+        "name": exp.name,
+        "artifact_location": experiment_artifact_location(exp.id),
+        "lifecycle_stage": exp.lifecycle,
+        "last_update_time": exp.updated_at,
+        "creation_time": exp.created_at,
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+    }
+
+
+def delete_experiment_tag(ctx: RequestContext, experiment_id: int, key: str) -> None:
+    """Remove one tag of an experiment (RESOURCE_DOES_NOT_EXIST when it has none such)."""
+    check_keys([key], "tag")
+    with ctx.platform.db.write() as session:
+        lifecycle = session.scalar(
+            select(ExperimentRow.lifecycle).where(ExperimentRow.id == experiment_id)
+        )
+        if lifecycle is None:
+            raise NotFound(f"experiment {experiment_id} not found")
+        if lifecycle != ACTIVE:
+            raise fail(
+                "INVALID_STATE", f"experiment {experiment_id} is deleted; restore it to change it"
+            )
+        removed = session.execute(
+            delete(ExperimentTagRow).where(
+                ExperimentTagRow.experiment_id == experiment_id, ExperimentTagRow.key == key
+            )
+        )
+        if removed.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"no tag {key!r} on experiment {experiment_id}")
+        session.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.id == experiment_id)
+            .values(updated_at=now_ms())
+        )
+        ctx.audit(session, "experiments.delete_tag", "experiment", experiment_id, {"key": key})
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def run_artifact_uri(experiment_id: int, run_id: str) -> str:
+    """Where MLflow clients find a run's artifacts (the artifact proxy)."""
+    return f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"
+
+
+def _number(value: float | None) -> float | str:
+    return "NaN" if value is None else value
+
+
+def runs_to_mlflow(platform: Platform, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs (dicts shaped like :class:`~shipyard.tracking.types.Run`) as MLflow's ``Run``
+    messages, with each latest metric's step and time, and the run's inputs and outputs."""
+    # inputs.py imports this module (conflict_as): import it when first used.
+    from shipyard.mlflow_compat.inputs import run_inputs_messages
+
+    ids = [run["id"] for run in runs]
+    with platform.db.read() as session:
+        latest = _latest_metrics(session, ids)
+        inputs = run_inputs_messages(session, ids)
+        outputs = _model_outputs(session, ids)
+    return [
+        _run_message(run, latest.get(run["id"], []), inputs[run["id"]], outputs.get(run["id"]))
+        for run in runs
+    ]
+
+
+def _run_message(
+    run: dict[str, Any],
+    metrics: list[dict[str, Any]],
+    inputs: dict[str, Any],
+    outputs: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    tags = dict(run["tags"])
+    tags.setdefault(RUN_NAME_TAG, run["name"])
+    if run["parent_run_id"]:
+        tags.setdefault(PARENT_RUN_TAG, run["parent_run_id"])
+    if run["description"]:
+        tags.setdefault(NOTE_TAG, run["description"])
+    info: dict[str, Any] = {
+        "run_id": run["id"],
+        "run_uuid": run["id"],
+        "run_name": run["name"],
+        "experiment_id": str(run["experiment_id"]),
+        "user_id": run["user"],
+        "status": run["status"].upper(),
+        "start_time": run["start_time"],
+        "artifact_uri": run_artifact_uri(run["experiment_id"], run["id"]),
+        "lifecycle_stage": run["lifecycle"],
+    }
+    if run["end_time"] is not None:
+        info["end_time"] = run["end_time"]
+    message: dict[str, Any] = {
+        "info": info,
+        "data": {
+            "metrics": metrics,
+            "params": [{"key": k, "value": v} for k, v in run["params"].items()],
+            "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        },
+        "inputs": inputs,
+    }
+    if outputs:
+        message["outputs"] = {"model_outputs": outputs}
+    return message
+
+
+def _latest_metrics(session: Session, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not ids:
+        return found
+    rows = session.execute(
+        select(
+            LatestMetricRow.run_id,
+            LatestMetricRow.key,
+            LatestMetricRow.value,
+            LatestMetricRow.timestamp,
+            LatestMetricRow.step,
+        )
+        .where(LatestMetricRow.run_id.in_(ids))
+        .order_by(LatestMetricRow.run_id, LatestMetricRow.key)
+    )
+    for run_id, key, value, timestamp, step in rows:
+        found.setdefault(run_id, []).append(
+            {"key": key, "value": _number(value), "timestamp": timestamp, "step": step}
+        )
+    return found
+
+
+def _model_outputs(session: Session, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not ids:
+        return found
+    rows = session.execute(
+        select(RunOutputRow.run_id, RunOutputRow.model_id, RunOutputRow.step).where(
+            RunOutputRow.run_id.in_(ids)
+        )
+    )
+    for run_id, model_id, step in rows:
+        found.setdefault(run_id, []).append({"model_id": model_id, "step": step})
+    return found
+
+
+def delete_run_tag(ctx: RequestContext, run_id: str, key: str) -> None:
+    """Remove one tag of a run (RESOURCE_DOES_NOT_EXIST when it has none such)."""
+    check_keys([key], "tag")
+    with ctx.platform.db.write() as session:
+        with conflict_as("INVALID_PARAMETER_VALUE"):
+            writable_run(session, run_id)
+        removed = session.execute(
+            delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == key)
+        )
+        if removed.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"No tag with name: {key} in run with id {run_id}")
+        ctx.audit(session, "runs.delete_tag", "run", run_id, {"key": key})
+
+
+# --- metric history ---------------------------------------------------------------------------
+
+
+def history_page(history: dict[str, Any], offset: int, limit: int | None) -> list[dict[str, Any]]:
+    """Points ``offset .. offset+limit`` of a columnar history as MLflow ``Metric`` messages."""
+    key = history["key"]
+    end = None if limit is None else offset + limit
+    return [
+        {"key": key, "value": _number(v), "timestamp": t, "step": s}
+        for s, v, t in zip(
+            history["steps"][offset:end],
+            history["values"][offset:end],
+            history["timestamps"][offset:end],
+            strict=True,
+        )
+    ]

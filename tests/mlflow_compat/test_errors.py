@@ -1,0 +1,148 @@
+"""Bad input on MLflow's tracking routes: MLflow's error codes (so the client raises what
+MLflow users expect), a message that says what is wrong, and nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
+from sqlalchemy import func, select
+
+from shipyard.auth.tables import AuditEventRow
+from shipyard.tracking.tables import ExperimentRow, MetricRow, ParamRow, RunRow, RunTagRow
+
+from .conftest import MlflowTarget
+
+API = "/api/2.0/mlflow"
+
+
+def _counts(target: MlflowTarget) -> dict[str, int]:
+    with target.platform.db.read() as session:
+        return {
+            table.__tablename__: int(session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in (ExperimentRow, RunRow, ParamRow, RunTagRow, MetricRow, AuditEventRow)
+        }
+
+
+def _call(target: MlflowTarget, method: str, path: str, **kw: Any) -> tuple[int, str]:
+    response = httpx.request(method, f"{target.url}{API}{path}", **kw)
+    payload = response.json()
+    assert set(payload) == {"error_code", "message"}, payload
+    assert payload["message"]
+    return response.status_code, payload["error_code"]
+
+
+@pytest.fixture
+def existing(mlflow_client: Any, mlflow_target: MlflowTarget) -> tuple[str, str]:
+    """An experiment and a finished run with a param, a tag and a metric."""
+    eid = mlflow_client.create_experiment("errors")
+    mlflow_client.create_experiment("taken")
+    mlflow_client.get_experiment("0")  # the default experiment exists before counting
+    run = mlflow_client.create_run(eid, run_name="r", start_time=5_000)
+    run_id = run.info.run_id
+    mlflow_client.log_param(run_id, "p", "1")
+    mlflow_client.set_tag(run_id, "t", "v")
+    mlflow_client.log_metric(run_id, "m", 1.0, timestamp=6_000)
+    return eid, run_id
+
+
+def test_bad_requests_get_mlflow_codes_and_change_nothing(
+    existing: tuple[str, str], mlflow_target: MlflowTarget
+) -> None:
+    eid, run_id = existing
+    before = _counts(mlflow_target)
+    t = mlflow_target
+    missing_run = "f" * 32
+    missing_param = {"run_id": run_id, "key": "m", "value": 1.0}
+    json_header = {"content-type": "application/json"}
+    many_params = [{"key": f"k{i}", "value": "v"} for i in range(101)]
+    twice = [{"key": "d", "value": "1"}, {"key": "d", "value": "2"}]
+    no_value = [{"key": "m", "timestamp": 1}]
+    bad_step = [{"key": "m", "value": 1, "timestamp": 1, "step": "one"}]
+    orphan = [{"key": "mlflow.parentRunId", "value": missing_run}]
+    history = {"run_id": run_id, "metric_key": "m"}
+    bulk = {"run_ids": run_id, "metric_key": "m"}
+    gone, bad = "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
+    taken = "RESOURCE_ALREADY_EXISTS"
+    cases: list[tuple[str, str, str, dict[str, Any]]] = [
+        # Unknown objects.
+        (gone, "GET", "/runs/get", {"run_id": missing_run}),
+        (gone, "GET", "/experiments/get", {"experiment_id": "9999"}),
+        (gone, "GET", "/experiments/get", {"experiment_id": "abc"}),
+        (gone, "GET", "/experiments/get-by-name", {"experiment_name": "nope"}),
+        (gone, "POST", "/runs/log-parameter", {"run_id": missing_run, "key": "a", "value": "1"}),
+        (gone, "POST", "/runs/create", {"experiment_id": "9999"}),
+        (gone, "POST", "/runs/create", {"experiment_id": eid, "tags": orphan}),
+        (gone, "POST", "/runs/delete-tag", {"run_id": run_id, "key": "absent"}),
+        (gone, "POST", "/experiments/delete", {"experiment_id": "9999"}),
+        (gone, "GET", "/metrics/get-history", {"run_id": missing_run, "metric_key": "m"}),
+        # Missing or malformed fields.
+        (bad, "POST", "/experiments/create", {}),
+        (bad, "POST", "/experiments/create", {"name": 5}),
+        (bad, "POST", "/experiments/create", {"name": " padded "}),
+        (bad, "POST", "/experiments/create", {"name": "x", "tags": "k=v"}),
+        (bad, "POST", "/experiments/create", {"name": "x", "tags": [{"key": "../k"}]}),
+        (bad, "POST", "/runs/create", {}),
+        (bad, "POST", "/runs/create", {"experiment_id": eid, "start_time": "soon"}),
+        (bad, "POST", "/runs/update", {"run_id": run_id, "status": "DONE"}),
+        (bad, "POST", "/runs/update", {"run_id": run_id, "end_time": 1}),
+        (bad, "POST", "/runs/log-metric", {**missing_param, "value": "high", "timestamp": 1}),
+        (bad, "POST", "/runs/log-metric", missing_param),
+        (bad, "POST", "/runs/log-metric", {**missing_param, "key": "/abs", "timestamp": 1}),
+        (bad, "POST", "/runs/log-parameter", {"run_id": run_id, "key": "p", "value": "2"}),
+        (bad, "POST", "/runs/log-parameter", {"run_id": run_id, "key": "l", "value": "x" * 6001}),
+        (bad, "POST", "/runs/log-parameter", {"run_id": run_id}),
+        (bad, "POST", "/runs/set-tag", {"run_id": run_id, "key": "a" * 251, "value": "v"}),
+        (bad, "POST", "/runs/log-batch", {"run_id": run_id, "params": many_params}),
+        (bad, "POST", "/runs/log-batch", {"run_id": run_id, "params": twice}),
+        (bad, "POST", "/runs/log-batch", {"run_id": run_id, "tags": twice, "metrics": no_value}),
+        (bad, "POST", "/runs/log-batch", {"run_id": run_id, "metrics": bad_step}),
+        (bad, "POST", "/experiments/update", {"experiment_id": eid}),
+        (bad, "POST", "/runs/search", {"experiment_ids": [eid], "filter": "metrics.m >> 1"}),
+        (bad, "POST", "/runs/search", {"experiment_ids": [eid], "run_view_type": "SOME"}),
+        (bad, "POST", "/experiments/search", {"max_results": 0}),
+        (bad, "GET", "/metrics/get-history", {**history, "max_results": 0}),
+        (bad, "GET", "/metrics/get-history-bulk-interval", {**bulk, "start_step": 3}),
+        # Names that are taken.
+        (taken, "POST", "/experiments/update", {"experiment_id": eid, "new_name": "taken"}),
+        (taken, "POST", "/experiments/create", {"name": "taken"}),
+    ]  # fmt: skip
+    for code, method, path, message in cases:
+        extra = {"params": message} if method == "GET" else {"json": message}
+        status = 404 if code == gone else 400
+        assert _call(t, method, path, **extra) == (status, code), (method, path, message)
+    # Not a message at all.
+    for body, code in ((b"{not json", "MALFORMED_REQUEST"), (b"[1, 2]", bad)):
+        got = _call(t, "POST", "/runs/set-tag", content=body, headers=json_header)
+        assert got == (400, code)
+    assert _counts(mlflow_target) == before
+
+
+def test_client_raises_mlflow_exceptions(existing: tuple[str, str], mlflow_client: Any) -> None:
+    eid, run_id = existing
+    with pytest.raises(MlflowException) as err:
+        mlflow_client.get_run("0" * 32)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException) as err:
+        mlflow_client.log_batch(run_id, params=[Param("p", "changed")])
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "p" in err.value.message
+    with pytest.raises(MlflowException) as err:
+        mlflow_client.rename_experiment(eid, "taken")
+    assert err.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    mlflow_client.delete_run(run_id)
+    with pytest.raises(MlflowException) as err:
+        mlflow_client.set_terminated(run_id)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    mlflow_client.delete_experiment(eid)
+    with pytest.raises(MlflowException) as err:
+        mlflow_client.rename_experiment(eid, "renamed")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as err:
+        mlflow_client.set_experiment_tag(eid, "k", "v")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert mlflow_client.get_experiment(eid).name == "errors"
+    assert mlflow_client.get_run(run_id).data.params == {"p": "1"}
