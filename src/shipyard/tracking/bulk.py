@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from shipyard.auth import audit
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import new_id, now_ms
-from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.tracking.metrics import Points
 from shipyard.tracking.resolvers import project_of_run
-from shipyard.tracking.tables import ExperimentRow, LatestMetricRow, ParamRow, RunRow, RunTagRow
+from shipyard.tracking.runs import check_accepts_runs
+from shipyard.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
 from shipyard.tracking.types import ACTIVE, TERMINAL_STATUSES, RunRecord, RunsCreate
 from shipyard.tracking.upserts import insert_metric_rows
 
@@ -73,13 +74,7 @@ def create_runs(ctx: RequestContext, experiment_id: int, spec: RunsCreate) -> li
     rows = [_run_row(i, experiment_id, user, r, now) for i, r in zip(ids, records, strict=True)]
     _check_parents(ctx, records)
     with ctx.platform.db.write() as session:
-        lifecycle = session.scalar(
-            select(ExperimentRow.lifecycle).where(ExperimentRow.id == experiment_id)
-        )
-        if lifecycle is None:
-            raise NotFound(f"experiment {experiment_id} not found")
-        if lifecycle != ACTIVE:
-            raise Conflict(f"experiment {experiment_id} is deleted; restore it to add runs")
+        check_accepts_runs(session, experiment_id)
         session.execute(insert(RunRow.__table__), rows)
         for table, attr in ((ParamRow, "params"), (RunTagRow, "tags")):
             kv = [

@@ -159,6 +159,17 @@ def _run(session: Session, run_id: str) -> Run:
     return Run(**found[0])
 
 
+def check_accepts_runs(session: Session, experiment_id: int) -> None:
+    """NotFound for no such experiment, Conflict for a deleted one."""
+    lifecycle = session.scalar(
+        select(ExperimentRow.lifecycle).where(ExperimentRow.id == experiment_id)
+    )
+    if lifecycle is None:
+        raise NotFound(f"experiment {experiment_id} not found")
+    if lifecycle != ACTIVE:
+        raise Conflict(f"experiment {experiment_id} is deleted; restore it to add runs")
+
+
 def create_run(ctx: RequestContext, experiment_id: int, spec: RunCreate) -> Run:
     """Start a run in an active experiment, with its first params and tags, in one go."""
     run_id = new_id()
@@ -166,13 +177,7 @@ def create_run(ctx: RequestContext, experiment_id: int, spec: RunCreate) -> Run:
     name = spec.name or f"run-{run_id[:8]}"
     user = ctx.principal.username
     with ctx.platform.db.write() as session:
-        lifecycle = session.scalar(
-            select(ExperimentRow.lifecycle).where(ExperimentRow.id == experiment_id)
-        )
-        if lifecycle is None:
-            raise NotFound(f"experiment {experiment_id} not found")
-        if lifecycle != ACTIVE:
-            raise Conflict(f"experiment {experiment_id} is deleted; restore it to add runs")
+        check_accepts_runs(session, experiment_id)
         if spec.parent_run_id is not None:
             try:
                 parent_project = project_of_run(ctx.platform, spec.parent_run_id)
