@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
-from shipyard.errors import NotFound
+from shipyard.errors import Conflict, NotFound
 from shipyard.mlflow_compat.protocol import Message, fail
-from shipyard.mlflow_compat.tracking import conflict_as
 from shipyard.tracking.runs import writable_run
 from shipyard.tracking.tables import ExperimentRow, LoggedModelRow, RunInputRow
 from shipyard.tracking.upserts import dialect_insert
@@ -94,8 +93,10 @@ def log_inputs(ctx: RequestContext, run_id: str, message: Message) -> None:
     model_ids = _model_ids(message)
     now = now_ms()
     with ctx.platform.db.write() as session:
-        with conflict_as("INVALID_PARAMETER_VALUE"):  # a deleted run takes no inputs
+        try:
             writable_run(session, run_id)
+        except Conflict as exc:  # a deleted run takes no inputs (MLflow's code for it)
+            raise _invalid(exc.message) from None
         if model_ids:
             _check_models(session, ctx, model_ids)
         rows = dataset_rows + [
