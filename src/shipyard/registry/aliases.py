@@ -43,8 +43,9 @@ def set_alias(ctx: RequestContext, name: str, alias: str, version: int) -> Model
         return version_to_api(session, name, target)
 
 
-def delete_alias(ctx: RequestContext, name: str, alias: str) -> None:
-    """Remove an alias; NotFound when the model has no such alias."""
+def delete_alias(ctx: RequestContext, name: str, alias: str, *, missing_ok: bool = False) -> None:
+    """Remove an alias; NotFound when the model has no such alias (unless ``missing_ok``,
+    MLflow's behaviour: then nothing changes and nothing is audited)."""
     assert ctx.project_id is not None
     check_alias(alias)
     with ctx.platform.db.write() as session:
@@ -55,6 +56,8 @@ def delete_alias(ctx: RequestContext, name: str, alias: str) -> None:
             .where(ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias)
         )
         if version is None:
+            if missing_ok:
+                return
             raise NotFound(f"registered model {name!r} has no alias {alias!r}")
         session.execute(
             delete(ModelAliasRow).where(

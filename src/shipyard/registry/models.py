@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,10 +24,17 @@ from shipyard.registry.tables import (
 )
 from shipyard.registry.types import (
     DELETED_STATUS,
+    Condition,
     ModelPage,
     RegisteredModel,
     RegisteredModelCreate,
+    check_model_name,
 )
+from shipyard.tracking.search import _CaseSensitiveLike
+
+# A model without this tag is not a prompt: MLflow clients add
+# ``tags.`mlflow.prompt.is_prompt` != 'true'`` to every model search.
+PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 MAX_RESULTS = 1000
 _ORDER_FIELDS = {
@@ -151,19 +159,25 @@ def get_model(platform: Platform, project_id: int, name: str) -> RegisteredModel
         return _to_api(session, [model_row(session, project_id, name)])[0]
 
 
-def _order(stmt: Select, order_by: Sequence[str] | None) -> Select:  # type: ignore[type-arg]
+def order_clauses(order_by: Sequence[str], fields: dict[str, Any]) -> list[Any]:
+    """ORDER BY clauses for items ``"<field> [ASC|DESC]"``; InvalidInput naming the
+    valid fields otherwise."""
     clauses = []
-    for item in order_by or ["name"]:
+    for item in order_by:
         field, _, direction = item.strip().partition(" ")
         direction = direction.strip().upper() or "ASC"
-        column = _ORDER_FIELDS.get(field.strip())
+        column = fields.get(field.strip())
         if column is None or direction not in ("ASC", "DESC"):
             raise InvalidInput(
-                f"invalid order_by {item!r}: use one of {sorted(_ORDER_FIELDS)} "
+                f"invalid order_by {item!r}: use one of {sorted(fields)} "
                 "optionally followed by ASC or DESC"
             )
         clauses.append(column.desc() if direction == "DESC" else column.asc())
-    return stmt.order_by(*clauses, RegisteredModelRow.id)
+    return clauses
+
+
+def _order(stmt: Select, order_by: Sequence[str] | None) -> Select:  # type: ignore[type-arg]
+    return stmt.order_by(*order_clauses(order_by or ["name"], _ORDER_FIELDS), RegisteredModelRow.id)
 
 
 def _tag_filter(spec: str):  # type: ignore[no-untyped-def]
@@ -174,6 +188,57 @@ def _tag_filter(spec: str):  # type: ignore[no-untyped-def]
     if eq:
         cond = and_(cond, ModelTagRow.value == value)
     return exists().where(cond)
+
+
+def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    """``column op value`` for a search :class:`Condition` (LIKE case-sensitive on
+    every backend, ILIKE not); InvalidInput for an operator that does not apply."""
+    if op in ("IN", "NOT IN"):
+        values = list(value) if isinstance(value, tuple) else [value]
+        return column.in_(values) if op == "IN" else column.not_in(values)
+    if op == "LIKE":
+        return _CaseSensitiveLike(column, str(value))
+    if op == "ILIKE":
+        return column.ilike(str(value), escape="\\")  # type: ignore[no-any-return]
+    ops = {
+        "=": column.__eq__,
+        "!=": column.__ne__,
+        "<": column.__lt__,
+        "<=": column.__le__,
+        ">": column.__gt__,
+        ">=": column.__ge__,
+    }
+    if op not in ops:
+        raise InvalidInput(f"unsupported comparison {op!r}")
+    return ops[op](value)  # type: ignore[no-any-return]
+
+
+def tag_condition(tag_table: Any, owner: Any, cond: Condition) -> ColumnElement[bool]:
+    """``cond`` on a tag: true when the tag is set and its value compares true.
+
+    ``tag_table`` is ModelTagRow or ModelVersionTagRow, ``owner`` the column its
+    owner id joins on. The prompt marker is the exception MLflow makes: a model
+    without it is not a prompt, so it matches ``!= 'true'`` and ``= 'false'``.
+    """
+    owner_col = tag_table.model_id if tag_table is ModelTagRow else tag_table.version_id
+    base = and_(owner_col == owner, tag_table.key == cond.key)
+    matched = exists().where(base, compare(tag_table.value, cond.op, cond.value))
+    if cond.key == PROMPT_TAG and (
+        (cond.op == "!=" and cond.value == "true") or (cond.op == "=" and cond.value == "false")
+    ):
+        return matched | not_(exists().where(base))  # type: ignore[no-any-return]
+    return matched
+
+
+def _model_conditions(stmt: Select, conditions: Sequence[Condition]) -> Select:  # type: ignore[type-arg]
+    for cond in conditions:
+        if cond.field == "name":
+            stmt = stmt.where(compare(RegisteredModelRow.name, cond.op, cond.value))
+        elif cond.field == "tag":
+            stmt = stmt.where(tag_condition(ModelTagRow, RegisteredModelRow.id, cond))
+        else:
+            raise InvalidInput(f"models cannot be searched by {cond.field!r}: use name or tags")
+    return stmt
 
 
 def _escape_like(text: str) -> str:
@@ -187,6 +252,7 @@ def search_models(
     query: str | None = None,
     name_like: str | None = None,
     tags: Sequence[str] = (),
+    conditions: Sequence[Condition] = (),
     order_by: Sequence[str] | None = None,
     max_results: int = 100,
     page_token: str | None = None,
@@ -195,7 +261,8 @@ def search_models(
 
     ``query`` matches a substring of the name, ``name_like`` is a LIKE pattern
     (``%`` and ``_``); both ignore case on every backend. Each of ``tags`` is
-    ``key`` (the tag is set) or ``key=value``.
+    ``key`` (the tag is set) or ``key=value``. ``conditions`` (on ``name`` and
+    ``tag``) are the MLflow protocol's filter.
     """
     if not 1 <= max_results <= MAX_RESULTS:
         raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
@@ -207,6 +274,7 @@ def search_models(
         stmt = stmt.where(RegisteredModelRow.name.ilike(name_like))
     for spec in tags:
         stmt = stmt.where(_tag_filter(spec))
+    stmt = _model_conditions(stmt, conditions)
     stmt = _order(stmt, order_by).offset(offset).limit(max_results + 1)
     with platform.db.read() as session:
         rows = list(session.scalars(stmt))
@@ -226,6 +294,42 @@ def update_model(ctx: RequestContext, name: str, description: str) -> Registered
         row.updated_at = now_ms()
         ctx.audit(session, "models.update", "registered_model", row.id, {"name": name})
         session.flush()
+        return _to_api(session, [row])[0]
+
+
+def rename_model(ctx: RequestContext, name: str, new_name: str) -> RegisteredModel:
+    """Give a model a new name; its versions, aliases and tags follow it.
+
+    Conflict when the new name is taken in the project. References by the old
+    name (``old@champion``) stop resolving, as they would after a delete.
+    """
+    assert ctx.project_id is not None
+    check_model_name(new_name)
+    taken = Conflict(f"registered model {new_name!r} already exists", {"model": new_name})
+    with ctx.platform.db.write() as session:
+        row = model_row(session, ctx.project_id, name, lock=True)
+        if new_name == name:
+            return _to_api(session, [row])[0]
+        if session.scalar(
+            select(RegisteredModelRow.id).where(
+                RegisteredModelRow.project_id == ctx.project_id,
+                RegisteredModelRow.name == new_name,
+            )
+        ):
+            raise taken
+        row.name = new_name
+        row.updated_at = now_ms()
+        try:
+            session.flush()
+        except DBIntegrityError:
+            raise taken from None
+        ctx.audit(
+            session,
+            "models.rename",
+            "registered_model",
+            row.id,
+            {"name": name, "new_name": new_name},
+        )
         return _to_api(session, [row])[0]
 
 
@@ -278,8 +382,9 @@ def set_model_tags(ctx: RequestContext, name: str, tags: dict[str, str]) -> Regi
         return _to_api(session, [row])[0]
 
 
-def delete_model_tag(ctx: RequestContext, name: str, key: str) -> None:
-    """Remove one tag of a model; NotFound when it is not set."""
+def delete_model_tag(ctx: RequestContext, name: str, key: str, *, missing_ok: bool = False) -> None:
+    """Remove one tag of a model; NotFound when it is not set (unless ``missing_ok``,
+    MLflow's behaviour: then nothing changes and nothing is audited)."""
     assert ctx.project_id is not None
     with ctx.platform.db.write() as session:
         row = model_row(session, ctx.project_id, name, lock=True)
@@ -287,6 +392,8 @@ def delete_model_tag(ctx: RequestContext, name: str, key: str) -> None:
             delete(ModelTagRow).where(ModelTagRow.model_id == row.id, ModelTagRow.key == key)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
+            if missing_ok:
+                return
             raise NotFound(f"model {name!r} has no tag {key!r}")
         row.updated_at = now_ms()
         ctx.audit(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shipyard.errors import InvalidInput
 
@@ -17,7 +18,10 @@ RESERVED_ALIASES = frozenset({"latest"})
 DESCRIPTOR = "shipyard-model.json"
 # Status of a deleted version: kept as a tombstone so its number is never reused.
 DELETED_STATUS = "deleted"
-# Response header carrying a downloaded file's BLAKE3 hash (the artifacts routes use it too).
+# MLflow's model stages (deprecated there), kept as a version tag so that MLflow clients'
+# ``models:/name/Production`` and get-latest-versions keep working; no tag means "None".
+STAGE_TAG = "mlflow.stage"
+STAGES = ("None", "Staging", "Production", "Archived")
 
 
 def check_alias(alias: str) -> str:
@@ -35,6 +39,14 @@ def check_alias(alias: str) -> str:
     if alias.lower() in RESERVED_ALIASES:
         raise InvalidInput(f"alias {alias!r} is reserved", {"alias": alias})
     return alias
+
+
+def canonical_stage(stage: str) -> str:
+    """MLflow's spelling of a stage name given in any case; InvalidInput otherwise."""
+    for known in STAGES:
+        if stage.lower() == known.lower():
+            return known
+    raise InvalidInput(f"invalid stage {stage[:50]!r}: use one of {', '.join(STAGES)}")
 
 
 def check_model_name(name: str) -> str:
@@ -114,12 +126,29 @@ class ModelPage(BaseModel):
 
 
 class ModelVersionCreate(BaseModel):
-    """Input of version creation: the files under ``source_path`` in the run's artifacts."""
+    """Input of version creation: the files under ``source_path`` in the run's artifacts,
+    or (with ``logged_model_id``) the files of an MLflow 3 logged model."""
 
-    run_id: str = Field(min_length=1, max_length=64)
-    source_path: str = Field(default="model", max_length=1000)
+    run_id: str | None = Field(default=None, min_length=1, max_length=64)
+    logged_model_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="An MLflow logged model ('m-...'): its files, and its run if it has one.",
+    )
+    source_path: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Folder of the source: default 'model' in a run, all of a logged model.",
+    )
     description: str = Field(default="", max_length=100_000)
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_source(self) -> ModelVersionCreate:
+        if self.run_id is None and self.logged_model_id is None:
+            raise ValueError("give run_id (with source_path) or logged_model_id")
+        return self
 
 
 class ModelFile(BaseModel):
@@ -131,13 +160,21 @@ class ModelFile(BaseModel):
 
 
 class ModelVersion(BaseModel):
-    """A version of a registered model, made from a run's artifacts."""
+    """A version of a registered model, made from a run's artifacts or a logged model."""
 
     id: int
     model_name: str
     version: int
-    run_id: str
+    run_id: str | None = Field(description="None for a logged model made outside any run.")
     source_path: str
+    logged_model_id: str | None = Field(
+        default=None, description="The MLflow logged model the files came from, if any."
+    )
+    source_uri: str = Field(
+        default="",
+        description="The source in MLflow's words: as an MLflow client gave it, else "
+        "'runs:/<run_id>/<source_path>' or 'models:/<logged_model_id>'.",
+    )
     flavor: str = Field(description="From the shipyard-model.json descriptor; '' without one.")
     description: str
     status: str
@@ -151,7 +188,30 @@ class ModelVersion(BaseModel):
     )
 
 
+class VersionPage(BaseModel):
+    """One page of a version search."""
+
+    versions: list[ModelVersion]
+    next_page_token: str | None
+
+
 class AliasSet(BaseModel):
     """Point an alias at a version number."""
 
     version: int = Field(ge=1)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition of a registry search, as the MLflow protocol expresses them.
+
+    ``field`` is ``name`` (the model's), ``tag`` (``key`` names it), and for versions
+    also ``version``, ``run_id`` or ``source_path``. ``op`` is ``=``, ``!=``, ``LIKE``
+    (case-sensitive), ``ILIKE``, ``IN``, ``NOT IN``, or for ``version`` ``<``, ``<=``,
+    ``>``, ``>=``. ``value`` is a tuple for IN and NOT IN.
+    """
+
+    field: Literal["name", "tag", "version", "run_id", "source_path"]
+    op: str
+    value: str | int | tuple[str | int, ...]
+    key: str = ""
