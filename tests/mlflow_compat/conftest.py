@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.auth.conftest import Secured
 from tests.conftest import build_platform
 
 from shipyard.platform import Platform
@@ -88,3 +89,16 @@ def mlflow_client(mlflow_target: MlflowTarget, monkeypatch: pytest.MonkeyPatch) 
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
         mlflow.set_tracking_uri("")
         mlflow.set_registry_uri("")
+
+
+@pytest.fixture(params=TARGETS)
+def secured(
+    request: pytest.FixtureRequest, tmp_path: Path, server_for: Callable[[Platform], Any]
+) -> Iterator[Secured]:
+    """A server that requires auth, on each pair of backends, with a site admin (root)."""
+    backend, blobs = str(request.param).split("-")
+    platform = build_platform(request, backend, tmp_path / "home", auth_required=True, blobs=blobs)
+    s = Secured(platform, server_for(platform).url)
+    s.admin_token = s.user("root", is_admin=True)
+    yield s
+    s.close()

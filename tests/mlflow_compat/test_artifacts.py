@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import tracemalloc
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.auth.conftest import Secured
-from tests.conftest import build_platform
 
 from shipyard.auth.tables import AuditEventRow
 from shipyard.client import Client
@@ -308,19 +306,6 @@ def test_large_artifact_streams_both_ways(
         "files": [{"path": "large.bin", "is_dir": False, "file_size": size_mib * 1024 * 1024}]
     }
     assert artifact_routes.SERVER_INFO["multipart_uploads_enabled"] is False
-
-
-@pytest.fixture(params=["sqlite-local", "postgres-s3"])
-def secured(
-    request: pytest.FixtureRequest, tmp_path: Path, server_for: Callable[[Platform], Any]
-) -> Iterator[Secured]:
-    """A server that requires auth; alice edits the default project, vic views it."""
-    backend, blobs = str(request.param).split("-")
-    platform = build_platform(request, backend, tmp_path / "home", auth_required=True, blobs=blobs)
-    s = Secured(platform, server_for(platform).url)
-    s.admin_token = s.user("root", is_admin=True)
-    yield s
-    s.close()
 
 
 def test_artifact_proxy_checks_the_callers_role(

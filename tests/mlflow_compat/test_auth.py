@@ -6,34 +6,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 from tests.auth.conftest import Secured
-from tests.conftest import build_platform
-
-from shipyard.platform import Platform
-
-from .conftest import TARGETS
 
 
-@pytest.fixture(params=TARGETS)
-def secured(
-    request: pytest.FixtureRequest, tmp_path: Path, server_for: Callable[[Platform], Any]
-) -> Iterator[Secured]:
-    """A server with auth required on each pair of backends, a site admin, and the
-    projects alpha and beta."""
-    backend, blobs = str(request.param).split("-")
-    platform = build_platform(request, backend, tmp_path / "home", auth_required=True, blobs=blobs)
-    s = Secured(platform, server_for(platform).url)
-    s.admin_token = s.user("root", is_admin=True)
-    s.project("alpha")
-    s.project("beta")
-    yield s
-    s.close()
+@pytest.fixture
+def secured(secured: Secured) -> Secured:
+    """The compat suite's secured server, with the projects alpha and beta."""
+    secured.project("alpha")
+    secured.project("beta")
+    return secured
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ def _populate(server: MlflowServer) -> None:
         for _ in range(3):
             mlflow.register_model(f"runs:/{run_ids[0]}/model", "gappy")
         mc.delete_model_version("gappy", "2")
-        mc.create_registered_model("not allowed here")
+        mc.create_registered_model("not@allowed")
         # Registered from a plain folder of a run's artifacts (no logged model).
         mc.create_registered_model("from-artifacts")
         artifact_uri = mc.get_run(run_ids[0]).info.artifact_uri
@@ -248,7 +248,7 @@ def assert_nothing_new(summary: ImportSummary) -> None:
         assert set(summary.kinds[kind].skipped) <= {
             ALREADY,
             "deleted in MLflow",
-            "name not allowed in Shipyard (letters, digits, '.', '_', '-')",
+            "name not allowed in Shipyard (letters, digits, spaces, '.', '_', '-')",
             "their model was not imported",
         }, summary.to_dict()
 
@@ -346,7 +346,7 @@ def test_import_copies_everything_then_nothing_new(
     assert kinds["artifact files"].copied > 0
     assert kinds["models"].copied == 3
     assert kinds["models"].skipped == {
-        "name not allowed in Shipyard (letters, digits, '.', '_', '-')": 1
+        "name not allowed in Shipyard (letters, digits, spaces, '.', '_', '-')": 1
     }
     assert kinds["versions"].copied == 5
     assert kinds["aliases"].copied == 1

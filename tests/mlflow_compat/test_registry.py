@@ -4,7 +4,7 @@ registers is visible to MLflow code."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 from tests.auth.conftest import Secured
-from tests.conftest import build_platform
 
 from shipyard.auth.tables import AuditEventRow
 from shipyard.client import Client
 from shipyard.platform import Platform
 from shipyard.registry.tables import ModelVersionRow, RegisteredModelRow
 
-from .conftest import TARGETS, MlflowTarget
+from .conftest import MlflowTarget
 
 REGISTRY = "/api/2.0/mlflow"
 
@@ -63,6 +62,19 @@ def _experiment_of(target: MlflowTarget, run_id: str) -> int:
 
 
 # --- registered models ----------------------------------------------------------------------
+
+
+def test_model_names_with_spaces_work_both_ways(
+    mlflow_target: MlflowTarget, mlflow_client: Any
+) -> None:
+    from shipyard.client import Client
+
+    mlflow_client.create_registered_model("Churn Model", description="spaces are common")
+    mlflow_client.set_registered_model_tag("Churn Model", "team", "growth")
+    found = mlflow_client.search_registered_models(filter_string="name LIKE 'Churn %'")
+    assert [m.name for m in found] == ["Churn Model"]
+    with Client(mlflow_target.url) as native:
+        assert native.models.get("Churn Model").description == "spaces are common"
 
 
 def test_registered_model_lifecycle(mlflow_target: MlflowTarget, mlflow_client: Any) -> None:
@@ -141,9 +153,9 @@ def test_bad_model_requests_change_nothing(mlflow_target: MlflowTarget, mlflow_c
     client.create_registered_model("kept")
     before = (_counts(mlflow_target.platform), len(_audit_actions(mlflow_target.platform)))
     for call in (
-        lambda: client.create_registered_model("has space"),
+        lambda: client.create_registered_model("trailing space "),
         lambda: client.create_registered_model("a@b"),
-        lambda: client.rename_registered_model("kept", "bad name"),
+        lambda: client.rename_registered_model("kept", "bad@name"),
         lambda: client.set_registered_model_tag("kept", "", "x"),
         lambda: client.set_registered_model_tag("kept", "k" * 251, "x"),
         lambda: client.set_registered_model_alias("kept", "champion", "abc"),
@@ -651,19 +663,6 @@ def test_register_a_model_logged_as_run_artifacts(
 
 
 # --- roles -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=TARGETS)
-def secured(
-    request: pytest.FixtureRequest, tmp_path: Path, server_for: Callable[[Platform], Any]
-) -> Iterator[Secured]:
-    """A server that requires auth, on each pair of backends, with a site admin."""
-    backend, blobs = str(request.param).split("-")
-    platform = build_platform(request, backend, tmp_path / "home", auth_required=True, blobs=blobs)
-    s = Secured(platform, server_for(platform).url)
-    s.admin_token = s.user("root", is_admin=True)
-    yield s
-    s.close()
 
 
 def test_registry_checks_the_callers_role(

@@ -26,7 +26,7 @@ def test_create_get_update(client: Client) -> None:
     assert updated.updated_at >= created.updated_at
 
 
-@pytest.mark.parametrize("name", ["has space", "a/b", "a@b", "-lead", "x" * 251])
+@pytest.mark.parametrize("name", ["space at end ", " lead", "a/b", "a@b", "-lead", "x" * 251])
 def test_bad_names_change_nothing(client: Client, name: str) -> None:
     with pytest.raises(InvalidInput):
         client.models.create(name)

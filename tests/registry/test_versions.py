@@ -98,7 +98,7 @@ def test_alias_errors(client: Client, run_id: str) -> None:
     with pytest.raises(InvalidInput):
         client.models.resolve("m/0")
     with pytest.raises(InvalidInput):
-        client.models.resolve("bad name@x")
+        client.models.resolve(" bad name@x")
 
 
 def test_resolve_references(client: Client, run_id: str) -> None:

@@ -31,7 +31,7 @@ from shipyard.mlflow_compat.tracking import conflict_as, run_artifact_uri
 from shipyard.platform import Platform
 from shipyard.server.responses import FastJSON
 from shipyard.tracking import artifacts, logged_models
-from shipyard.tracking.artifact_routes import _receive_blob  # the one streamed upload
+from shipyard.tracking.artifact_routes import receive_blob  # the one streamed upload
 from shipyard.tracking.artifact_types import ArtifactInfo
 from shipyard.tracking.resolvers import experiment_project
 from shipyard.tracking.tables import RunRow
@@ -156,13 +156,13 @@ async def upload_artifact(
             path = await run_in_threadpool(
                 artifacts.check_upload, platform, target.owner, target.path
             )
-            blob = await _receive_blob(request, ctx, limit)
+            blob = await receive_blob(request, ctx, limit)
             await run_in_threadpool(artifacts.record_upload, ctx, target.owner, path, blob)
         else:
             path = await run_in_threadpool(
                 logged_models.check_file_upload, platform, target.owner, target.path
             )
-            blob = await _receive_blob(request, ctx, limit)
+            blob = await receive_blob(request, ctx, limit)
             await run_in_threadpool(logged_models.record_file, ctx, target.owner, path, blob)
     return FastJSON({})
 

@@ -713,7 +713,7 @@ class MlflowImport:
             check_model_name(src.name)
         except InvalidInput:
             self.summary.skipped(
-                "models", "name not allowed in Shipyard (letters, digits, '.', '_', '-')"
+                "models", "name not allowed in Shipyard (letters, digits, spaces, '.', '_', '-')"
             )
             return None
         tags = {**src.tags, TAG_MODEL: src.name, TAG_SOURCE: self.source.shown}

@@ -41,6 +41,7 @@ from shipyard.mlflow_compat.tracking import (
 )
 from shipyard.platform import Platform
 from shipyard.registry.tables import ModelVersionRow, RegisteredModelRow
+from shipyard.registry.types import DELETED_STATUS
 from shipyard.server.responses import FastJSON
 from shipyard.tracking import logged_models
 from shipyard.tracking.logged_models import LoggedModel, OrderBy
@@ -98,7 +99,10 @@ def _registrations(platform: Platform, ids: Sequence[str]) -> dict[str, list[dic
                 ModelVersionRow.logged_model_id, RegisteredModelRow.name, ModelVersionRow.version
             )
             .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
-            .where(ModelVersionRow.logged_model_id.in_(list(ids)))
+            .where(
+                ModelVersionRow.logged_model_id.in_(list(ids)),
+                ModelVersionRow.status != DELETED_STATUS,
+            )
             .order_by(RegisteredModelRow.name, ModelVersionRow.version)
         )
         for model_id, name, version in rows:

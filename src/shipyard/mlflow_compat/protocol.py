@@ -146,17 +146,23 @@ def field(message: Message, name: str, *aliases: str, required: bool = True) -> 
     return None
 
 
-def int_field(message: Message, name: str, *, default: int | None = None) -> int | None:
-    """An integer field (int64 fields may arrive as JSON strings)."""
-    value = message.get(name)
+def int_of(value: Any, name: str, default: int | None = None) -> int | None:
+    """An int64 field: a JSON number or a decimal string (protobuf's spelling)."""
     if value in (None, ""):
         return default
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise fail("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'.")
     try:
         return int(value)
     except (TypeError, ValueError):
         raise fail(
             "INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'."
         ) from None
+
+
+def int_field(message: Message, name: str, *, default: int | None = None) -> int | None:
+    """The integer field ``name`` of a message (see :func:`int_of`)."""
+    return int_of(message.get(name), name, default)
 
 
 def list_field(message: Message, name: str) -> list[Any]:

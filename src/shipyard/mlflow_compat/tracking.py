@@ -134,20 +134,6 @@ def float_of(value: Any, name: str) -> float:
         ) from None
 
 
-def int_of(value: Any, name: str, default: int | None = None) -> int | None:
-    """An int64 field: a JSON number or a decimal string (protobuf's spelling)."""
-    if value in (None, ""):
-        return default
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-        raise fail("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'.")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise fail(
-            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'."
-        ) from None
-
-
 def key_values(message: Message, name: str) -> list[tuple[str, str]]:
     """A repeated ``{key, value}`` field (tags, params) as pairs, values as strings."""
     items = message.get(name) or []

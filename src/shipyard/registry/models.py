@@ -30,7 +30,7 @@ from shipyard.registry.types import (
     RegisteredModelCreate,
     check_model_name,
 )
-from shipyard.tracking.search import _CaseSensitiveLike
+from shipyard.tracking.search import CaseSensitiveLike
 
 # A model without this tag is not a prompt: MLflow clients add
 # ``tags.`mlflow.prompt.is_prompt` != 'true'`` to every model search.
@@ -197,7 +197,7 @@ def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         values = list(value) if isinstance(value, tuple) else [value]
         return column.in_(values) if op == "IN" else column.not_in(values)
     if op == "LIKE":
-        return _CaseSensitiveLike(column, str(value))
+        return CaseSensitiveLike(column, str(value))
     if op == "ILIKE":
         return column.ilike(str(value), escape="\\")  # type: ignore[no-any-return]
     ops = {

@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field, model_validator
 from shipyard.errors import InvalidInput
 
 # No '@' or '/' in a model name: "name@alias" and "name/3" must parse one way only.
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,249}$"
+# Spaces are allowed inside a name ("Churn Model", common in MLflow registries), not at
+# either end; '/' and '@' are not: they separate the version and the alias in a reference.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._ -]{0,248}[A-Za-z0-9._-])?$"
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 # "latest" is what a bare model name means; an alias with that name would shadow it.
 RESERVED_ALIASES = frozenset({"latest"})
@@ -53,8 +55,8 @@ def check_model_name(name: str) -> str:
     """Refuse model names outside :data:`MODEL_NAME_PATTERN`."""
     if not re.match(MODEL_NAME_PATTERN, name):
         raise InvalidInput(
-            f"invalid model name {name[:120]!r}: use letters, digits, '.', '_' or '-' "
-            "(at most 250, starting with a letter or digit)"
+            f"invalid model name {name[:120]!r}: use letters, digits, spaces, '.', '_' or '-' "
+            "(at most 250, starting with a letter or digit, not ending with a space)"
         )
     return name
 

@@ -46,11 +46,11 @@ async def upload_artifact(
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"artifact is larger than the limit of {limit} bytes")
     path = await run_in_threadpool(artifacts.check_upload, platform, run_id, path)
-    blob = await _receive_blob(request, ctx, limit)
+    blob = await receive_blob(request, ctx, limit)
     return await run_in_threadpool(artifacts.record_upload, ctx, run_id, path, blob)
 
 
-async def _receive_blob(request: Request, ctx: RequestContext, limit: int) -> BlobRef:
+async def receive_blob(request: Request, ctx: RequestContext, limit: int) -> BlobRef:
     # Double-buffered: while a worker thread hashes and writes one unit, the loop
     # keeps reading the next from the socket. At most two units are in memory.
     loop = asyncio.get_running_loop()

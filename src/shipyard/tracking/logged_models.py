@@ -32,15 +32,15 @@ from shipyard.tracking.artifact_types import ArtifactInfo
 from shipyard.tracking.paths import normalize_artifact_path, normalize_artifact_prefix
 from shipyard.tracking.resolvers import experiment_project
 from shipyard.tracking.runs import writable_run
-from shipyard.tracking.search import _check_op, _condition  # the one comparison compiler
+from shipyard.tracking.search import check_op, value_test  # the one comparison compiler
 from shipyard.tracking.search_parser import (
     And,
     Comparison,
     Expr,
     Not,
     Or,
-    _fail,
-    _Parser,
+    Parser,
+    parse_error,
 )
 from shipyard.tracking.tables import (
     ExperimentRow,
@@ -526,13 +526,15 @@ _STATUS_WORDS = {
 }
 
 
-class _FilterParser(_Parser):
+class _FilterParser(Parser):
     """The run search language with the logged model's attributes."""
 
     def attribute(self, name: str, pos: int) -> str:
         canonical = _ALIASES.get(name.lower())
         if canonical is None:
-            _fail(self.what, f"unknown attribute {name!r}", pos, f"valid attributes: {_VALID}")
+            parse_error(
+                self.what, f"unknown attribute {name!r}", pos, f"valid attributes: {_VALID}"
+            )
         return canonical
 
 
@@ -565,8 +567,8 @@ def _comparison(cmp: Comparison) -> ColumnElement[bool]:
             return column.is_(None) if cmp.op == "IS NULL" else column.is_not(None)
         if f.key == "status":
             cmp = _status_comparison(cmp)
-        _check_op(cmp, kind)
-        condition = _condition(column, cmp, kind)
+        check_op(cmp, kind)
+        condition = value_test(column, cmp, kind)
         # Two-valued for the nullable source_run_id, so NOT (...) matches models without one.
         return and_(column.is_not(None), condition) if f.key == "source_run_id" else condition
     if f.kind == "metric":
@@ -584,8 +586,8 @@ def _comparison(cmp: Comparison) -> ColumnElement[bool]:
     if cmp.op in ("IS NULL", "IS NOT NULL"):
         present = exists().where(*clauses)
         return not_(present) if cmp.op == "IS NULL" else present
-    _check_op(cmp, kind)
-    return exists().where(*clauses, _condition(value_column, cmp, kind))
+    check_op(cmp, kind)
+    return exists().where(*clauses, value_test(value_column, cmp, kind))
 
 
 def _status_comparison(cmp: Comparison) -> Comparison:

@@ -164,8 +164,8 @@ def _comparison(cmp: Comparison) -> ColumnElement[bool]:
 def _value_condition(value: Any, cmp: Comparison) -> ColumnElement[bool]:
     """The test on a metric's, param's or tag's ``value`` column."""
     kind: Literal["text", "number"] = "number" if cmp.field.kind == "metric" else "text"
-    _check_op(cmp, kind)
-    return _condition(value, cmp, kind)
+    check_op(cmp, kind)
+    return value_test(value, cmp, kind)
 
 
 def _logged(
@@ -193,8 +193,8 @@ def _attribute_comparison(cmp: Comparison, attr: _Attribute) -> ColumnElement[bo
         if not attr.nullable:
             _fail(cmp, f"{cmp.op} does not apply to {cmp.field.label}", "it is never null")
         return column.is_(None) if cmp.op == "IS NULL" else column.is_not(None)
-    _check_op(cmp, attr.kind)
-    condition = _condition(column, cmp, attr.kind, lowercase=attr.lowercase)
+    check_op(cmp, attr.kind)
+    condition = value_test(column, cmp, attr.kind, lowercase=attr.lowercase)
     if attr.nullable:
         # Keep the comparison two-valued so that NOT (end_time > x) matches a
         # running run, as NOT on a metric comparison matches a run without it.
@@ -202,7 +202,7 @@ def _attribute_comparison(cmp: Comparison, attr: _Attribute) -> ColumnElement[bo
     return condition
 
 
-def _check_op(cmp: Comparison, kind: Literal["text", "number"]) -> None:
+def check_op(cmp: Comparison, kind: Literal["text", "number"]) -> None:
     label = cmp.field.label
     if kind == "number" and cmp.op not in _NUMBER_OPS:
         _fail(
@@ -218,7 +218,7 @@ def _check_op(cmp: Comparison, kind: Literal["text", "number"]) -> None:
         )
 
 
-def _condition(
+def value_test(
     column: Any, cmp: Comparison, kind: Literal["text", "number"], *, lowercase: bool = False
 ) -> ColumnElement[bool]:
     op = cmp.op
@@ -235,7 +235,7 @@ def _condition(
         if op.endswith("ILIKE"):
             matched: ColumnElement[bool] = column.ilike(value, escape="\\")
         else:
-            matched = _CaseSensitiveLike(column, value)
+            matched = CaseSensitiveLike(column, value)
         return not_(matched) if op.startswith("NOT") else matched
     return {
         "=": column.__eq__,
@@ -305,7 +305,7 @@ def _glob_literal(ch: str) -> str:
     return f"[{ch}]" if ch in "*?[" else ch
 
 
-class _CaseSensitiveLike(ColumnElement[bool]):
+class CaseSensitiveLike(ColumnElement[bool]):
     """``column LIKE pattern``, case-sensitive everywhere.
 
     SQLite's LIKE ignores ASCII case, so there it compiles to GLOB (whose
@@ -327,15 +327,15 @@ class _CaseSensitiveLike(ColumnElement[bool]):
         self.pattern = bindparam(None, pattern, type_=_LikePattern())
 
 
-@compiles(_CaseSensitiveLike)
-def _compile_like(element: _CaseSensitiveLike, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(CaseSensitiveLike)
+def _compile_like(element: CaseSensitiveLike, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     pattern = compiler.process(element.pattern, **kw)
     return f"{column} LIKE {pattern} ESCAPE '\\'"
 
 
-@compiles(_CaseSensitiveLike, "sqlite")
-def _compile_like_sqlite(element: _CaseSensitiveLike, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(CaseSensitiveLike, "sqlite")
+def _compile_like_sqlite(element: CaseSensitiveLike, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     pattern = compiler.process(element.pattern, **kw)
     return f"{column} GLOB {pattern}"

@@ -204,14 +204,14 @@ def tokenize(source: str, what: str = "filter") -> list[Token]:
         elif (m := _NUMBER.match(source, i)) is not None:
             end = m.end()
             if end < n and _WORD_CHAR.match(source[end]):
-                _fail(what, f"malformed number {source[i : end + 1]!r}", i)
+                parse_error(what, f"malformed number {source[i : end + 1]!r}", i)
             tokens.append(Token("number", m.group(), i))
             i = end
         elif (m := _WORD.match(source, i)) is not None:
             tokens.append(Token("word", m.group(), i))
             i = m.end()
         else:
-            _fail(what, f"unexpected character {ch!r}", i)
+            parse_error(what, f"unexpected character {ch!r}", i)
     tokens.append(Token("eof", "", n))
     return tokens
 
@@ -223,7 +223,7 @@ def _read_quoted(source: str, start: int, what: str) -> tuple[str, int]:
     while True:
         j = source.find(quote, i)
         if j < 0:
-            _fail(what, f"unterminated {quote}-quoted text starting", start)
+            parse_error(what, f"unterminated {quote}-quoted text starting", start)
         parts.append(source[i:j])
         if source.startswith(quote * 2, j):  # a doubled quote stands for itself
             parts.append(quote)
@@ -232,7 +232,7 @@ def _read_quoted(source: str, start: int, what: str) -> tuple[str, int]:
         return "".join(parts), j + 1
 
 
-def _fail(what: str, message: str, pos: int, hint: str = "") -> NoReturn:
+def parse_error(what: str, message: str, pos: int, hint: str = "") -> NoReturn:
     text = f"{what}: {message} at position {pos}" + (f"; {hint}" if hint else "")
     raise InvalidInput(text, {"position": pos})
 
@@ -240,7 +240,7 @@ def _fail(what: str, message: str, pos: int, hint: str = "") -> NoReturn:
 # --- Parser ------------------------------------------------------------------------
 
 
-class _Parser:
+class Parser:
     def __init__(self, source: str, what: str) -> None:
         if len(source) > MAX_LENGTH:
             raise InvalidInput(f"{what}: longer than {MAX_LENGTH} characters")
@@ -264,7 +264,7 @@ class _Parser:
         tok = self.tok
         where = f" after {after.shown()}" if after is not None else ""
         got = "" if tok.kind == "eof" else f", got {tok.shown()}"
-        _fail(self.what, f"expected {what}{where}{got}", tok.pos, hint)
+        parse_error(self.what, f"expected {what}{where}{got}", tok.pos, hint)
 
     # -- boolean structure
     def or_expr(self) -> Expr:
@@ -284,7 +284,7 @@ class _Parser:
     def not_expr(self) -> Expr:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            _fail(self.what, f"nested deeper than {MAX_DEPTH} levels", self.tok.pos)
+            parse_error(self.what, f"nested deeper than {MAX_DEPTH} levels", self.tok.pos)
         try:
             if self.tok.is_keyword("not"):
                 self.advance()
@@ -346,7 +346,7 @@ class _Parser:
         prefix, key = word.split(".", 1)
         kind = _PREFIXES.get(prefix.lower())
         if kind is None:
-            _fail(
+            parse_error(
                 self.what,
                 f"unknown field {word!r}",
                 tok.pos,
@@ -366,7 +366,7 @@ class _Parser:
     def attribute(self, name: str, pos: int) -> str:
         canonical = ATTRIBUTE_ALIASES.get(name.lower())
         if canonical is None:
-            _fail(
+            parse_error(
                 self.what,
                 f"unknown attribute {name!r}",
                 pos,
@@ -413,7 +413,7 @@ def _to_number(text: str) -> int | float:
 
 def parse_filter(source: str) -> Expr | None:
     """Parse a filter string; None when it is empty or only whitespace."""
-    parser = _Parser(source, "filter")
+    parser = Parser(source, "filter")
     if parser.tok.kind == "eof":
         return None
     expr = parser.or_expr()
@@ -423,7 +423,7 @@ def parse_filter(source: str) -> Expr | None:
 
 def parse_order_by(source: str, index: int = 0) -> OrderTerm:
     """Parse one ``order_by`` item such as ``metrics.acc DESC``."""
-    parser = _Parser(source, f"order_by[{index}]")
+    parser = Parser(source, f"order_by[{index}]")
     field = parser.field()
     descending = False
     if parser.tok.is_keyword("asc", "desc"):
