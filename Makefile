@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
+	# The MLflow pytorch flavor test: the CPU build this machine kind keeps on disk
+	# (pinned: an unpinned torch would pull the CUDA build, several GB).
+	$(PIP) install -q torch==2.13.0
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
