@@ -60,9 +60,17 @@ class CachedResolver:
             cache.put(key, project_id)
         return project_id
 
+    def cached(self, platform: Platform, value: str) -> int | None:
+        """The project id for ``value`` if cached (no I/O); None otherwise."""
+        return _cache(platform).get((self.kind, value))
+
+    def remember(self, platform: Platform, value: str, project_id: int) -> None:
+        """Record the project of an object just created (its first call skips a lookup)."""
+        _cache(platform).put((self.kind, value), project_id)
+
     def __call__(self, request: Request, platform: Platform) -> int:
         return self.resolve(platform, request.path_params[self.param])
 
     def peek(self, request: Request, platform: Platform) -> int | None:
         """The cached answer, without I/O; None when it is not cached yet."""
-        return _cache(platform).get((self.kind, request.path_params[self.param]))
+        return self.cached(platform, request.path_params[self.param])

@@ -70,6 +70,12 @@ class BlobWriter:
         self._hasher.update(chunk)
         self._out.write(chunk)
 
+    def write_all(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Append each of ``chunks`` in turn (one worker-thread hop for many socket reads,
+        without first joining them into one buffer)."""
+        for chunk in chunks:
+            self.write(chunk)
+
     def commit(self) -> BlobRef:
         """Finish the blob and move it into place under its hash."""
         try:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
+from shipyard.auth.resolvers import CachedResolver
 from shipyard.errors import (
     InvalidInput,
     NotFound,
@@ -178,8 +179,7 @@ def list_field(message: Message, name: str) -> list[Any]:
 
 def project_of_url(request: Request, platform: Platform) -> int:
     """The project the tracking URI names: ``/projects/<name>/...`` or the default."""
-    name = request.path_params.get("project") or platform.settings.project
-    return project_from_path.resolve(platform, str(name))
+    return project_from_path.resolve(platform, _url_name(request, platform))
 
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -188,10 +188,20 @@ DEFAULT_EXPERIMENT_ID = "0"
 
 class MessageResolver:
     """A project resolver for MLflow routes: parses the message first (async), then
-    ``locate(request, platform, message)`` finds the project."""
+    ``locate(request, platform, message)`` finds the project.
 
-    def __init__(self, locate: Callable[[Request, Platform, Message], int]) -> None:
+    ``cached(request, platform, message)``, when given, answers from the resolvers'
+    caches only (None when not cached): the authorization check then decides on the
+    event loop, sparing a worker-thread hop per request.
+    """
+
+    def __init__(
+        self,
+        locate: Callable[[Request, Platform, Message], int],
+        cached: Callable[[Request, Platform, Message], int | None] | None = None,
+    ) -> None:
         self.locate = locate
+        self.cached = cached
 
     async def prepare(self, request: Request) -> None:
         if getattr(request.state, "mlflow_message", None) is None:
@@ -200,9 +210,29 @@ class MessageResolver:
     def __call__(self, request: Request, platform: Platform) -> int:
         return self.locate(request, platform, message_of(request))
 
+    def peek(self, request: Request, platform: Platform) -> int | None:
+        """The project without I/O, when the caches know it; else None."""
+        if self.cached is None:
+            return None
+        return self.cached(request, platform, message_of(request))
+
+
+def _peek(resolver: CachedResolver, platform: Platform, value: Any) -> int | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return resolver.cached(platform, value)
+
+
+def _url_name(request: Request, platform: Platform) -> str:
+    return str(request.path_params.get("project") or platform.settings.project)
+
 
 def _url(request: Request, platform: Platform, _: Message) -> int:
     return project_of_url(request, platform)
+
+
+def _url_cached(request: Request, platform: Platform, _: Message) -> int | None:
+    return _peek(project_from_path, platform, _url_name(request, platform))
 
 
 def _experiment(request: Request, platform: Platform, message: Message) -> int:
@@ -212,15 +242,26 @@ def _experiment(request: Request, platform: Platform, message: Message) -> int:
     return experiment_project.resolve(platform, raw)
 
 
+def _experiment_cached(request: Request, platform: Platform, message: Message) -> int | None:
+    raw = message.get("experiment_id")
+    if raw == DEFAULT_EXPERIMENT_ID:
+        return _url_cached(request, platform, message)
+    return _peek(experiment_project, platform, str(raw) if isinstance(raw, int) else raw)
+
+
 def _run(request: Request, platform: Platform, message: Message) -> int:
     return run_project.resolve(platform, str(field(message, "run_id", "run_uuid")))
 
 
-url_message = MessageResolver(_url)
+def _run_cached(request: Request, platform: Platform, message: Message) -> int | None:
+    return _peek(run_project, platform, message.get("run_id") or message.get("run_uuid"))
+
+
+url_message = MessageResolver(_url, _url_cached)
 """Parse the message; the project is the tracking URI's (names, searches, creates)."""
 
-experiment_message = MessageResolver(_experiment)
+experiment_message = MessageResolver(_experiment, _experiment_cached)
 """Parse the message; the project of its ``experiment_id`` ('0': the URI's project)."""
 
-run_message = MessageResolver(_run)
+run_message = MessageResolver(_run, _run_cached)
 """Parse the message; the project of its ``run_id`` (or the older ``run_uuid``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 from fastapi import FastAPI
 
@@ -17,6 +18,16 @@ COMPAT_ROUTES = (
 
 PROJECT_PREFIX = "/projects/{project}"
 """A tracking URI of ``http://host/projects/<name>`` works in project <name>."""
+
+# Where the routers above serve, at the root or under PROJECT_PREFIX.
+_PROTOCOL_PATH = re.compile(
+    r"^(?:/projects/[^/]+)?/(?:api/2\.0/mlflow(?:-artifacts)?|api/3\.0/mlflow)(?:/|$)"
+)
+
+
+def is_protocol_path(path: str) -> bool:
+    """Whether ``path`` is one the MLflow protocol routers serve (no other route does)."""
+    return _PROTOCOL_PATH.match(path) is not None
 
 
 def mount(app: FastAPI) -> None:

@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from operator import itemgetter
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -34,15 +36,10 @@ from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message, fail
 from shipyard.platform import Platform
 from shipyard.tracking import experiments
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
-from shipyard.tracking.runs import writable_run
-from shipyard.tracking.tables import (
-    ExperimentRow,
-    ExperimentTagRow,
-    LatestMetricRow,
-    RunOutputRow,
-    RunTagRow,
-)
+from shipyard.tracking.runs import run_dicts, writable_run
+from shipyard.tracking.tables import ExperimentRow, ExperimentTagRow, RunTagRow
 from shipyard.tracking.types import ACTIVE, Experiment, ExperimentCreate, check_keys
+from shipyard.tracking.upserts import driver_cursor, driver_sql
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -260,32 +257,33 @@ def _number(value: float | None) -> float | str:
 def runs_to_mlflow(platform: Platform, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs (dicts shaped like :class:`~shipyard.tracking.types.Run`) as MLflow's ``Run``
     messages, with each latest metric's step and time, and the run's inputs and outputs."""
+    with platform.db.read() as session:
+        return run_messages(session, runs)
+
+
+def read_mlflow_run(session: Session, run_id: str) -> dict[str, Any]:
+    """One run as MLflow's ``Run`` message, read in ``session`` (NotFound when absent)."""
+    found = run_dicts(session, [run_id])
+    if not found:
+        raise NotFound(f"run {run_id!r} not found")
+    return run_messages(session, found)[0]
+
+
+def run_messages(session: Session, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`runs_to_mlflow` in an open session."""
     # inputs.py imports this module (conflict_as): import it when first used.
     from shipyard.mlflow_compat.inputs import run_inputs_messages
 
-    ids = [run["id"] for run in runs]
-    with platform.db.read() as session:
-        latest = _latest_metrics(session, ids)
-        inputs = run_inputs_messages(session, ids)
-        outputs = _model_outputs(session, ids)
+    latest, with_inputs, outputs = _run_extras(session, [run["id"] for run in runs])
+    inputs = run_inputs_messages(session, with_inputs) if with_inputs else {}
     return [
-        _run_message(run, latest.get(run["id"], []), inputs[run["id"]], outputs.get(run["id"]))
+        run_to_mlflow(run, latest.get(run["id"], ()), inputs.get(run["id"]), outputs.get(run["id"]))
         for run in runs
     ]
 
 
-def _run_message(
-    run: dict[str, Any],
-    metrics: list[dict[str, Any]],
-    inputs: dict[str, Any],
-    outputs: list[dict[str, Any]] | None,
-) -> dict[str, Any]:
-    tags = dict(run["tags"])
-    tags.setdefault(RUN_NAME_TAG, run["name"])
-    if run["parent_run_id"]:
-        tags.setdefault(PARENT_RUN_TAG, run["parent_run_id"])
-    if run["description"]:
-        tags.setdefault(NOTE_TAG, run["description"])
+def run_info(run: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's ``RunInfo`` message of a run (a dict shaped like Run)."""
     info: dict[str, Any] = {
         "run_id": run["id"],
         "run_uuid": run["id"],
@@ -299,54 +297,93 @@ def _run_message(
     }
     if run["end_time"] is not None:
         info["end_time"] = run["end_time"]
+    return info
+
+
+def run_to_mlflow(
+    run: dict[str, Any],
+    metrics: Sequence[dict[str, Any]] = (),
+    inputs: dict[str, Any] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A run as MLflow's ``Run`` message, given its latest metrics (MLflow ``Metric``
+    messages, in key order), inputs and outputs; a new run has none of them."""
+    tags = dict(run["tags"])
+    tags.setdefault(RUN_NAME_TAG, run["name"])
+    if run["parent_run_id"]:
+        tags.setdefault(PARENT_RUN_TAG, run["parent_run_id"])
+    if run["description"]:
+        tags.setdefault(NOTE_TAG, run["description"])
     message: dict[str, Any] = {
-        "info": info,
+        "info": run_info(run),
         "data": {
-            "metrics": metrics,
+            "metrics": list(metrics),
             "params": [{"key": k, "value": v} for k, v in run["params"].items()],
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
         },
-        "inputs": inputs,
+        # As MLflow's server answers a run without inputs (and cheaper for clients to parse).
+        "inputs": inputs if inputs is not None else {},
     }
     if outputs:
         message["outputs"] = {"model_outputs": outputs}
     return message
 
 
-def _latest_metrics(session: Session, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {}
-    if not ids:
-        return found
-    rows = session.execute(
-        select(
-            LatestMetricRow.run_id,
-            LatestMetricRow.key,
-            LatestMetricRow.value,
-            LatestMetricRow.timestamp,
-            LatestMetricRow.step,
-        )
-        .where(LatestMetricRow.run_id.in_(ids))
-        .order_by(LatestMetricRow.run_id, LatestMetricRow.key)
-    )
-    for run_id, key, value, timestamp, step in rows:
-        found.setdefault(run_id, []).append(
-            {"key": key, "value": _number(value), "timestamp": timestamp, "step": step}
-        )
-    return found
+# What MLflow's Run message needs beyond what run_dicts/search_runs give: each latest
+# metric's step and time, which runs have inputs (few do; those are read in full
+# after) and the model outputs. One statement over the driver's cursor, the run ids
+# passed as ONE parameter (as in tracking/runs.py): SQLAlchemy's rows would cost
+# more than the query on a page of 1,000 runs.
+_EXTRAS_SQL = (
+    "WITH page(id) AS ({ids}) "
+    "SELECT 0, run_id, key, value, timestamp, step FROM latest_metrics "
+    "WHERE run_id IN (SELECT id FROM page) "
+    "UNION ALL "
+    "SELECT DISTINCT 1, run_id, CAST(NULL AS TEXT), CAST(NULL AS DOUBLE PRECISION), "
+    "CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM run_inputs "
+    "WHERE run_id IN (SELECT id FROM page) "
+    "UNION ALL "
+    "SELECT 2, run_id, model_id, CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), step "
+    "FROM run_outputs WHERE run_id IN (SELECT id FROM page)"
+)
+_EXTRAS = {
+    "postgresql": _EXTRAS_SQL.format(ids="SELECT unnest(string_to_array(%s, ','))"),
+    "sqlite": _EXTRAS_SQL.format(ids="SELECT value FROM json_each(?)"),
+}
 
 
-def _model_outputs(session: Session, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {}
+def _run_extras(
+    session: Session, ids: Sequence[str]
+) -> tuple[dict[str, list[dict[str, Any]]], list[str], dict[str, list[dict[str, Any]]]]:
+    """``(latest metrics by run, ids of the runs with inputs, model outputs by run)``."""
+    latest: dict[str, list[dict[str, Any]]] = {}
+    with_inputs: list[str] = []
+    outputs: dict[str, list[dict[str, Any]]] = {}
     if not ids:
-        return found
-    rows = session.execute(
-        select(RunOutputRow.run_id, RunOutputRow.model_id, RunOutputRow.step).where(
-            RunOutputRow.run_id.in_(ids)
-        )
-    )
-    for run_id, model_id, step in rows:
-        found.setdefault(run_id, []).append({"model_id": model_id, "step": step})
-    return found
+        return latest, with_inputs, outputs
+    cursor, dialect = driver_cursor(session)
+    arg = ",".join(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
+    try:
+        cursor.execute(_EXTRAS[dialect], (arg,))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    for kind, run_id, key, value, timestamp, step in rows:
+        if kind == 0:
+            point = {"key": key, "value": _number(value), "timestamp": timestamp, "step": step}
+            found = latest.get(run_id)
+            if found is None:
+                latest[run_id] = [point]
+            else:
+                found.append(point)
+        elif kind == 1:
+            with_inputs.append(run_id)
+        else:
+            outputs.setdefault(run_id, []).append({"model_id": key, "step": step})
+    for points in latest.values():
+        if len(points) > 1:
+            points.sort(key=itemgetter("key"))
+    return latest, with_inputs, outputs
 
 
 def delete_run_tag(ctx: RequestContext, run_id: str, key: str) -> None:
@@ -379,3 +416,45 @@ def history_page(history: dict[str, Any], offset: int, limit: int | None) -> lis
             strict=True,
         )
     ]
+
+
+# MLflow's client reads a history 25,000 points at a time: each page is read alone
+# rather than the whole history per page. The native order is step, then time, then
+# insertion (tracking/metrics.py); the index gives step, then insertion, which is the
+# same unless a step repeats. So a page is read in index order with one point of
+# context on each side, and read again in the full order (which sorts each run of
+# equal steps) only when two of those points share a step.
+_PAGE_BY_STEP = (
+    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
+    "ORDER BY step, id LIMIT ? OFFSET ?"
+)
+_PAGE_FULL = (
+    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
+    "ORDER BY step, timestamp, id LIMIT ? OFFSET ?"
+)
+
+
+def history_slice(
+    platform: Platform, run_id: str, key: str, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Points ``offset .. offset+limit`` of metric ``key`` of a run, in the native
+    history's order, as MLflow ``Metric`` messages; and whether more points follow."""
+    check_keys([key], "metric")
+    before = 1 if offset > 0 else 0
+    with platform.db.read() as session:
+        cursor, dialect = driver_cursor(session)
+        try:
+            args = (run_id, key, limit + 1 + before, offset - before)
+            cursor.execute(driver_sql(_PAGE_BY_STEP, dialect), args)
+            rows = cursor.fetchall()
+            if any(a[0] == b[0] for a, b in zip(rows, rows[1:], strict=False)):
+                cursor.execute(driver_sql(_PAGE_FULL, dialect), (run_id, key, limit + 1, offset))
+                rows = cursor.fetchall()
+            else:
+                rows = rows[before:]
+        finally:
+            cursor.close()
+    points = [
+        {"key": key, "value": _number(v), "timestamp": t, "step": s} for s, t, v in rows[:limit]
+    ]
+    return points, len(rows) > limit

@@ -43,7 +43,11 @@ from shipyard.mlflow_compat.tracking import (
     experiment_to_mlflow,
     float_of,
     history_page,
+    history_slice,
     key_values,
+    read_mlflow_run,
+    run_info,
+    run_to_mlflow,
     runs_to_mlflow,
     status_of,
     validated,
@@ -238,11 +242,6 @@ def delete_experiment_tag_route(
 # --- runs -------------------------------------------------------------------------------------
 
 
-def _run_response(ctx: RequestContext, run_id: str) -> dict[str, Any]:
-    run = runs.get_run(ctx.platform, run_id).model_dump()
-    return runs_to_mlflow(ctx.platform, [run])[0]
-
-
 @router.post(f"{V2}/runs/create")
 def create_run(
     request: Request, ctx: RequestContext = require(Action.WRITE, experiment_message)
@@ -264,7 +263,8 @@ def create_run(
     )
     with conflict_as("INVALID_STATE"):  # the experiment is deleted
         created = runs.create_run(ctx, experiment_id, spec)
-    return FastJSON({"run": _run_response(ctx, created.id)})
+    # A new run has no metrics, inputs nor outputs yet: nothing more to read.
+    return FastJSON({"run": run_to_mlflow(created.model_dump())})
 
 
 @router.post(f"{V2}/runs/update")
@@ -282,8 +282,8 @@ def update_run(
         },
     )
     with conflict_as("INVALID_PARAMETER_VALUE"):  # the run is deleted
-        runs.update_run(ctx, _run_id(msg), spec)
-    return FastJSON({"run_info": _run_response(ctx, _run_id(msg))["info"]})
+        updated = runs.update_run(ctx, _run_id(msg), spec)
+    return FastJSON({"run_info": run_info(updated.model_dump())})
 
 
 @router.post(f"{V2}/runs/delete")
@@ -304,7 +304,9 @@ def restore_run(
 
 @router.get(f"{V2}/runs/get")
 def get_run(request: Request, ctx: RequestContext = require(Action.READ, run_message)) -> FastJSON:
-    return FastJSON({"run": _run_response(ctx, _run_id(message_of(request)))})
+    with ctx.platform.db.read() as session:
+        run = read_mlflow_run(session, _run_id(message_of(request)))
+    return FastJSON({"run": run})
 
 
 def _log(
@@ -508,9 +510,12 @@ def get_metric_history(
             "It must be a positive integer.",
         )
     offset = decode_page_token(field(msg, "page_token", required=False))
-    history = metrics.metric_history(ctx.platform, run_id, key)
-    body: dict[str, Any] = {"metrics": history_page(history, offset, limit)}
-    if limit is not None and offset + limit < len(history["steps"]):
+    if limit is None:
+        history = metrics.metric_history(ctx.platform, run_id, key)
+        return FastJSON({"metrics": history_page(history, offset, None)})
+    points, more = history_slice(ctx.platform, run_id, key, offset, limit)
+    body: dict[str, Any] = {"metrics": points}
+    if more:
         body["next_page_token"] = encode_page_token(offset + limit)
     return FastJSON(body)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import shipyard
+from shipyard.mlflow_compat.routes import is_protocol_path
 from shipyard.mlflow_compat.routes import mount as mount_mlflow_protocol
 from shipyard.platform import Platform
 from shipyard.server.errors import install_error_handlers
@@ -38,9 +40,39 @@ def create_app(platform: Platform) -> FastAPI:
     for module in DOMAIN_ROUTES:
         app.include_router(importlib.import_module(module).router, prefix=API_PREFIX)
     mount_mlflow_protocol(app)
+    app.add_middleware(ProtocolFastPath, protocol=_protocol_app(app))
     app.add_middleware(
         BodyLimit,
         max_bytes=platform.settings.max_request_bytes,
         streaming=("/artifacts", "/mlflow-artifacts/"),
     )
     return app
+
+
+def _protocol_app(app: FastAPI) -> FastAPI:
+    """The MLflow protocol routes alone, with ``app``'s state and error handling."""
+    protocol = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    protocol.state.platform = app.state.platform
+    protocol.dependency_overrides = app.dependency_overrides
+    install_error_handlers(protocol)
+    mount_mlflow_protocol(protocol)
+    return protocol
+
+
+class ProtocolFastPath:
+    """Sends MLflow protocol requests straight to an app that holds only those routes.
+
+    The application lists them too (so every route walker and check sees them), after
+    the native ones; FastAPI finds a route by trying each in turn, and the ~100 native
+    routes cost an MLflow request 0.1-0.3 ms before its own is reached.
+    """
+
+    def __init__(self, app: ASGIApp, protocol: ASGIApp) -> None:
+        self.app = app
+        self.protocol = protocol
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_protocol_path(scope["path"]):
+            await self.protocol(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

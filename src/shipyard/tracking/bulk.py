@@ -18,7 +18,7 @@ from shipyard.auth.authz import RequestContext
 from shipyard.clock import new_id, now_ms
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.tracking.metrics import Points
-from shipyard.tracking.resolvers import project_of_run
+from shipyard.tracking.resolvers import project_of_run, run_project
 from shipyard.tracking.runs import check_accepts_runs
 from shipyard.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
 from shipyard.tracking.types import ACTIVE, TERMINAL_STATUSES, RunRecord, RunsCreate
@@ -121,4 +121,7 @@ def create_runs(ctx: RequestContext, experiment_id: int, spec: RunsCreate) -> li
                 for row in rows
             ],
         )
+    if ctx.project_id is not None:
+        for run_id in ids:
+            run_project.remember(ctx.platform, run_id, ctx.project_id)
     return ids

@@ -17,7 +17,7 @@ from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking.planner import refresh_if_stale
-from shipyard.tracking.resolvers import project_of_run
+from shipyard.tracking.resolvers import project_of_run, run_project
 from shipyard.tracking.tables import (
     ExperimentRow,
     ParamRow,
@@ -216,6 +216,9 @@ def create_run(ctx: RequestContext, experiment_id: int, spec: RunCreate) -> Run:
             run_id,
             {"experiment_id": experiment_id, "name": name, "parent_run_id": spec.parent_run_id},
         )
+    if ctx.project_id is not None:
+        # The run's next calls (a batch, a tag) authorize by its project: known already.
+        run_project.remember(ctx.platform, run_id, ctx.project_id)
     return Run(
         id=run_id,
         experiment_id=experiment_id,
