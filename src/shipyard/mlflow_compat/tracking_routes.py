@@ -282,8 +282,8 @@ def update_run(
         },
     )
     with conflict_as("INVALID_PARAMETER_VALUE"):  # the run is deleted
-        updated = runs.update_run(ctx, _run_id(msg), spec)
-    return FastJSON({"run_info": run_info(updated.model_dump())})
+        updated = runs.update_run_info(ctx, _run_id(msg), spec)
+    return FastJSON({"run_info": run_info(updated)})
 
 
 @router.post(f"{V2}/runs/delete")
