@@ -44,7 +44,7 @@ from shipyard.registry.types import (
 from shipyard.tracking.artifacts import files_under
 from shipyard.tracking.logged_models import LOGGED_MODEL_PREFIX
 from shipyard.tracking.paths import normalize_artifact_prefix
-from shipyard.tracking.search_parser import Token, tokenize
+from shipyard.tracking.search_parser import TokenCursor
 from shipyard.tracking.tables import ExperimentRow, LoggedModelRow, RunRow
 
 # --- search filters and ordering ------------------------------------------------------------
@@ -79,25 +79,14 @@ _VERSION_ORDER = {
 _ORDER_ITEM = re.compile(r"^\s*(\S+)(?:\s+(ASC|DESC))?\s*$", re.IGNORECASE)
 
 
-class _FilterParser:
+class _FilterParser(TokenCursor):
     """``comparison (AND comparison)*`` over the tokens of the run search tokenizer:
     the whole of MLflow's registry filter language (it has no OR, NOT or parentheses)."""
 
     def __init__(self, source: str, fields: dict[str, str]) -> None:
+        super().__init__(source)
         self.source = source
         self.fields = fields
-        self.tokens = tokenize(source, "filter")
-        self.i = 0
-
-    @property
-    def tok(self) -> Token:
-        return self.tokens[self.i]
-
-    def advance(self) -> Token:
-        tok = self.tokens[self.i]
-        if tok.kind != "eof":
-            self.i += 1
-        return tok
 
     def fail(self, message: str) -> InvalidInput:
         return InvalidInput(

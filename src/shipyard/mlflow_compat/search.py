@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import InvalidInput
-from shipyard.tracking.search_parser import Token, tokenize
+from shipyard.tracking.search_parser import Token, TokenCursor, tokenize
 from shipyard.tracking.types import Experiment
 
 # --- runs -------------------------------------------------------------------------------------
@@ -245,21 +245,7 @@ def _like(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile("".join(out), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
 
-class _ExperimentParser:
-    def __init__(self, source: str) -> None:
-        self.tokens = tokenize(source)
-        self.i = 0
-
-    @property
-    def tok(self) -> Token:
-        return self.tokens[self.i]
-
-    def advance(self) -> Token:
-        tok = self.tokens[self.i]
-        if tok.kind != "eof":
-            self.i += 1
-        return tok
-
+class _ExperimentParser(TokenCursor):
     def fail(self, message: str) -> InvalidInput:
         return InvalidInput(f"filter: {message} at position {self.tok.pos}")
 

@@ -8,7 +8,9 @@ are implied by the files' paths), never both.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,28 +31,33 @@ def _run(session: Session, run_id: str) -> RunRow:
     return run
 
 
+def path_clash(
+    session: Session, path_column: Any, owner: ColumnElement[bool], path: str
+) -> tuple[str | None, bool]:
+    """Whether a new file at ``path`` clashes with the owner's stored files: the stored
+    file that is a folder of ``path`` (or None), and whether ``path`` is a folder."""
+    segments = path.split("/")
+    ancestors = ["/".join(segments[:i]) for i in range(1, len(segments))]
+    file_above = None
+    if ancestors:
+        file_above = session.scalar(
+            select(path_column).where(owner, path_column.in_(ancestors)).limit(1)
+        )
+    is_folder = session.scalar(
+        select(exists().where(owner, path_column.startswith(f"{path}/", autoescape=True)))
+    )
+    return file_above, bool(is_folder)
+
+
 def _check_writable(session: Session, run_id: str, path: str) -> None:
     run = _run(session, run_id)
     if run.lifecycle == "deleted":
         raise Conflict(f"run {run_id} is deleted: restore it before adding artifacts")
-    segments = path.split("/")
-    ancestors = ["/".join(segments[:i]) for i in range(1, len(segments))]
-    if ancestors:
-        clash = session.scalar(
-            select(ArtifactRow.path)
-            .where(ArtifactRow.run_id == run_id, ArtifactRow.path.in_(ancestors))
-            .limit(1)
-        )
-        if clash is not None:
-            raise Conflict(f"artifact {clash!r} is a file, so {path!r} cannot be under it")
-    is_folder = session.scalar(
-        select(
-            exists().where(
-                ArtifactRow.run_id == run_id,
-                ArtifactRow.path.startswith(f"{path}/", autoescape=True),
-            )
-        )
+    file_above, is_folder = path_clash(
+        session, ArtifactRow.path, ArtifactRow.run_id == run_id, path
     )
+    if file_above is not None:
+        raise Conflict(f"artifact {file_above!r} is a file, so {path!r} cannot be under it")
     if is_folder:
         raise Conflict(f"artifact {path!r} is a folder; it cannot be replaced by a file")
 

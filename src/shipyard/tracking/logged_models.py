@@ -29,6 +29,7 @@ from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking.artifact_types import ArtifactInfo
+from shipyard.tracking.artifacts import path_clash
 from shipyard.tracking.paths import normalize_artifact_path, normalize_artifact_prefix
 from shipyard.tracking.resolvers import experiment_project
 from shipyard.tracking.runs import writable_run
@@ -391,24 +392,13 @@ def record_outputs(ctx: RequestContext, run_id: str, outputs: Sequence[tuple[str
 
 def _check_file_writable(session: Session, model_id: str, path: str) -> None:
     _writable(session, model_id)
-    segments = path.split("/")
-    ancestors = ["/".join(segments[:i]) for i in range(1, len(segments))]
-    if ancestors:
-        clash = session.scalar(
-            select(LoggedModelFileRow.path)
-            .where(LoggedModelFileRow.model_id == model_id, LoggedModelFileRow.path.in_(ancestors))
-            .limit(1)
-        )
-        if clash is not None:
-            raise Conflict(f"file {clash!r} of the model is a file, so {path!r} cannot be under it")
-    is_folder = session.scalar(
-        select(
-            exists().where(
-                LoggedModelFileRow.model_id == model_id,
-                LoggedModelFileRow.path.startswith(f"{path}/", autoescape=True),
-            )
-        )
+    file_above, is_folder = path_clash(
+        session, LoggedModelFileRow.path, LoggedModelFileRow.model_id == model_id, path
     )
+    if file_above is not None:
+        raise Conflict(
+            f"file {file_above!r} of the model is a file, so {path!r} cannot be under it"
+        )
     if is_folder:
         raise Conflict(f"{path!r} of the model is a folder; it cannot be replaced by a file")
 

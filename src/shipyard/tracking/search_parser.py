@@ -240,16 +240,14 @@ def parse_error(what: str, message: str, pos: int, hint: str = "") -> NoReturn:
 # --- Parser ------------------------------------------------------------------------
 
 
-class Parser:
-    def __init__(self, source: str, what: str) -> None:
-        if len(source) > MAX_LENGTH:
-            raise InvalidInput(f"{what}: longer than {MAX_LENGTH} characters")
-        self.what = what
+class TokenCursor:
+    """The tokens of ``source`` and a position in them: the base of every parser over
+    this tokenizer (the run filter here, MLflow's registry and experiment filters)."""
+
+    def __init__(self, source: str, what: str = "filter") -> None:
         self.tokens = tokenize(source, what)
         self.i = 0
-        self.depth = 0
 
-    # -- helpers
     @property
     def tok(self) -> Token:
         return self.tokens[self.i]
@@ -259,6 +257,15 @@ class Parser:
         if tok.kind != "eof":
             self.i += 1
         return tok
+
+
+class Parser(TokenCursor):
+    def __init__(self, source: str, what: str) -> None:
+        if len(source) > MAX_LENGTH:
+            raise InvalidInput(f"{what}: longer than {MAX_LENGTH} characters")
+        super().__init__(source, what)
+        self.what = what
+        self.depth = 0
 
     def expected(self, what: str, after: Token | None = None, hint: str = "") -> NoReturn:
         tok = self.tok
