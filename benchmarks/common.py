@@ -200,7 +200,7 @@ ROWS = (
 )  # fmt: skip
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     if value is None:
         return "—"
     if value >= 100:
@@ -256,7 +256,7 @@ def render_table(by_tool: dict[str, Results], sizes: Sizes) -> str:
         ratio_text = "—" if r is None else f"{r:.1f}x" if r < 100 else f"{r:,.0f}x"
         label = labels.get(row.label, row.label)
         lines.append(
-            f"| {label} | {row.unit} | {_fmt(m)} | {_fmt(s)} | {ratio_text} | {target} | {met} |"
+            f"| {label} | {row.unit} | {fmt(m)} | {fmt(s)} | {ratio_text} | {target} | {met} |"
         )
     return "\n".join(lines)
 

@@ -81,6 +81,15 @@ class IntegrityError(ShipyardError):
     status = 500
 
 
+class ValidationFailed(InvalidInput):
+    """Data broke its dataset's expectations under the reject policy; no version was made.
+    ``details["report"]`` is the validation report (each failed expectation, with counts
+    and sample rows)."""
+
+    code = "validation_failed"
+    status = 422
+
+
 class Unavailable(ShipyardError):
     """A backend the server needs is down."""
 
@@ -97,8 +106,10 @@ _ALL: list[type[ShipyardError]] = [
     Conflict,
     PayloadTooLarge,
     IntegrityError,
+    ValidationFailed,
     Unavailable,
 ]
 _BY_CODE = {k.code: k for k in _ALL}
 _BY_STATUS = {k.status: k for k in _ALL if k is not ShipyardError}
+# A 422 from FastAPI's own request validation carries no code of ours: plain bad input.
 _BY_STATUS[422] = InvalidInput

@@ -22,8 +22,15 @@ from .conftest import Secured
 
 CONVERTOR = re.compile(r"\{(\w+):\w+\}")  # {path:path} -> {path}
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-# POSTs that only read (a query too large for a URL).
-READ_ONLY = {("POST", "/projects/{project}/runs/search")}
+# POSTs that only read (a query too large for a URL, or a computation over stored data).
+READ_ONLY = {
+    ("POST", "/projects/{project}/runs/search"),
+    ("POST", "/projects/{project}/datasets/-/missing-blobs"),
+    ("POST", "/projects/{project}/datasets/{name}/versions/{version}/validate"),
+}
+# Routes that answer only callers in the server's own process (refused over HTTP);
+# tests/datasets checks their audit events in embedded mode.
+IN_PROCESS_ONLY = {("POST", "/projects/{project}/datasets/-/claim-blobs")}
 ACTOR = "alice"
 SOURCE = "127.0.0.1"
 
@@ -165,6 +172,55 @@ def _model_call(method: str, suffix: str, body: Any = None) -> Recipe:
     return call
 
 
+DATASET = "/projects/audited/datasets/walk-data"
+BLOB = b"walk dataset file"
+
+
+def _create_dataset(w: Walk) -> Expect:
+    w.ok(w.http.post("/projects/audited/datasets", json={"name": "walk-data"}))
+    return Expect("datasets.create", "dataset", project=True)
+
+
+def _upload_dataset_blob(w: Walk) -> Expect:
+    from blake3 import blake3
+
+    w.state["blob"] = digest = blake3(BLOB).hexdigest()
+    w.ok(
+        w.http.put(
+            f"/projects/audited/dataset-blobs/{digest}",
+            content=BLOB,
+            headers={"content-type": "application/octet-stream"},
+        )
+    )
+    return Expect("datasets.upload_blob", "project", {str(w.state["project"]["id"])}, project=True)
+
+
+def _create_dataset_version(w: Walk) -> Expect:
+    body = {
+        "files": [{"path": "a.parquet", "hash": w.state["blob"], "size": len(BLOB), "rows": 1}],
+        "columns": [{"name": "a", "type": "int64"}],
+    }
+    w.ok(w.http.post(DATASET + "/versions", json=body))
+    return Expect("datasets.create_version", "dataset_version", project=True)
+
+
+def _dataset_call(method: str, suffix: str, body: Any = None) -> Recipe:
+    def call(w: Walk) -> Expect:
+        w.ok(w.http.request(method, DATASET + suffix, json=body))
+        return Expect(object_type="dataset", project=True)
+
+    return call
+
+
+def _log_dataset_input(w: Walk) -> Expect:
+    run_id = w.state["run"]["id"]
+    body = {"project": "audited", "dataset": "walk-data", "version": "1", "context": "training"}
+    w.ok(w.http.post(f"/runs/{run_id}/dataset-inputs", json=body))
+    return Expect("runs.log_dataset_input", "run", {run_id}, project=True)
+
+
+DATASETS = "/projects/{project}/datasets"
+
 BATCH = {
     "params": {"lr": "0.1"},
     "tags": {"team": "a"},
@@ -209,6 +265,14 @@ RECIPES: list[tuple[str, str, Recipe]] = [
     ("DELETE", ALIAS, _model_call("DELETE", "/aliases/prod")),
     ("DELETE", VERSION, _model_call("DELETE", "/versions/1")),
     ("DELETE", MODELS + "/{name}", _model_call("DELETE", "")),
+    ("POST", DATASETS, _create_dataset),
+    ("PATCH", DATASETS + "/{name}", _dataset_call("PATCH", "", {"description": "d"})),
+    ("PUT", "/projects/{project}/dataset-blobs/{digest}", _upload_dataset_blob),
+    ("POST", DATASETS + "/{name}/versions", _create_dataset_version),
+    ("PUT", DATASETS + "/{name}/tags/{tag}", _dataset_call("PUT", "/tags/prod", {"version": 1})),
+    ("DELETE", DATASETS + "/{name}/tags/{tag}", _dataset_call("DELETE", "/tags/prod")),
+    ("POST", "/runs/{run_id}/dataset-inputs", _log_dataset_input),
+    ("DELETE", DATASETS + "/{name}", _dataset_call("DELETE", "")),
     ("DELETE", "/runs/{run_id}", _run_call("DELETE", "")),
     ("POST", "/runs/{run_id}/restore", _run_call("POST", "/restore")),
     ("DELETE", "/experiments/{experiment_id}", _experiment_call("DELETE", "")),
@@ -222,7 +286,7 @@ def _mutating_routes(secured: Secured) -> set[tuple[str, str]]:
     for path, operations in paths.items():
         for method in operations:
             key = (method.upper(), CONVERTOR.sub(r"{\1}", path.removeprefix("/api/v1")))
-            if key[0] in MUTATING and key not in READ_ONLY:
+            if key[0] in MUTATING and key not in READ_ONLY | IN_PROCESS_ONLY:
                 found.add(key)
     return found
 

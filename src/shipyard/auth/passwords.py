@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _HASHER = PasswordHasher()
-# Verified when the user does not exist, so that a wrong username costs as much
-# time as a wrong password and response times do not reveal which names exist.
-_DUMMY_HASH = _HASHER.hash("shipyard-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so that a wrong username costs as much
+    time as a wrong password and response times do not reveal which names exist.
+    Made on first use: hashing costs ~0.1 s that every CLI start would otherwise pay."""
+    return _HASHER.hash("shipyard-no-such-user")
 
 
 def hash_password(password: str) -> str:
@@ -20,7 +27,7 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``stored_hash``; False when there is no hash."""
     if stored_hash is None:
         try:
-            _HASHER.verify(_DUMMY_HASH, password)
+            _HASHER.verify(_dummy_hash(), password)
         except VerificationError:
             pass
         return False

@@ -43,7 +43,7 @@ def _embedded_http(settings: Settings) -> httpx.Client:
     from shipyard.client.inprocess import InProcessTransport
     from shipyard.server.app import create_app
 
-    app = create_app(embedded_platform(settings))
+    app = create_app(embedded_platform(settings), mlflow=False)
     return httpx.Client(transport=InProcessTransport(app), base_url=EMBEDDED_BASE_URL, timeout=None)
 
 
@@ -65,6 +65,7 @@ class Client:
         http: httpx.Client | None = None,
     ) -> None:
         from shipyard.auth.client import AuditClient, TokensClient, UsersClient
+        from shipyard.datasets.client import DatasetsClient
         from shipyard.projects.client import ProjectsClient
         from shipyard.registry.client import ModelsClient
         from shipyard.tracking.artifacts_client import ArtifactsClient
@@ -90,6 +91,7 @@ class Client:
         self.experiments = ExperimentsClient(self.api, self)
         self.runs = RunsClient(self.api, self)
         self.models = ModelsClient(self.api, self)
+        self.datasets = DatasetsClient(self.api, self)
         self.users = UsersClient(self.api)
         self.tokens = TokensClient(self.api)
         self.audit = AuditClient(self.api)

@@ -142,6 +142,9 @@ class InProcessTransport(httpx.BaseTransport):
             "headers": [(k.lower(), v) for k, v in request.headers.raw],
             "client": self.client,
             "server": (request.url.host, request.url.port or 80),
+            # Marks a caller in this process (it shares the platform's stores): set only
+            # here, never from anything a network request carries.
+            "shipyard.in_process": True,
         }
         loop = self._loop
         finished = asyncio.Event()

@@ -23,6 +23,7 @@ class Base(DeclarativeBase):
 def all_tables() -> MetaData:
     """Import every domain's tables and return the shared metadata."""
     from shipyard.auth import tables as _auth  # noqa: F401
+    from shipyard.datasets import tables as _datasets  # noqa: F401
     from shipyard.projects import tables as _projects  # noqa: F401
     from shipyard.registry import tables as _registry  # noqa: F401
     from shipyard.tracking import tables as _tracking  # noqa: F401

@@ -8,8 +8,6 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import shipyard
-from shipyard.mlflow_compat.routes import is_protocol_path
-from shipyard.mlflow_compat.routes import mount as mount_mlflow_protocol
 from shipyard.platform import Platform
 from shipyard.server.errors import install_error_handlers
 from shipyard.server.health import router as health_router
@@ -24,11 +22,18 @@ DOMAIN_ROUTES = (
     "shipyard.tracking.routes",
     "shipyard.tracking.artifact_routes",
     "shipyard.registry.routes",
+    "shipyard.datasets.routes",
+    "shipyard.datasets.inputs",
 )
 
 
-def create_app(platform: Platform) -> FastAPI:
-    """Build the application over ``platform``'s stores."""
+def create_app(platform: Platform, *, mlflow: bool = True) -> FastAPI:
+    """Build the application over ``platform``'s stores.
+
+    ``mlflow=False`` leaves out MLflow's protocol: the embedded SDK never calls it,
+    and building its ~100 routes twice would cost every CLI start a few tenths of a
+    second.
+    """
     app = FastAPI(
         title="Shipyard",
         version=shipyard.__version__,
@@ -39,18 +44,23 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(health_router)
     for module in DOMAIN_ROUTES:
         app.include_router(importlib.import_module(module).router, prefix=API_PREFIX)
-    mount_mlflow_protocol(app)
-    app.add_middleware(ProtocolFastPath, protocol=_protocol_app(app))
+    if mlflow:
+        from shipyard.mlflow_compat.routes import mount as mount_mlflow_protocol
+
+        mount_mlflow_protocol(app)
+        app.add_middleware(ProtocolFastPath, protocol=_protocol_app(app))
     app.add_middleware(
         BodyLimit,
         max_bytes=platform.settings.max_request_bytes,
-        streaming=("/artifacts", "/mlflow-artifacts/"),
+        streaming=("/artifacts", "/mlflow-artifacts/", "/dataset-blobs/"),
     )
     return app
 
 
 def _protocol_app(app: FastAPI) -> FastAPI:
     """The MLflow protocol routes alone, with ``app``'s state and error handling."""
+    from shipyard.mlflow_compat.routes import mount as mount_mlflow_protocol
+
     protocol = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     protocol.state.platform = app.state.platform
     protocol.dependency_overrides = app.dependency_overrides
@@ -68,11 +78,14 @@ class ProtocolFastPath:
     """
 
     def __init__(self, app: ASGIApp, protocol: ASGIApp) -> None:
+        from shipyard.mlflow_compat.routes import is_protocol_path
+
         self.app = app
         self.protocol = protocol
+        self._is_protocol_path = is_protocol_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_protocol_path(scope["path"]):
+        if scope["type"] == "http" and self._is_protocol_path(scope["path"]):
             await self.protocol(scope, receive, send)
         else:
             await self.app(scope, receive, send)

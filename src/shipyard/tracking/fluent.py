@@ -30,6 +30,7 @@ from shipyard.tracking.run import ActiveRun, LoggedModel, Terminated, status_for
 
 if TYPE_CHECKING:
     from shipyard.client.client import Client
+    from shipyard.datasets.types import DatasetInput, DatasetVersion
     from shipyard.tracking.artifact_types import ArtifactInfo
     from shipyard.tracking.types import Experiment
 
@@ -203,6 +204,17 @@ def log_artifacts(local_dir: str | Path, artifact_path: str | None = None) -> li
 def log_model(model: Any, artifact_path: str = "model") -> LoggedModel:
     """Save ``model`` with its flavor and upload it to the active run."""
     return _run().log_model(model, artifact_path)
+
+
+def log_input(
+    dataset: str | DatasetVersion,
+    version: int | str = "latest",
+    *,
+    context: str = "training",
+    project: str | None = None,
+) -> DatasetInput:
+    """Record that the active run read a dataset version (see ``ActiveRun.log_input``)."""
+    return _run().log_input(dataset, version, context=context, project=project)
 
 
 # --- the end of the process -------------------------------------------------------------

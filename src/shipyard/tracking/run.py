@@ -31,6 +31,7 @@ from shipyard.tracking.types import MAX_KEY_LENGTH, Run, key_problem
 
 if TYPE_CHECKING:
     from shipyard.client.client import Client
+    from shipyard.datasets.types import DatasetInput, DatasetVersion
     from shipyard.tracking.artifact_types import ArtifactInfo
 
 log = logging.getLogger("shipyard.tracking")
@@ -76,12 +77,20 @@ class ActiveRun:
     """
 
     def __init__(
-        self, client: Client, run: Run, *, system_metrics_interval: float | None = None
+        self,
+        client: Client,
+        run: Run,
+        *,
+        system_metrics_interval: float | None = None,
+        project: str | None = None,
     ) -> None:
         settings = client.settings
         self.client = client
         self.info: Run = run
         self.id: str = run.id
+        # The project the run was started in, when the caller named one (else the
+        # client's): where log_input looks for datasets by default.
+        self.project: str = project or client.project
         self.pid = os.getpid()
         self.status = "running"
         self._end_lock = threading.Lock()
@@ -132,7 +141,7 @@ class ActiveRun:
             environment=capture_environment(),
             project=project,
         )
-        return cls(client, run, system_metrics_interval=system_metrics_interval)
+        return cls(client, run, system_metrics_interval=system_metrics_interval, project=project)
 
     # --- identity ---------------------------------------------------------------
 
@@ -259,6 +268,38 @@ class ActiveRun:
             flavor = save_model(model, folder)
             self.client.artifacts.upload_dir(self.id, folder, artifact_path)
         return LoggedModel(run_id=self.id, artifact_path=artifact_path, flavor=flavor)
+
+    # --- dataset inputs -------------------------------------------------------------
+
+    def log_input(
+        self,
+        dataset: str | DatasetVersion,
+        version: int | str = "latest",
+        *,
+        context: str = "training",
+        project: str | None = None,
+    ) -> DatasetInput:
+        """Record that this run read a dataset version, sent at once.
+
+        ``dataset`` is a dataset name with ``version`` (a number, a tag such as
+        ``prod``, or ``latest``, resolved now), or a version object from
+        ``client.datasets`` (its own number is used; ``version`` is ignored).
+        ``context`` says how it was used ("training", "eval", ...). The dataset must be
+        in the run's project (``project`` defaults to it). Logging the same version and
+        context again changes nothing."""
+        from shipyard.datasets import types as datasets_types
+
+        if isinstance(dataset, str):
+            name, selector = dataset, version
+        elif isinstance(dataset, datasets_types.DatasetVersion):
+            name, selector = dataset.dataset, dataset.version
+        else:
+            raise InvalidInput(
+                f"dataset must be a name or a dataset version, got {type(dataset).__name__}"
+            )
+        return self.client.datasets.log_input(
+            self.id, name, selector, context=context, project=project or self.project
+        )
 
     # --- the end ------------------------------------------------------------------
 

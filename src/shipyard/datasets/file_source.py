@@ -1,0 +1,358 @@
+"""Files as an ingest source: CSV (also gzip-compressed), JSON lines or Parquet, from the
+files ``file_listing.py`` finds (a local file or folder, ``file://``, ``s3://``).
+
+- The format comes from the extension (``.csv``, ``.tsv``, ``.csv.gz``, ``.parquet``,
+  ``.pq``, ``.jsonl``, ``.ndjson``) unless ``format`` names it; one format per folder.
+- CSV and JSON lines: column types are inferred from the first block (``BLOCK_BYTES``) of
+  the first file and imposed on the rest of it and on every other file, so all inputs
+  agree. A column empty in that block is read as string. Other CSV files must have the same
+  column names (any order). JSON lines may omit keys (null) but not add new ones.
+- Parquet files must all have the first file's column names and types. Kept byte for byte
+  (``as_is``, local files) they must also have its column order, since the stored files
+  are read by position; converted, their columns are matched by name. Remote Parquet is
+  always converted, streamed row group by row group.
+- A converted input is named after its file without the extension ('sub/data.csv.gz' ->
+  'sub/data'), or with it where two files would get the same name.
+- A local file that changes (size or mtime) while its batches are read is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from shipyard.config import Settings
+from shipyard.datasets.file_listing import SourceFile, list_files
+from shipyard.datasets.sources import (
+    READ_ERRORS,
+    BatchInput,
+    Format,
+    ParquetInput,
+    SchemaLookup,
+    Source,
+    check_columns,
+    check_same_names,
+    conform,
+    error_text,
+)
+from shipyard.errors import InvalidInput, ShipyardError
+
+BLOCK_BYTES = 4 << 20
+"""Bytes of CSV or JSON text parsed at once; one block becomes one record batch."""
+
+Inputs = list[ParquetInput | BatchInput]
+
+
+def open_files(
+    text: str,
+    *,
+    format: Format | None,
+    settings: Settings | None,
+    as_is: bool,
+    batch_rows: int,
+    delimiter: str | None,
+    known_schemas: SchemaLookup | None,
+) -> Source:
+    """A Source over the file or folder that the path or URL ``text`` names."""
+    files, description = list_files(text, settings)
+    fmt = format or _common_format(files)
+    if fmt == "parquet":
+        inputs, schema = _parquet_inputs(files, as_is, batch_rows, known_schemas)
+    elif fmt == "csv":
+        inputs, schema = _csv_inputs(files, delimiter)
+    else:
+        inputs, schema = _json_inputs(files)
+    check_columns(schema, files[0].display)
+    return Source(description, inputs, schema, sum(f.size for f in files))
+
+
+# --- formats -----------------------------------------------------------------------------
+
+
+def _common_format(files: list[SourceFile]) -> Format:
+    first_of: dict[Format, str] = {}
+    for file in files:
+        fmt = file.format
+        if fmt is None:
+            raise InvalidInput(
+                f"{file.display}: unsupported file type; use .csv, .tsv, .csv.gz, .parquet, "
+                ".pq, .jsonl or .ndjson, or name the format with format="
+            )
+        first_of.setdefault(fmt, file.name)
+    if len(first_of) > 1:
+        listed = ", ".join(f"{fmt} ({name})" for fmt, name in sorted(first_of.items()))
+        raise InvalidInput(f"the folder mixes formats: {listed}; name one with format=")
+    return next(iter(first_of))
+
+
+def _parquet_inputs(
+    files: list[SourceFile], as_is: bool, batch_rows: int, known_schemas: SchemaLookup | None
+) -> tuple[Inputs, pa.Schema]:
+    schemas = [_footer_schema(file, known_schemas) for file in files]
+    first = schemas[0].remove_metadata()
+    nullable = {f.name for f in first if f.nullable}
+    for file, schema in zip(files[1:], schemas[1:], strict=False):
+        if schema.equals(first):  # the common case, answered in C++ (folders of 1,000s)
+            continue
+        kept = as_is and file.path is not None
+        _check_same_columns(first, schema, file.display, files[0].display, ordered=kept)
+        nullable.update(f.name for f in schema if f.nullable)
+    schema = pa.schema([f.with_nullable(f.name in nullable) for f in first])
+    inputs: Inputs = []
+    part_names = _part_names(files)
+    for file, own in zip(files, schemas, strict=True):
+        if as_is and file.path is not None and file.stat is not None:
+            st = file.stat
+            inputs.append(
+                ParquetInput(file.path, file.name, st.st_size, st.st_mtime_ns, st.st_ino, own)
+            )
+        else:
+            opened = _guarded(file, schema, lambda _n, f=file: _parquet_batches(f, batch_rows))
+            inputs.append(BatchInput(part_names[file.name], schema, opened, file.size))
+    return inputs, schema
+
+
+def _footer_schema(file: SourceFile, known_schemas: SchemaLookup | None) -> pa.Schema:
+    if known_schemas is not None and file.path is not None and file.stat is not None:
+        known = known_schemas(file.path, file.stat)
+        if known is not None:
+            return known
+    try:
+        with file.opener() as raw:
+            return pq.read_schema(raw)
+    except READ_ERRORS as exc:
+        raise _read_error(file, exc) from None
+
+
+def _parquet_batches(file: SourceFile, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    with file.opener() as raw, pq.ParquetFile(raw) as parquet:
+        yield from parquet.iter_batches(batch_size=batch_rows)
+
+
+def _check_same_columns(
+    expected: pa.Schema, actual: pa.Schema, where: str, first: str, *, ordered: bool
+) -> None:
+    check_same_names(expected, actual.names, where, first)
+    if ordered and actual.names != expected.names:
+        raise InvalidInput(
+            f"{where}: its columns are in another order than in {first} "
+            f"({', '.join(actual.names)} instead of {', '.join(expected.names)}); Parquet files "
+            "are stored as they are, so their order must agree (or ingest with as_is=False)"
+        )
+    differ = [
+        f"{f.name!r} is {actual.field(f.name).type}, not {f.type}"
+        for f in expected
+        if actual.field(f.name).type != f.type
+    ]
+    if differ:
+        raise InvalidInput(f"{where}: column types differ from {first}: {'; '.join(differ)}")
+
+
+def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs, pa.Schema]:
+    first = files[0]
+    try:
+        with first.stream() as raw:
+            inferred = _open_csv(raw, _delimiter(first, delimiter), None).schema
+    except READ_ERRORS as exc:
+        raise _read_error(first, exc, _csv_message(exc, [])) from None
+    schema = _no_null_columns(inferred)
+    types = dict(zip(schema.names, schema.types, strict=True))
+    for file in files[1:]:
+        header = _csv_header(file, _delimiter(file, delimiter))
+        check_same_names(schema, header, file.display, first.display)
+    inputs: Inputs = []
+    part_names = _part_names(files)
+    for file in files:
+        opened = _guarded(
+            file,
+            schema,
+            lambda names, f=file: _csv_batches(f, _delimiter(f, delimiter), types, names),
+            lambda exc, names, _rows: _csv_message(exc, names, first.display),
+        )
+        inputs.append(BatchInput(part_names[file.name], schema, opened, file.size))
+    return inputs, schema
+
+
+def _open_csv(raw: Any, delimiter: str, types: dict[str, pa.DataType] | None) -> Any:
+    # One thread: pyarrow then reports the row of a bad value, and on the streaming reader
+    # threads buy little (blocks are parsed one after the other).
+    return pa_csv.open_csv(
+        raw,
+        read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+        parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+        convert_options=pa_csv.ConvertOptions(column_types=types or {}),
+    )
+
+
+def _csv_batches(
+    file: SourceFile, delimiter: str, types: dict[str, pa.DataType], names: list[str]
+) -> Iterator[pa.RecordBatch]:
+    with file.stream() as raw:
+        reader = _open_csv(raw, delimiter, types)
+        names[:] = reader.schema.names  # pyarrow's errors name a column by its position
+        yield from reader
+
+
+def _csv_header(file: SourceFile, delimiter: str) -> list[str]:
+    """The column names of a CSV file, from its first line when that parses alone."""
+    options = pa_csv.ParseOptions(delimiter=delimiter)
+    try:
+        with file.stream() as raw:
+            line = raw.read(64 << 10).split(b"\n", 1)[0]
+        try:
+            return pa_csv.read_csv(
+                pa.BufferReader(line + b"\n"), parse_options=options
+            ).column_names
+        except pa.ArrowInvalid:
+            pass  # a quoted newline in the header, or a very long one: parse a block
+        with file.stream() as raw:
+            return list(_open_csv(raw, delimiter, None).schema.names)
+    except READ_ERRORS as exc:
+        raise _read_error(file, exc, _csv_message(exc, [])) from None
+
+
+def _delimiter(file: SourceFile, given: str | None) -> str:
+    if given is not None:
+        return given
+    return "\t" if file.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+
+
+_CSV_ROW = re.compile(r"Row #(\d+): ")
+_CSV_CONVERSION = re.compile(
+    r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (.+?): invalid value (.*)$"
+)
+
+
+def _csv_message(exc: BaseException, names: Sequence[str], first: str | None = None) -> str:
+    """pyarrow's CSV error in our words: the row, the column by name, the expected type."""
+    text = error_text(exc)
+    if text == "Empty CSV file":
+        return "the file is empty (not even a header line)"
+    conv = _CSV_CONVERSION.search(text)
+    if conv:
+        index, row, type_, value = conv.groups()
+        column = names[int(index)] if int(index) < len(names) else f"#{index}"
+        where = f"row {row} (counting the header), " if row else ""
+        origin = f" of {first}" if first else ""
+        return (
+            f"{where}column {column!r}: {value} is not a valid {type_} (the column's type, "
+            f"inferred from the first rows{origin})"
+        )
+    text = text.removeprefix("CSV parse error: ")
+    return _CSV_ROW.sub(lambda m: f"row {m.group(1)} (counting the header): ", text, count=1)
+
+
+def _json_inputs(files: list[SourceFile]) -> tuple[Inputs, pa.Schema]:
+    first = files[0]
+    try:
+        with first.stream() as raw:
+            schema = _no_null_columns(_open_json(raw, None).schema)
+    except READ_ERRORS as exc:
+        raise _read_error(first, exc, _json_message(exc, 0)) from None
+    inputs: Inputs = []
+    part_names = _part_names(files)
+    for file in files:
+        opened = _guarded(
+            file,
+            schema,
+            lambda _n, f=file: _json_batches(f, schema),
+            lambda exc, _names, rows: _json_message(exc, rows),
+        )
+        inputs.append(BatchInput(part_names[file.name], schema, opened, file.size))
+    return inputs, schema
+
+
+def _open_json(raw: Any, schema: pa.Schema | None) -> Any:
+    return pa_json.open_json(
+        raw,
+        read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES),
+        # Keys outside the schema are inferred (not refused by pyarrow) so that conform()
+        # can name them.
+        parse_options=pa_json.ParseOptions(explicit_schema=schema),
+    )
+
+
+def _json_batches(file: SourceFile, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    with file.stream() as raw:
+        yield from _open_json(raw, schema)
+
+
+def _json_message(exc: BaseException, rows_before: int) -> str:
+    text = error_text(exc).removeprefix("JSON parse error: ")
+    if text == "Empty JSON stream":
+        return "the file is empty"
+    # pyarrow counts rows inside the failing block; the blocks before it were all read.
+    found = re.search(r"\s*in row (\d+)$", text)
+    if found:
+        text = f"line {rows_before + int(found.group(1)) + 1:,}: {text[: found.start()]}"
+    return text.replace("Invalid value.", "not valid JSON")
+
+
+def _no_null_columns(schema: pa.Schema) -> pa.Schema:
+    # A column empty in the first block is inferred as null, which refuses later values.
+    fields = [f.with_type(pa.string()) if f.type == pa.null() else f for f in schema]
+    return pa.schema(fields)
+
+
+# --- batches and errors ------------------------------------------------------------------
+
+
+def _guarded(
+    file: SourceFile,
+    schema: pa.Schema,
+    make: Callable[[list[str]], Iterator[pa.RecordBatch]],
+    message: Callable[[BaseException, list[str], int], str] | None = None,
+) -> Callable[[], Iterator[pa.RecordBatch]]:
+    """An ``open`` for a BatchInput whose read errors, midway too, become InvalidInput.
+
+    ``make(names)`` streams the file's batches and may fill ``names`` with the file's own
+    columns; ``message(exc, names, rows_read)`` words a format's errors.
+    """
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        rows = 0
+        names: list[str] = []
+        try:
+            for batch in make(names):
+                batch = conform(batch, schema, file.display)
+                rows += batch.num_rows
+                yield batch
+            # A local file truncated or rewritten under us would otherwise just end early.
+            file.check_unchanged()
+        except ShipyardError:
+            raise
+        except READ_ERRORS as exc:
+            detail = message(exc, names, rows) if message is not None else None
+            raise _read_error(file, exc, detail) from None
+
+    return batches
+
+
+def _part_names(files: list[SourceFile]) -> dict[str, str]:
+    """Names for converted files' parts: 'sub/data.csv.gz' -> 'sub/data', unless another
+    file would get the same name (then each keeps its full name)."""
+    stems = {}
+    for file in files:
+        base = file.name[:-3] if file.gzip else file.name
+        stem, ext = os.path.splitext(base)
+        stems[file.name] = stem if ext and not stem.endswith("/") else base
+    clashes = Counter(stems.values())
+    return {name: stem if clashes[stem] == 1 else name for name, stem in stems.items()}
+
+
+def _read_error(file: SourceFile, exc: BaseException, detail: str | None = None) -> InvalidInput:
+    if isinstance(exc, FileNotFoundError):
+        what = "the file is gone (deleted or moved)"
+    elif isinstance(exc, PermissionError):
+        what = "permission denied"
+    else:
+        what = detail or error_text(exc)
+    return InvalidInput(f"{file.display}: {what}", {"file": file.display})

@@ -1,0 +1,514 @@
+"""Ingest: a source in, a validated, profiled version out. Runs in the client.
+
+Two paths. Local Parquet files (when no expectation has to look at single rows) are
+stored byte for byte: each is copied into the store and hashed once, profiled from its
+footer and a bounded sample, and remembered in the stat cache so an unchanged file is
+not read again next time. Everything else streams as Arrow batches: row-level
+expectations split each batch into kept and quarantined rows, kept rows are profiled
+and written to staged Parquet parts, and the parts are stored once the whole-version
+expectations have passed. Under the reject policy a failing source leaves nothing
+behind: no version, no blob.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from shipyard.clock import now_ms
+from shipyard.datasets.profiles import (
+    PARQUET_SAMPLE_ROWS,
+    PartialProfile,
+    ProfileBuilder,
+    profile_parquet,
+)
+from shipyard.datasets.schema import columns_of, schema_from_text, schema_text
+from shipyard.datasets.sources import BatchInput, ParquetInput, Source
+from shipyard.datasets.statcache import CachedFile, FileStat, StatCache
+from shipyard.datasets.transfer import Transfer
+from shipyard.datasets.types import (
+    DataFile,
+    DatasetVersion,
+    DatasetVersionDetail,
+    ExpectationSuite,
+    ValidationReport,
+    VersionCreate,
+)
+from shipyard.errors import Conflict, ValidationFailed
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from shipyard.datasets.client import DatasetsClient
+    from shipyard.datasets.validation import Validator
+
+PART_ROWS = 4 * 1024 * 1024
+"""Rows per converted Parquet part: big enough for few files, small enough to diff."""
+WORKERS = 2
+
+
+@dataclass
+class _Stored:
+    """A Parquet file ready to be listed in a version."""
+
+    name: str
+    path: Path
+    hash: str
+    size: int
+    rows: int
+
+
+@dataclass
+class _Outcome:
+    """What converting and checking a source produced."""
+
+    kept: list[_Stored] = field(default_factory=list)
+    quarantined: list[_Stored] = field(default_factory=list)
+    profile: list[PartialProfile] = field(default_factory=list)
+    quarantine_profile: list[PartialProfile] = field(default_factory=list)
+    cached: list[CachedFile] = field(default_factory=list)
+
+
+@contextmanager
+def _progress(
+    enabled: bool | None, total: int | None, what: str
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over bytes (shown on a terminal, or when asked)."""
+    show = sys.stderr.isatty() if enabled is None else enabled
+    if not show:
+        yield lambda _n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    bar: Progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    )
+    with bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+class _PartWriter:
+    """Kept (or quarantined) rows into staged Parquet parts of at most PART_ROWS rows."""
+
+    def __init__(self, folder: Path, prefix: str, schema: pa.Schema) -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self.schema = schema
+        self.parts: list[tuple[str, Path, int]] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        while batch.num_rows:
+            if self._writer is None:
+                name = f"{self.prefix}-{len(self.parts):05d}.parquet"
+                path = self.folder / f"{len(self.parts):05d}-{abs(hash(self.prefix))}.parquet"
+                self._writer = pq.ParquetWriter(path, self.schema)
+                self.parts.append((name, path, 0))
+                self._rows = 0
+            room = PART_ROWS - self._rows
+            head, batch = batch.slice(0, room), batch.slice(room)
+            self._writer.write_batch(head)
+            self._rows += head.num_rows
+            name, path, _ = self.parts[-1]
+            self.parts[-1] = (name, path, self._rows)
+            if self._rows >= PART_ROWS:
+                self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _empty_part(folder: Path, prefix: str, schema: pa.Schema) -> tuple[str, Path, int]:
+    path = folder / f"empty-{abs(hash(prefix))}.parquet"
+    pq.write_table(schema.empty_table(), path)
+    return (f"{prefix}-00000.parquet", path, 0)
+
+
+class Ingest:
+    """One ingest into one dataset of one project."""
+
+    def __init__(
+        self,
+        datasets: DatasetsClient,
+        project: str,
+        name: str,
+        suite: ExpectationSuite,
+        *,
+        cache: StatCache,
+        progress: bool | None = None,
+    ) -> None:
+        self._datasets = datasets
+        self._client = datasets.client
+        self._project = project
+        self._name = name
+        self._suite = suite
+        self._progress = progress
+        self._transfer = Transfer(self._client, project)
+        self._validator: Validator | None = None
+        self._cache = cache
+
+    # --- the whole run -------------------------------------------------------------------
+
+    def run(
+        self,
+        source: Source,
+        *,
+        message: str,
+        parent: DatasetVersionDetail | None,
+        parent_refs: Sequence[str],
+        tags: Sequence[str],
+    ) -> DatasetVersion:
+        """Check, profile, store and record ``source`` as the dataset's next version."""
+        if parent is not None:
+            source = self._conform(source, parent)
+        if self._suite.expectations:
+            from shipyard.datasets.validation import Validator
+
+            self._validator = Validator(self._suite, source.schema)
+        home_tmp = self._client.settings.home / "tmp"
+        home_tmp.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="ingest-", dir=home_tmp) as staging:
+            folder = Path(staging)
+            outcome = self._convert(source, folder)
+            report = self._judge(outcome, parent)
+            return self._record(
+                source,
+                outcome,
+                report,
+                message=message,
+                parent=parent,
+                parent_refs=parent_refs,
+                tags=tags,
+            )
+
+    def _conform(self, source: Source, parent: DatasetVersionDetail) -> Source:
+        """Appended data in the parent's schema: the same column names, each cast
+        losslessly to the parent's type (an int column appended to a double one, a
+        DataFrame's large strings to a CSV's strings); Conflict otherwise."""
+        old = [(c.name, c.type) for c in parent.columns]
+        new = [(f.name, str(f.type)) for f in source.schema]
+        if old == new:
+            return source
+        conflict = Conflict(
+            f"schema conflict: the appended data's columns differ from version "
+            f"{parent.version} of {self._name!r}",
+            {"old": [f"{n}: {t}" for n, t in old], "new": [f"{n}: {t}" for n, t in new]},
+        )
+        if [n for n, _ in old] != [n for n, _ in new] or not parent.arrow_schema:
+            raise conflict
+        target = schema_from_text(parent.arrow_schema)
+        for have, want in zip(source.schema, target, strict=True):
+            if have.type != want.type and not pa.types.is_null(have.type):
+                try:
+                    pa.array([], have.type).cast(want.type, safe=True)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise conflict from None
+        return Source(
+            description=source.description,
+            inputs=[_cast_input(item, target, conflict) for item in source.inputs],
+            schema=target,
+            total_bytes=source.total_bytes,
+        )
+
+    # --- converting and profiling --------------------------------------------------------
+
+    def _convert(self, source: Source, folder: Path) -> _Outcome:
+        outcome = _Outcome()
+        as_is = [i for i in source.inputs if isinstance(i, ParquetInput)]
+        streamed = [i for i in source.inputs if isinstance(i, BatchInput)]
+        with _progress(self._progress, source.total_bytes, f"ingest {self._name}") as advance:
+            if as_is:
+                self._take_parquet(as_is, outcome, advance)
+            for item in streamed:
+                self._take_batches(item, source.schema, folder, outcome, advance)
+        return outcome
+
+    def _take_parquet(
+        self, inputs: Sequence[ParquetInput], outcome: _Outcome, advance: Callable[[int], None]
+    ) -> None:
+        """Parquet files stored as they are; unchanged ones come from the stat cache."""
+        cache = self._cache
+        stats = {str(i.path): FileStat(str(i.path), i.inode, i.size, i.mtime_ns) for i in inputs}
+        known = cache.lookup(list(stats.values()))
+        # Store right away only when nothing can still refuse the version.
+        store_now = self._validator is None
+        # Reading even a small sample costs about as much as the whole small file:
+        # sample ~64 files spread over the folder, and take the rest from footers
+        # (exact counts, nulls, min, max); their rows are taken to look like the sample.
+        stride = max(1, len(inputs) // 64)
+
+        def take(
+            indexed: tuple[int, ParquetInput],
+        ) -> tuple[ParquetInput, CachedFile, PartialProfile]:
+            index, item = indexed
+            blob = self._transfer.put(item.path) if store_now else None
+            sample = PARQUET_SAMPLE_ROWS if index % stride == 0 else 0
+            partial, schema = profile_parquet(item.path, sample_rows=sample)
+            digest = blob.hash if blob else _hash(item.path)
+            hit = CachedFile(
+                stats[str(item.path)],
+                digest,
+                partial.rows,
+                schema.serialize().to_pybytes(),
+                partial.to_bytes(),
+            )
+            advance(item.size)
+            return item, hit, partial
+
+        results: list[tuple[ParquetInput, CachedFile, PartialProfile] | None] = []
+        todo = []
+        for index, item in enumerate(inputs):
+            hit = known.get(str(item.path))
+            if hit is None:
+                results.append(None)
+                todo.append((index, item))
+            else:  # unchanged: not read again
+                results.append((item, hit, PartialProfile.from_bytes(hit.profile)))
+                advance(item.size)
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for index, done in zip([i for i, _ in todo], pool.map(take, todo), strict=True):
+                results[index] = done
+        taken = [r for r in results if r is not None]
+        cache.remember([hit for item, hit, _ in taken if str(item.path) not in known])
+        for item, hit, partial in taken:
+            outcome.kept.append(_Stored(item.name, item.path, hit.hash, item.size, hit.rows))
+            outcome.profile.append(partial)
+
+    def _take_batches(
+        self,
+        item: BatchInput,
+        schema: pa.Schema,
+        folder: Path,
+        outcome: _Outcome,
+        advance: Callable[[int], None],
+    ) -> None:
+        """Stream batches through the row checks into kept and quarantined parts."""
+        keep_writer = _PartWriter(folder, item.name, schema)
+        bad_writer = _PartWriter(folder, f"{item.name}-quarantine", schema)
+        profile = ProfileBuilder(schema)
+        bad_profile = ProfileBuilder(schema)
+        quarantine = self._suite.policy == "quarantine"
+        seen = 0
+        # Closed whatever happens: a SQL stream holds a connection (and locks) until then.
+        stream = item.open()
+        try:
+            for batch in stream:
+                mask = self._validator.check_batch(batch) if self._validator else None
+                if mask is not None and quarantine and mask.false_count:
+                    good = batch.filter(mask)
+                    bad = batch.filter(pc.invert(mask))
+                    bad_writer.write(bad)
+                    bad_profile.add(bad)
+                    batch = good
+                keep_writer.write(batch)
+                profile.add(batch)
+                # The source's bytes are not visible through the reader; in-memory bytes
+                # stand in for them (capped at the source's size).
+                step = min(batch.nbytes, max(0, (item.size_hint or 0) - seen))
+                seen += step
+                advance(step)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            keep_writer.close()
+            bad_writer.close()
+        advance(max(0, (item.size_hint or 0) - seen))
+        parts = keep_writer.parts or [_empty_part(folder, item.name, schema)]
+        outcome.kept.extend(_Stored(n, p, "", 0, rows) for n, p, rows in parts)
+        outcome.profile.append(profile.partial())
+        if bad_writer.parts:
+            outcome.quarantined.extend(
+                _Stored(n, p, "", 0, rows) for n, p, rows in bad_writer.parts
+            )
+            outcome.quarantine_profile.append(bad_profile.partial())
+
+    # --- judging -------------------------------------------------------------------------
+
+    def _judge(
+        self, outcome: _Outcome, parent: DatasetVersionDetail | None
+    ) -> ValidationReport | None:
+        """The whole-version checks; raises ValidationFailed when the policy says so."""
+        if self._validator is None:
+            return None
+        files = [s.path for s in outcome.kept]
+        rows = sum(s.rows for s in outcome.kept)
+        if parent is not None:
+            fetched = self._transfer.fetch([f.hash for f in parent.files])
+            files = [fetched[f.hash] for f in parent.files] + files
+            rows += parent.rows
+        report = self._validator.finish(
+            files, rows=rows, now_ms=now_ms(), policy=self._suite.policy
+        )
+        quarantined = sum(s.rows for s in outcome.quarantined)
+        report = report.model_copy(update={"quarantined_rows": quarantined})
+        if report.passed or self._suite.policy == "warn":
+            return report
+        if self._suite.policy == "quarantine":
+            from shipyard.datasets.types import ROW_LEVEL_KINDS
+
+            # Row-level failures went to quarantine; a failure of the whole still refuses.
+            whole = [r for r in report.results if not r.passed and r.kind not in ROW_LEVEL_KINDS]
+            if not whole:
+                return report
+        failed = [r for r in report.results if not r.passed]
+        summary = "; ".join(f"{r.name}: {r.message}" for r in failed[:5])
+        raise ValidationFailed(
+            f"{len(failed)} expectation(s) of dataset {self._name!r} failed, no version was "
+            f"made: {summary}",
+            {"report": report.model_dump(mode="json")},
+        )
+
+    # --- storing and recording -----------------------------------------------------------
+
+    def _store(self, stored: list[_Stored]) -> list[DataFile]:
+        """Put staged parts into the store (hashing them) and publish every file."""
+
+        def put(item: _Stored) -> _Stored:
+            if not item.hash:
+                blob = self._transfer.put(item.path)
+                item.hash, item.size = blob.hash, blob.size
+            return item
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            done = list(pool.map(put, stored))
+        self._transfer.publish({s.hash: s.path for s in done})
+        return [DataFile(path=s.name, hash=s.hash, size=s.size, rows=s.rows) for s in done]
+
+    def _profile_state(self, partials: Sequence[PartialProfile]) -> tuple[Any, str]:
+        merged = PartialProfile.merge_all(list(partials))
+        state = merged.to_bytes()
+        blob = self._transfer.put_bytes(state)
+        self._transfer.publish({blob.hash: state})
+        return merged.finish(), blob.hash
+
+    def _record(
+        self,
+        source: Source,
+        outcome: _Outcome,
+        report: ValidationReport | None,
+        *,
+        message: str,
+        parent: DatasetVersionDetail | None,
+        parent_refs: Sequence[str],
+        tags: Sequence[str],
+    ) -> DatasetVersion:
+        files = self._store(outcome.kept)
+        partials = list(outcome.profile)
+        if parent is not None:
+            files = _rename_clashes(parent.files, files)
+            files = parent.files + files
+            if parent.profile_state:
+                partials.insert(
+                    0, PartialProfile.from_bytes(self._transfer.read_bytes(parent.profile_state))
+                )
+        profile, state = self._profile_state(partials)
+        spec = VersionCreate(
+            files=files,
+            columns=columns_of(source.schema),
+            arrow_schema=schema_text(source.schema),
+            profile=profile,
+            profile_state=state,
+            validation=report,
+            message=message,
+            parents=[parent.version] if parent is not None else [],
+            parent_refs=list(parent_refs),
+            source=source.description,
+            tags=list(tags),
+        )
+        version = self._datasets.create_version(self._name, spec, project=self._project)
+        if outcome.quarantined:
+            bad_files = self._store(outcome.quarantined)
+            bad_profile, bad_state = self._profile_state(outcome.quarantine_profile)
+            self._datasets.create_version(
+                self._name,
+                VersionCreate(
+                    files=bad_files,
+                    columns=spec.columns,
+                    arrow_schema=spec.arrow_schema,
+                    profile=bad_profile,
+                    profile_state=bad_state,
+                    validation=report,
+                    message=f"rows of version {version.version} that failed its expectations",
+                    kind="quarantine",
+                    quarantine_of=version.version,
+                    source=source.description,
+                ),
+                project=self._project,
+            )
+        return version
+
+
+def _cast_input(
+    item: ParquetInput | BatchInput, target: pa.Schema, conflict: Conflict
+) -> BatchInput:
+    """An input whose batches are cast to ``target`` (a value that does not fit:
+    ``conflict``)."""
+    if isinstance(item, ParquetInput):
+        path = item.path
+
+        def read() -> Iterator[pa.RecordBatch]:
+            yield from pq.ParquetFile(path).iter_batches()
+
+        name, opener, size = item.name.rsplit(".", 1)[0], read, item.size
+    else:
+        name, opener, size = item.name, item.open, item.size_hint
+
+    def cast() -> Iterator[pa.RecordBatch]:
+        for batch in opener():
+            try:
+                yield batch.cast(target, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise Conflict(f"{conflict.message}: {exc}", conflict.details) from None
+
+    return BatchInput(name=name, schema=target, open=cast, size_hint=size)
+
+
+def _hash(path: Path) -> str:
+    from shipyard.hashing import hash_file
+
+    return hash_file(path)
+
+
+def _rename_clashes(existing: Sequence[DataFile], new: list[DataFile]) -> list[DataFile]:
+    """Appended files keep their names unless a name is taken by other content."""
+    taken = {f.path: f.hash for f in existing}
+    out = []
+    for f in new:
+        if f.path in taken and taken[f.path] != f.hash:
+            stem, dot, ext = f.path.rpartition(".")
+            name = f"{stem}-{f.hash[:12]}.{ext}" if dot else f"{f.path}-{f.hash[:12]}"
+            f = f.model_copy(update={"path": name})
+        elif f.path in taken:
+            continue  # the very same file is already part of the parent
+        taken[f.path] = f.hash
+        out.append(f)
+    return out

@@ -1,0 +1,337 @@
+"""Datasets: create, get, list, describe, set expectations, delete; and the blobs a
+project stores for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.orm import Session
+
+from shipyard.auth.authz import RequestContext
+from shipyard.blobs import BlobRef
+from shipyard.blobs.store import check_hash
+from shipyard.clock import now_ms
+from shipyard.datasets.tables import (
+    DatasetBlobRow,
+    DatasetRow,
+    DatasetTagRow,
+    DatasetVersionRow,
+)
+from shipyard.datasets.types import (
+    LATEST,
+    Dataset,
+    DatasetCreate,
+    DatasetPage,
+    ExpectationSuite,
+    check_dataset_name,
+)
+from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.platform import Platform
+from shipyard.tracking.tables import RunInputRow
+from shipyard.tracking.upserts import dialect_insert
+
+MAX_RESULTS = 1000
+MAX_HASHES = 10_000
+"""Hashes per missing/register request: a folder of 10,000 files in one round trip."""
+
+
+def dataset_row(session: Session, project_id: int, name: str, *, lock: bool = False) -> DatasetRow:
+    """The dataset named ``name`` in the project; NotFound otherwise. ``lock`` serializes
+    changes to one dataset's versions and tags (a row lock on PostgreSQL)."""
+    stmt = select(DatasetRow).where(DatasetRow.project_id == project_id, DatasetRow.name == name)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"dataset {name!r} not found", {"dataset": name})
+    return row
+
+
+def suite_of(row: DatasetRow) -> ExpectationSuite:
+    """The dataset's stored expectation suite."""
+    return ExpectationSuite.model_validate(row.expectations or {})
+
+
+def check_suite(suite: ExpectationSuite) -> ExpectationSuite:
+    """Refuse a suite that could never be judged (bad regex, bad SQL, min > max)."""
+    from shipyard.datasets.validation import check_suite as check
+
+    check(suite)
+    return suite
+
+
+def tags_of(session: Session, dataset_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Each dataset's tags as ``tag -> version number``, ``latest`` included."""
+    tags: dict[int, dict[str, int]] = {i: {} for i in dataset_ids}
+    if not dataset_ids:
+        return tags
+    latest = session.execute(
+        select(DatasetVersionRow.dataset_id, func.max(DatasetVersionRow.version))
+        .where(DatasetVersionRow.dataset_id.in_(dataset_ids), DatasetVersionRow.kind == "data")
+        .group_by(DatasetVersionRow.dataset_id)
+    )
+    for dataset_id, version in latest:
+        tags[dataset_id][LATEST] = version
+    named = session.execute(
+        select(DatasetTagRow.dataset_id, DatasetTagRow.tag, DatasetVersionRow.version)
+        .join(DatasetVersionRow, DatasetVersionRow.id == DatasetTagRow.version_id)
+        .where(DatasetTagRow.dataset_id.in_(dataset_ids))
+        .order_by(DatasetTagRow.tag)
+    )
+    for dataset_id, tag, version in named:
+        tags[dataset_id][tag] = version
+    return tags
+
+
+def to_api(session: Session, rows: Sequence[DatasetRow]) -> list[Dataset]:
+    """API shapes of dataset rows (two queries in all, whatever their number)."""
+    tags = tags_of(session, [r.id for r in rows])
+    return [
+        Dataset(
+            id=r.id,
+            name=r.name,
+            description=r.description,
+            expectations=suite_of(r),
+            tags=tags[r.id],
+            latest_version=tags[r.id].get(LATEST),
+            created_at=r.created_at,
+            created_by=r.created_by,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
+
+
+def touch(session: Session, dataset_id: int, at: int) -> None:
+    """Mark a dataset as changed now (listings order by it)."""
+    session.execute(update(DatasetRow).where(DatasetRow.id == dataset_id).values(updated_at=at))
+
+
+def create_dataset(ctx: RequestContext, spec: DatasetCreate) -> Dataset:
+    """A new, empty dataset; Conflict when the name is taken in the project."""
+    assert ctx.project_id is not None
+    check_dataset_name(spec.name)
+    check_suite(spec.expectations)
+    taken = Conflict(f"dataset {spec.name!r} already exists", {"dataset": spec.name})
+    with ctx.platform.db.write() as session:
+        exists = session.scalar(
+            select(DatasetRow.id).where(
+                DatasetRow.project_id == ctx.project_id, DatasetRow.name == spec.name
+            )
+        )
+        if exists:
+            raise taken
+        now = now_ms()
+        row = DatasetRow(
+            project_id=ctx.project_id,
+            name=spec.name,
+            description=spec.description,
+            expectations=spec.expectations.model_dump(mode="json"),
+            created_by=ctx.principal.username,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except DBIntegrityError:
+            raise taken from None
+        ctx.audit(session, "datasets.create", "dataset", row.id, {"name": spec.name})
+        return to_api(session, [row])[0]
+
+
+def get_dataset(platform: Platform, project_id: int, name: str) -> Dataset:
+    """One dataset by name, with its tags and expectations."""
+    with platform.db.read() as session:
+        return to_api(session, [dataset_row(session, project_id, name)])[0]
+
+
+def list_datasets(
+    platform: Platform,
+    project_id: int,
+    *,
+    query: str | None = None,
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> DatasetPage:
+    """The project's datasets, most recently changed first; ``query`` is a substring of
+    the name (any case)."""
+    if not 1 <= max_results <= MAX_RESULTS:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
+    offset = decode_page_token(page_token)
+    stmt = select(DatasetRow).where(DatasetRow.project_id == project_id)
+    if query:
+        escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(func.lower(DatasetRow.name).like(f"%{escaped}%", escape="\\"))
+    stmt = stmt.order_by(DatasetRow.updated_at.desc(), DatasetRow.id.desc())
+    with platform.db.read() as session:
+        rows = list(session.scalars(stmt.offset(offset).limit(max_results + 1)))
+        more = len(rows) > max_results
+        datasets = to_api(session, rows[:max_results])
+    token = encode_page_token(offset + max_results) if more else None
+    return DatasetPage(datasets=datasets, next_page_token=token)
+
+
+def update_dataset(
+    ctx: RequestContext,
+    name: str,
+    *,
+    description: str | None = None,
+    expectations: ExpectationSuite | None = None,
+) -> Dataset:
+    """Change the description and/or the expectation suite (checked before it is kept)."""
+    assert ctx.project_id is not None
+    if expectations is not None:
+        check_suite(expectations)
+    with ctx.platform.db.write() as session:
+        row = dataset_row(session, ctx.project_id, name, lock=True)
+        details: dict[str, Any] = {"name": name}
+        if description is not None:
+            row.description = description
+            details["description"] = description[:200]
+        if expectations is not None:
+            row.expectations = expectations.model_dump(mode="json")
+            details["expectations"] = len(expectations.expectations)
+            details["policy"] = expectations.policy
+        row.updated_at = now_ms()
+        ctx.audit(session, "datasets.update", "dataset", row.id, details)
+        session.flush()
+        return to_api(session, [row])[0]
+
+
+def delete_dataset(ctx: RequestContext, name: str) -> None:
+    """Delete a dataset with its versions and tags. Runs that read its versions keep
+    their input rows (name and digest) but lose the link."""
+    assert ctx.project_id is not None
+    with ctx.platform.db.write() as session:
+        row = dataset_row(session, ctx.project_id, name, lock=True)
+        version_ids = select(DatasetVersionRow.id).where(DatasetVersionRow.dataset_id == row.id)
+        session.execute(
+            update(RunInputRow)
+            .where(RunInputRow.dataset_version_id.in_(version_ids))
+            .values(dataset_version_id=None)
+        )
+        versions = session.scalar(
+            select(func.count())
+            .select_from(DatasetVersionRow)
+            .where(DatasetVersionRow.dataset_id == row.id)
+        )
+        # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign keys on.
+        from shipyard.datasets.versions import delete_version_rows
+
+        delete_version_rows(session, version_ids)
+        session.execute(delete(DatasetTagRow).where(DatasetTagRow.dataset_id == row.id))
+        session.delete(row)
+        ctx.audit(
+            session, "datasets.delete", "dataset", row.id, {"name": name, "versions": versions}
+        )
+
+
+# --- the project's dataset blobs -------------------------------------------------------
+
+
+def _check_hashes(hashes: Sequence[str]) -> list[str]:
+    if len(hashes) > MAX_HASHES:
+        raise InvalidInput(f"at most {MAX_HASHES} hashes per request, got {len(hashes)}")
+    return [check_hash(h) for h in hashes]
+
+
+def missing_blobs(platform: Platform, project_id: int, hashes: Sequence[str]) -> list[str]:
+    """Which of ``hashes`` the project has not stored for its datasets (to upload)."""
+    wanted = _check_hashes(hashes)
+    known: set[str] = set()
+    with platform.db.read() as session:
+        for start in range(0, len(wanted), 1000):
+            chunk = wanted[start : start + 1000]
+            known.update(
+                session.scalars(
+                    select(DatasetBlobRow.blob_hash).where(
+                        DatasetBlobRow.project_id == project_id,
+                        DatasetBlobRow.blob_hash.in_(chunk),
+                    )
+                )
+            )
+    return [h for h in dict.fromkeys(wanted) if h not in known]
+
+
+def register_blobs(session: Session, project_id: int, blobs: dict[str, int]) -> None:
+    """Record ``hash -> size`` as stored by the project (idempotent)."""
+    if not blobs:
+        return
+    now = now_ms()
+    stmt = dialect_insert(session, DatasetBlobRow.__table__).on_conflict_do_nothing(
+        index_elements=["project_id", "blob_hash"]
+    )
+    session.execute(
+        stmt,
+        [
+            {"project_id": project_id, "blob_hash": h, "size": size, "created_at": now}
+            for h, size in blobs.items()
+        ],
+    )
+
+
+def claim_stored_blobs(ctx: RequestContext, hashes: Sequence[str]) -> list[str]:
+    """Record blobs that are already in the blob store as the project's own.
+
+    Only for in-process (embedded) callers, which write the shared blob store directly:
+    they hold the store anyway. Over the network a client must upload the bytes, so a
+    hash learnt elsewhere never opens another project's data. Returns the hashes that
+    are not in the store (nothing is recorded for those).
+    """
+    assert ctx.project_id is not None
+    wanted = list(dict.fromkeys(_check_hashes(hashes)))
+    sizes: dict[str, int] = {}
+    absent: list[str] = []
+    for digest in wanted:
+        try:
+            sizes[digest] = ctx.platform.blobs.size(digest)
+        except NotFound:
+            absent.append(digest)
+    with ctx.platform.db.write() as session:
+        register_blobs(session, ctx.project_id, sizes)
+        if sizes:
+            ctx.audit(
+                session, "datasets.claim_blobs", "project", ctx.project_id, {"blobs": len(sizes)}
+            )
+    return absent
+
+
+def record_upload(ctx: RequestContext, digest: str, blob: BlobRef) -> None:
+    """Keep an uploaded blob as the project's, after checking it is the announced one.
+
+    A body whose hash differs is refused; its blob stays unreferenced (content-addressed
+    storage never lets it stand in for the announced hash)."""
+    assert ctx.project_id is not None
+    if blob.hash != digest:
+        raise InvalidInput(
+            f"uploaded content has BLAKE3 {blob.hash}, not the announced {digest}",
+            {"expected": digest, "actual": blob.hash},
+        )
+    with ctx.platform.db.write() as session:
+        register_blobs(session, ctx.project_id, {digest: blob.size})
+        ctx.audit(
+            session,
+            "datasets.upload_blob",
+            "project",
+            ctx.project_id,
+            {"hash": digest, "size": blob.size},
+        )
+
+
+def project_blob_size(platform: Platform, project_id: int, digest: str) -> int:
+    """Size of a blob the project stored for its datasets; NotFound for any other hash."""
+    check_hash(digest)
+    with platform.db.read() as session:
+        size = session.scalar(
+            select(DatasetBlobRow.size).where(
+                DatasetBlobRow.project_id == project_id, DatasetBlobRow.blob_hash == digest
+            )
+        )
+    if size is None:
+        raise NotFound(f"no dataset file {digest} in this project")
+    return size

@@ -1,0 +1,140 @@
+"""The client's memory of local files it has versioned: ``(path, inode, size, mtime)``
+-> content hash, row count, and mergeable profile state. A file whose stat is unchanged
+is not read again when a folder is versioned anew (as ``git status`` and DVC do).
+
+A small SQLite file under ``<home>/cache``; a stale or unreadable cache only costs a
+re-read, never a wrong version: the blob store checks hashes on every read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    inode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    schema BLOB NOT NULL,
+    profile BLOB NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What identifies a file's content without reading it."""
+
+    path: str
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    """What was learnt about a file when it was last read."""
+
+    stat: FileStat
+    hash: str
+    rows: int
+    schema: bytes  # Arrow IPC schema
+    profile: bytes  # PartialProfile.to_bytes()
+
+
+class StatCache:
+    """Thread-safe; one SQLite connection per cache."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            folder / "files.sqlite", timeout=30, check_same_thread=False, isolation_level=None
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(_SCHEMA)
+        self._lock = threading.Lock()
+        self._hits: dict[str, CachedFile] = {}  # what schema_for found, for lookup
+        self._schemas: dict[bytes, pa.Schema] = {}  # files of a folder share one schema
+
+    def lookup(self, stats: Sequence[FileStat]) -> dict[str, CachedFile]:
+        """The cached entries of ``stats`` whose inode, size and mtime still match."""
+        found: dict[str, CachedFile] = {}
+        by_path = {s.path: s for s in stats}
+        for stat in stats:
+            hit = self._hits.get(stat.path)
+            if hit is not None and hit.stat == stat:
+                found[stat.path] = hit
+        paths = [p for p in by_path if p not in found]
+        with self._lock:
+            for start in range(0, len(paths), 500):
+                chunk = paths[start : start + 500]
+                rows = self._conn.execute(
+                    "SELECT path, inode, size, mtime_ns, hash, rows, schema, profile "
+                    "FROM files WHERE path IN (SELECT value FROM json_each(?))",
+                    (json.dumps(chunk),),
+                ).fetchall()
+                for path, inode, size, mtime_ns, digest, nrows, schema, profile in rows:
+                    stat = by_path[path]
+                    if (inode, size, mtime_ns) == (stat.inode, stat.size, stat.mtime_ns):
+                        found[path] = CachedFile(stat, digest, nrows, schema, profile)
+        return found
+
+    def schema_for(self, path: Path, info: os.stat_result) -> pa.Schema | None:
+        """The Arrow schema remembered for an unchanged local file (for ``open_source``'s
+        ``known_schemas``), or None to read its footer."""
+        stat = FileStat(str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+        hit = self.lookup([stat]).get(stat.path)
+        if hit is None:
+            return None
+        self._hits[stat.path] = hit
+        schema = self._schemas.get(hit.schema)
+        if schema is None:
+            import pyarrow as pa
+
+            schema = self._schemas[hit.schema] = pa.ipc.read_schema(pa.py_buffer(hit.schema))
+        return schema
+
+    def remember(self, entries: Iterable[CachedFile]) -> None:
+        """Keep (or replace) entries."""
+        values = [
+            (
+                e.stat.path,
+                e.stat.inode,
+                e.stat.size,
+                e.stat.mtime_ns,
+                e.hash,
+                e.rows,
+                e.schema,
+                e.profile,
+            )
+            for e in entries
+        ]
+        if not values:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self._conn.close()

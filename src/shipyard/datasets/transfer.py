@@ -1,0 +1,122 @@
+"""Moving dataset files between the client and the platform's blob store.
+
+Embedded clients share the store with the in-process server: they write blobs straight
+into it (a kernel copy, then one hash) and claim them for the project. Remote clients
+hash locally, ask which hashes the project lacks, and upload only those. Reading goes
+through a local cache of verified files keyed by hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from blake3 import blake3
+
+from shipyard.blobs import BlobRef
+from shipyard.blobs.store import CHUNK, check_hash
+from shipyard.hashing import hash_file
+
+if TYPE_CHECKING:
+    from shipyard.blobs import BlobStore
+    from shipyard.client.client import Client
+
+
+class Transfer:
+    """Blob movement for one client and project."""
+
+    def __init__(self, client: Client, project: str) -> None:
+        self._client = client
+        self._api = client.api
+        self._project = quote(project, safe="")
+        self._store: BlobStore | None = None
+        if client.embedded:
+            from shipyard.blobs import open_blob_store
+
+            self._store = open_blob_store(client.settings)
+
+    @property
+    def direct(self) -> bool:
+        """Whether files go straight into the shared blob store (embedded mode)."""
+        return self._store is not None
+
+    # --- writing -------------------------------------------------------------------------
+
+    def put(self, path: Path) -> BlobRef:
+        """Store a local file (embedded) or just hash it (remote: sent by :meth:`publish`)."""
+        if self._store is not None:
+            return self._store.put_file(path)
+        return BlobRef(hash_file(path), path.stat().st_size)
+
+    def put_bytes(self, data: bytes) -> BlobRef:
+        """Store a small value (embedded) or just hash it (remote)."""
+        if self._store is not None:
+            return self._store.put_bytes(data)
+        return BlobRef(blake3(data).hexdigest(), len(data))
+
+    def publish(self, files: dict[str, Path | bytes]) -> None:
+        """Make every ``hash -> local path (or bytes)`` a blob of the project's datasets:
+        claimed when already in the shared store, uploaded otherwise."""
+        hashes = list(files)
+        for start in range(0, len(hashes), 10_000):
+            chunk = hashes[start : start + 10_000]
+            if self._store is not None:
+                absent = self._api.post(
+                    f"/projects/{self._project}/datasets/-/claim-blobs", {"hashes": chunk}
+                )["missing"]
+                for digest in absent:  # the cache knew it, this store does not: store it
+                    self._store_value(files[digest])
+                if absent:
+                    self._api.post(
+                        f"/projects/{self._project}/datasets/-/claim-blobs", {"hashes": absent}
+                    )
+            else:
+                missing = self._api.post(
+                    f"/projects/{self._project}/datasets/-/missing-blobs", {"hashes": chunk}
+                )["missing"]
+                for digest in missing:
+                    self._upload(digest, files[digest])
+
+    def _store_value(self, value: Path | bytes) -> None:
+        assert self._store is not None
+        if isinstance(value, bytes):
+            self._store.put_bytes(value)
+        else:
+            self._store.put_file(value)
+
+    def _upload(self, digest: str, value: Path | bytes) -> None:
+        path = f"/projects/{self._project}/dataset-blobs/{check_hash(digest)}"
+        if isinstance(value, bytes):
+            self._api.upload(path, [value])
+            return
+        with open(value, "rb") as f:
+            self._api.upload(path, iter(lambda: f.read(CHUNK), b""))
+
+    # --- reading -------------------------------------------------------------------------
+
+    def fetch(self, digests: Sequence[str]) -> dict[str, Path]:
+        """Local, verified paths of blobs of the project (downloaded once into the cache)."""
+        out: dict[str, Path] = {}
+        cache = self._client.settings.home / "cache" / "blobs"
+        for digest in digests:
+            check_hash(digest)
+            target = cache / digest[:2] / digest
+            if not target.exists():
+                self._api.download_verified(
+                    f"/projects/{self._project}/dataset-blobs/{digest}",
+                    target,
+                    f"dataset file {digest}",
+                    expected=digest,
+                )
+            out[digest] = target
+        return out
+
+    def read_bytes(self, digest: str) -> bytes:
+        """A small blob of the project (profile state), verified."""
+        return self._api.read_verified(
+            f"/projects/{self._project}/dataset-blobs/{check_hash(digest)}",
+            f"dataset blob {digest}",
+            expected=digest,
+        )

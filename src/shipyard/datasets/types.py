@@ -1,0 +1,398 @@
+"""API shapes of datasets: versions and their manifests, profiles, expectations,
+validation reports, diffs and lineage. The contract every datasets module shares."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from shipyard.errors import InvalidInput
+
+DATASET_NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9_-])?$"
+_TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+LATEST = "latest"
+"""The tag every dataset has: its newest version that is not a quarantine version.
+It moves by itself on every ingest and cannot be set by hand."""
+
+Policy = Literal["reject", "warn", "quarantine"]
+VersionKind = Literal["data", "quarantine"]
+ColumnKind = Literal["integer", "float", "boolean", "string", "temporal", "binary", "other"]
+
+
+def check_dataset_name(name: str) -> str:
+    """Refuse names outside :data:`DATASET_NAME_PATTERN` (no '/', '@', ':' or spaces)."""
+    if not isinstance(name, str) or not re.match(DATASET_NAME_PATTERN, name):
+        raise InvalidInput(
+            f"invalid dataset name {str(name)[:120]!r}: use 1-200 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def check_tag(tag: str) -> str:
+    """Refuse tag names that could be read as a version number, and the automatic one."""
+    if not isinstance(tag, str) or not _TAG_RE.match(tag):
+        raise InvalidInput(
+            f"invalid tag {str(tag)[:120]!r}: use 1-100 letters, digits, '_', '.' or '-', "
+            "starting with a letter"
+        )
+    if tag == LATEST:
+        raise InvalidInput(f"tag {LATEST!r} moves by itself to the newest version")
+    return tag
+
+
+# --- schema and files --------------------------------------------------------------------
+
+
+class ColumnSchema(BaseModel):
+    """One column of a version's Arrow schema."""
+
+    name: str
+    type: str  # Arrow's spelling: "int64", "double", "string", "timestamp[us, tz=UTC]", ...
+    nullable: bool = True
+
+
+class DataFile(BaseModel):
+    """One Parquet file of a version: a blob of the store, by hash."""
+
+    path: str  # name inside the version: "part-00000.parquet", or the source's relative path
+    hash: str
+    size: int = Field(ge=0)
+    rows: int = Field(ge=0)
+
+
+# --- profiles ----------------------------------------------------------------------------
+
+
+class Histogram(BaseModel):
+    """Counts of values between consecutive edges (len(edges) == len(counts) + 1)."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class FrequentValue(BaseModel):
+    value: Any
+    count: int
+
+
+class ColumnProfile(BaseModel):
+    """What a column holds. Counts, nulls, min, max, mean and std are exact; distinct,
+    quantiles, histogram and frequent values come from sketches and may be approximate
+    (``approximate`` says so)."""
+
+    name: str
+    type: str
+    kind: ColumnKind
+    count: int  # non-null values
+    nulls: int
+    null_fraction: float
+    distinct: int | None = None
+    min: Any = None  # numbers as numbers, temporals as ISO-8601 strings, strings as strings
+    max: Any = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: dict[str, float] | None = None  # "0.01", "0.05", "0.25", "0.5", "0.75", ...
+    histogram: Histogram | None = None
+    top_values: list[FrequentValue] = []
+    approximate: bool = False
+
+
+class Profile(BaseModel):
+    """The profile of a whole version, column by column."""
+
+    rows: int
+    columns: list[ColumnProfile]
+
+
+# --- expectations ------------------------------------------------------------------------
+
+
+class _Expectation(BaseModel):
+    name: str = ""  # shown in reports; defaults to a description of the check
+
+
+class SchemaExpectation(_Expectation):
+    """These columns exist with these types (Arrow type names, or a kind such as
+    "integer"); with ``exact`` no other column may exist."""
+
+    kind: Literal["schema"] = "schema"
+    columns: dict[str, str]
+    exact: bool = False
+
+
+class NotNullExpectation(_Expectation):
+    kind: Literal["not_null"] = "not_null"
+    column: str
+
+
+class UniqueExpectation(_Expectation):
+    """No two rows share the values of ``columns`` (nulls count as values)."""
+
+    kind: Literal["unique"] = "unique"
+    columns: list[str] = Field(min_length=1)
+
+
+class RangeExpectation(_Expectation):
+    """Non-null values lie in [min, max] (either bound may be left out)."""
+
+    kind: Literal["range"] = "range"
+    column: str
+    min: float | str | None = None
+    max: float | str | None = None
+
+
+class AllowedValuesExpectation(_Expectation):
+    kind: Literal["allowed_values"] = "allowed_values"
+    column: str
+    values: list[Any] = Field(min_length=1)
+
+
+class RegexExpectation(_Expectation):
+    """Non-null string values match ``pattern`` (RE2 syntax, searched, not anchored)."""
+
+    kind: Literal["regex"] = "regex"
+    column: str
+    pattern: str
+
+
+class RowCountExpectation(_Expectation):
+    kind: Literal["row_count"] = "row_count"
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+class FreshnessExpectation(_Expectation):
+    """The newest value of a timestamp column is at most ``max_age_seconds`` old at ingest."""
+
+    kind: Literal["freshness"] = "freshness"
+    column: str
+    max_age_seconds: float = Field(gt=0)
+
+
+class ClassBalanceExpectation(_Expectation):
+    """Every class of a label column holds at least ``min_fraction`` of the rows, and
+    (when given) the largest class is at most ``max_ratio`` times the smallest."""
+
+    kind: Literal["class_balance"] = "class_balance"
+    column: str
+    min_fraction: float = Field(0.0, ge=0, le=1)
+    max_ratio: float | None = Field(None, ge=1)
+
+
+class SqlExpectation(_Expectation):
+    """Every row satisfies ``predicate``: a DuckDB boolean expression over the row's
+    columns, e.g. ``"price >= 0 AND qty * price < 1e6"``."""
+
+    kind: Literal["sql"] = "sql"
+    predicate: str = Field(min_length=1, max_length=4000)
+
+
+Expectation = Annotated[
+    SchemaExpectation
+    | NotNullExpectation
+    | UniqueExpectation
+    | RangeExpectation
+    | AllowedValuesExpectation
+    | RegexExpectation
+    | RowCountExpectation
+    | FreshnessExpectation
+    | ClassBalanceExpectation
+    | SqlExpectation,
+    Field(discriminator="kind"),
+]
+
+ROW_LEVEL_KINDS = frozenset({"not_null", "range", "allowed_values", "regex", "sql"})
+"""Expectations judged row by row: under the quarantine policy their failing rows move to
+the quarantine version. The others judge the whole version."""
+
+
+class ExpectationSuite(BaseModel):
+    """The expectations kept with a dataset and the policy applied on ingest."""
+
+    expectations: list[Expectation] = []
+    policy: Policy = "reject"
+
+
+class ExpectationResult(BaseModel):
+    """How one expectation fared."""
+
+    name: str
+    kind: str
+    passed: bool
+    failed_rows: int = 0  # rows that broke it (0 for whole-version checks that failed)
+    message: str = ""  # what was wrong, for a person
+    samples: list[dict[str, Any]] = []  # a few offending rows (or groups), JSON-able
+
+
+class ValidationReport(BaseModel):
+    """The outcome of a dataset's expectations on one ingest (or one re-validation)."""
+
+    passed: bool
+    policy: Policy
+    rows_checked: int
+    quarantined_rows: int = 0
+    results: list[ExpectationResult] = []
+    checked_at: int = 0  # epoch ms
+
+
+# --- versions ----------------------------------------------------------------------------
+
+
+class DatasetCreate(BaseModel):
+    name: str
+    description: str = ""
+    expectations: ExpectationSuite = ExpectationSuite()
+
+
+class Dataset(BaseModel):
+    id: int
+    name: str
+    description: str
+    expectations: ExpectationSuite
+    tags: dict[str, int]  # tag -> version number, "latest" included
+    latest_version: int | None
+    created_at: int
+    created_by: str
+    updated_at: int
+
+
+class VersionCreate(BaseModel):
+    """What a client sends to make a version once its files are in the blob store."""
+
+    files: list[DataFile]
+    columns: list[ColumnSchema]
+    arrow_schema: str = ""  # base64 of the Arrow IPC schema, for exact round trips
+    profile: Profile | None = None
+    profile_state: str | None = None  # hash of the blob holding the mergeable profile state
+    validation: ValidationReport | None = None
+    message: str = ""
+    kind: VersionKind = "data"
+    parents: list[int] = []  # version numbers of this dataset it derives from (append)
+    parent_refs: list[str] = []  # other datasets' versions it derives from: "name@3"
+    quarantine_of: int | None = None  # kind "quarantine": the data version it was split from
+    source: str = ""  # where the data came from, for people: a path, a URL, a query
+    tags: list[str] = []
+
+
+class DatasetVersion(BaseModel):
+    id: int
+    dataset: str
+    version: int
+    kind: VersionKind
+    digest: str  # BLAKE3 of the sorted (path, hash) list: equal digests, equal data
+    message: str
+    source: str
+    created_by: str
+    created_at: int
+    rows: int
+    bytes: int
+    file_count: int
+    columns: list[ColumnSchema]
+    arrow_schema: str = ""
+    tags: list[str] = []
+    profile: Profile | None = None
+    profile_state: str | None = None
+    validation: ValidationReport | None = None
+
+
+class DatasetVersionDetail(DatasetVersion):
+    files: list[DataFile]
+
+
+class DatasetPage(BaseModel):
+    datasets: list[Dataset]
+    next_page_token: str | None = None
+
+
+class VersionPage(BaseModel):
+    versions: list[DatasetVersion]
+    next_page_token: str | None = None
+
+
+# --- diffs -------------------------------------------------------------------------------
+
+
+class SchemaChange(BaseModel):
+    column: str
+    change: Literal["added", "removed", "type_changed", "nullability_changed"]
+    old: str | None = None
+    new: str | None = None
+
+
+class ColumnChange(BaseModel):
+    """How one column's profile moved between two versions (new minus old)."""
+
+    column: str
+    null_fraction: tuple[float, float] | None = None
+    distinct: tuple[int | None, int | None] | None = None
+    mean: tuple[float | None, float | None] | None = None
+    std: tuple[float | None, float | None] | None = None
+    min: tuple[Any, Any] | None = None
+    max: tuple[Any, Any] | None = None
+    # Population stability index between the two histograms (numeric columns), or
+    # between the frequent values (strings): a number a person can threshold.
+    psi: float | None = None
+
+
+class RowDiff(BaseModel):
+    keys: list[str]
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    changed_columns: dict[str, int]  # column -> rows whose value changed
+    added_samples: list[dict[str, Any]] = []
+    removed_samples: list[dict[str, Any]] = []
+    changed_samples: list[dict[str, Any]] = []  # {"key": {...}, "old": {...}, "new": {...}}
+
+
+class VersionDiff(BaseModel):
+    dataset: str
+    old: int
+    new: int
+    rows: tuple[int, int]
+    schema_changes: list[SchemaChange]
+    column_changes: list[ColumnChange]
+    same_data: bool  # equal digests
+    rows_diff: RowDiff | None = None
+
+
+# --- lineage -----------------------------------------------------------------------------
+
+
+class VersionRef(BaseModel):
+    project: str
+    dataset: str
+    version: int
+    relation: str = ""  # "append", "derived", "quarantine"
+
+
+class RunRef(BaseModel):
+    run_id: str
+    experiment_id: int
+    name: str
+    context: str = ""
+
+
+class DatasetInput(BaseModel):
+    """A dataset version a run read."""
+
+    run_id: str
+    project: str
+    dataset: str
+    version: int
+    digest: str
+    context: str = ""
+    created_at: int = 0
+
+
+class Lineage(BaseModel):
+    """Both directions around one version."""
+
+    version: VersionRef
+    parents: list[VersionRef]
+    children: list[VersionRef]
+    runs: list[RunRef]  # runs that read this version

@@ -1,0 +1,781 @@
+"""Judging a dataset's expectations on streamed Arrow data.
+
+A :class:`Validator` is built from a suite and the Arrow schema of the data. Building it
+judges the schema expectation, marks expectations on missing columns as failed, and
+refuses a suite that can never be judged (bad regex, SQL that does not bind, bounds of
+the wrong type) with :class:`~shipyard.errors.InvalidInput`.
+
+Row-level expectations (:data:`~shipyard.datasets.types.ROW_LEVEL_KINDS`) run batch by
+batch in :meth:`Validator.check_batch`, vectorized with ``pyarrow.compute``; the custom SQL
+predicate runs in a DuckDB sandbox that sees only the batch. Whole-version expectations
+(unique, row count, freshness, class balance) run once in :meth:`Validator.finish`, over
+the Parquet files that hold the kept rows.
+
+Nulls break only ``not_null``: range, allowed values, regex and class balance ignore them.
+NaN is outside every range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, get_args
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shipyard.datasets import duck
+from shipyard.datasets.types import (
+    ROW_LEVEL_KINDS,
+    AllowedValuesExpectation,
+    ClassBalanceExpectation,
+    ColumnKind,
+    Expectation,
+    ExpectationResult,
+    ExpectationSuite,
+    FreshnessExpectation,
+    NotNullExpectation,
+    Policy,
+    RangeExpectation,
+    RegexExpectation,
+    RowCountExpectation,
+    SchemaExpectation,
+    SqlExpectation,
+    UniqueExpectation,
+    ValidationReport,
+)
+from shipyard.errors import InvalidInput
+
+SAMPLES = 5
+"""Failing rows (or repeated keys) kept per expectation."""
+_SAMPLE_COLUMNS = 32  # a sample row shows at most this many columns
+_TEXT_LIMIT = 200  # longer strings in samples are cut
+_CLASS_SAMPLES = 10  # class balance shows this many largest and smallest classes
+_READ_BATCH_ROWS = 256 * 1024
+SQL_TIMEOUT_SECONDS = 60.0
+"""A custom SQL predicate that runs longer than this on one batch is stopped (a predicate
+may hold an expensive subquery; the sandbox stops file access, this stops endless work)."""
+_KINDS = frozenset(get_args(ColumnKind))
+
+Mask = pa.BooleanArray
+Judge = Callable[[pa.RecordBatch], Mask]
+
+
+class _Unjudgeable(Exception):
+    """An expectation that cannot be judged at all; becomes InvalidInput naming it."""
+
+
+# --- small helpers ----------------------------------------------------------------------
+
+
+def column_kind(t: pa.DataType) -> ColumnKind:
+    """The broad kind of an Arrow type, as the schema expectation and profiles name it."""
+    if pa.types.is_dictionary(t):
+        return column_kind(t.value_type)
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_temporal(t):
+        return "temporal"
+    binary = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
+    return "binary" if any(f(t) for f in binary) or pa.types.is_binary_view(t) else "other"
+
+
+def _ident(name: str) -> str:
+    """A DuckDB identifier for a column name (quoted, so any name is safe)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
+def _num(x: float | int) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return str(x)
+
+
+def _bound(x: float | str | None) -> str:
+    return "" if x is None else _num(x) if isinstance(x, int | float) else x
+
+
+def _interval(lo: float | str | None, hi: float | str | None) -> str:
+    if lo is not None and hi is not None:
+        return f"[{_bound(lo)}, {_bound(hi)}]"
+    return f">= {_bound(lo)}" if lo is not None else f"<= {_bound(hi)}"
+
+
+def _duration(seconds: float) -> str:
+    """``3 days``, ``1.5 hours``, ``40 seconds``: an age a person reads at a glance."""
+    units = (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0), ("second", 1.0))
+    unit, size = next((u for u in units if abs(seconds) >= u[1]), units[-1])
+    value = round(seconds / size, 1)
+    return f"{_num(value)} {unit}" + ("" if value == 1 else "s")
+
+
+def _jsonable(v: Any) -> Any:
+    """A sample value as JSON can carry it: numbers, strings, ISO times, None."""
+    if v is None or isinstance(v, bool | int | str):
+        return v if not isinstance(v, str) or len(v) <= _TEXT_LIMIT else v[:_TEXT_LIMIT] + "…"
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, Decimal):
+        return _jsonable(float(v))
+    if isinstance(v, dt.datetime | dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, bytes | bytearray | memoryview):
+        return _jsonable(bytes(v).hex())
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v[: SAMPLES * 4]]
+    return _jsonable(str(v))
+
+
+def _describe(exp: Expectation) -> str:
+    """The default name of an expectation: what it checks, briefly."""
+    match exp:
+        case SchemaExpectation():
+            return "schema(" + ", ".join(list(exp.columns)[:5]) + ")"
+        case UniqueExpectation():
+            return "unique(" + ", ".join(exp.columns) + ")"
+        case RangeExpectation():
+            return f"range({exp.column}, {_interval(exp.min, exp.max)})"
+        case RegexExpectation():
+            return f"regex({exp.column}, {exp.pattern[:60]!r})"
+        case RowCountExpectation():
+            return f"row_count({_interval(exp.min, exp.max)})"
+        case FreshnessExpectation():
+            return f"freshness({exp.column}, {_duration(exp.max_age_seconds)})"
+        case SqlExpectation():
+            return f"sql({exp.predicate[:80]})"
+        case _:
+            return f"{exp.kind}({exp.column})"
+
+
+# --- judging what needs no data ----------------------------------------------------------
+
+
+def _parse_time(text: str) -> dt.datetime | dt.time:
+    """An ISO-8601 date, date-time or time of day (a date is its midnight)."""
+    for parse in (dt.datetime.fromisoformat, dt.time.fromisoformat):
+        with contextlib.suppress(ValueError):
+            return parse(text)
+    raise _Unjudgeable(f"bound {text[:60]!r} is neither a number nor an ISO date/time")
+
+
+def _comparable(v: dt.datetime | dt.time) -> dt.datetime | dt.time:
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.astimezone(dt.UTC).replace(tzinfo=None)
+    return v
+
+
+def _check_static(exp: Expectation) -> None:
+    """Refuse what can never be judged, whatever the data's schema."""
+    match exp:
+        case RegexExpectation():
+            try:
+                pc.match_substring_regex(pa.array([""], pa.string()), exp.pattern)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise _Unjudgeable(f"bad regular expression: {e}") from None
+        case SqlExpectation():
+            if ";" in exp.predicate:
+                raise _Unjudgeable("the predicate may not contain ';'")
+            try:
+                duckdb.SQLExpression(exp.predicate)
+            except duckdb.Error as e:
+                raise _Unjudgeable(f"the predicate is not one SQL expression: {e}") from None
+        case RangeExpectation():
+            if exp.min is None and exp.max is None:
+                raise _Unjudgeable("give min, max or both")
+            lo, hi = (
+                _comparable(_parse_time(b)) if isinstance(b, str) else b for b in (exp.min, exp.max)
+            )
+            if lo is not None and hi is not None:
+                if type(lo) is not type(hi) and not {type(lo), type(hi)} <= {int, float}:
+                    raise _Unjudgeable("min and max must be of one kind: numbers, dates or times")
+                if lo > hi:  # type: ignore[operator]
+                    raise _Unjudgeable(f"min {_bound(exp.min)} is above max {_bound(exp.max)}")
+        case RowCountExpectation():
+            if exp.min is not None and exp.max is not None and exp.min > exp.max:
+                raise _Unjudgeable(f"min {exp.min:,} is above max {exp.max:,}")
+        case _:
+            pass
+
+
+def _refuse(index: int, name: str, problem: str) -> InvalidInput:
+    return InvalidInput(
+        f"expectation {index + 1} ({name}): {problem}",
+        {"expectation": index, "name": name},
+    )
+
+
+def check_suite(suite: ExpectationSuite, schema: pa.Schema | None = None) -> None:
+    """Refuse (InvalidInput) a suite that can never be judged: a bad regex, SQL that is not
+    one expression (or does not bind against ``schema``), min above max, bounds of the
+    wrong type. Used when a suite is saved; without a schema only what needs none is
+    checked. Expectations on columns the schema lacks are not refused: they fail when
+    judged."""
+    if schema is not None:
+        Validator(suite, schema).close()
+        return
+    for i, exp in enumerate(suite.expectations):
+        try:
+            _check_static(exp)
+        except _Unjudgeable as e:
+            raise _refuse(i, exp.name or _describe(exp), str(e)) from None
+
+
+# --- row-level checks --------------------------------------------------------------------
+
+
+@dataclass
+class _RowCheck:
+    """One row-level expectation and what it has found so far."""
+
+    index: int
+    name: str
+    exp: Expectation
+    judge: Judge | None  # None: judged in the SQL sandbox with the other predicates
+    failed: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def result(self) -> ExpectationResult:
+        return ExpectationResult(
+            name=self.name,
+            kind=self.exp.kind,
+            passed=self.failed == 0,
+            failed_rows=self.failed,
+            message=_row_message(self.exp, self.failed) if self.failed else "",
+            samples=self.samples,
+        )
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def _numeric_scalar(bound: float | str, t: pa.DataType) -> pa.Scalar:
+    if isinstance(bound, str | bool) or not math.isfinite(bound):
+        raise _Unjudgeable(f"bound {bound!r} must be a finite number for a {t} column")
+    try:  # in the column's own type when exact, so the column is not cast on every batch
+        own = pa.scalar(bound).cast(t, safe=True)
+        if own.as_py() == bound:
+            return own
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    return pa.scalar(float(bound))
+
+
+def _temporal_scalar(bound: float | str, t: pa.DataType) -> pa.Scalar:
+    if not isinstance(bound, str):
+        raise _Unjudgeable(f"bound {_bound(bound)} must be an ISO date/time for a {t} column")
+    v = _parse_time(bound)
+    if pa.types.is_time(t) != isinstance(v, dt.time):
+        raise _Unjudgeable(f"bound {bound!r} does not fit a {t} column")
+    if isinstance(v, dt.time) or pa.types.is_date(t):
+        return pa.scalar(v if isinstance(v, dt.time) else v.date()).cast(t, safe=False)
+    if t.tz is None:  # naive column: an aware bound is read in UTC
+        return pa.scalar(_comparable(v), pa.timestamp("us")).cast(t, safe=False)
+    if v.tzinfo is None:  # aware column, naive bound: the bound is UTC
+        v = v.replace(tzinfo=dt.UTC)
+    return pa.scalar(v, pa.timestamp("us", tz=t.tz)).cast(t, safe=False)
+
+
+def _range_judge(exp: RangeExpectation, t: pa.DataType) -> Judge:
+    t = _value_type(t)
+    if column_kind(t) in ("integer", "float"):
+        make = _numeric_scalar
+    elif pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
+        make = _temporal_scalar
+    else:
+        raise _Unjudgeable(f"a range needs a numeric or date/time column; {exp.column!r} is {t}")
+    lo = None if exp.min is None else make(exp.min, t)
+    hi = None if exp.max is None else make(exp.max, t)
+
+    def judge(batch: pa.RecordBatch) -> Mask:
+        arr = batch.column(exp.column)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        ok = None if lo is None else pc.greater_equal(arr, lo)
+        if hi is not None:
+            ok = pc.less_equal(arr, hi) if ok is None else pc.and_(ok, pc.less_equal(arr, hi))
+        return pc.fill_null(ok, True)
+
+    return judge
+
+
+def _allowed_judge(exp: AllowedValuesExpectation, t: pa.DataType) -> Judge:
+    values = [v for v in exp.values if v is not None]  # nulls pass anyway
+    try:
+        value_set = pa.array(values, type=_value_type(t))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        try:
+            value_set = pa.array(values).cast(_value_type(t))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise _Unjudgeable(f"the allowed values do not fit {exp.column!r} ({t}): {e}") from None
+
+    def judge(batch: pa.RecordBatch) -> Mask:
+        arr = batch.column(exp.column)
+        ok = pc.is_in(arr, value_set=value_set)
+        return pc.or_(ok, pc.is_null(arr)) if arr.null_count else ok
+
+    return judge
+
+
+def _regex_judge(exp: RegexExpectation, t: pa.DataType) -> Judge:
+    if column_kind(t) not in ("string", "binary"):
+        raise _Unjudgeable(f"a regex needs a string column; {exp.column!r} is {t}")
+
+    def judge(batch: pa.RecordBatch) -> Mask:
+        arr = batch.column(exp.column)
+        if pa.types.is_dictionary(arr.type):  # match each distinct value once
+            found = pc.match_substring_regex(arr.dictionary, exp.pattern)
+            return pc.fill_null(pc.take(found, arr.indices), True)
+        return pc.fill_null(pc.match_substring_regex(arr, exp.pattern), True)
+
+    return judge
+
+
+def _row_judge(exp: Expectation, t: pa.DataType) -> Judge:
+    match exp:
+        case NotNullExpectation():
+            return lambda batch: pc.is_valid(batch.column(exp.column))
+        case RangeExpectation():
+            return _range_judge(exp, t)
+        case AllowedValuesExpectation():
+            return _allowed_judge(exp, t)
+        case RegexExpectation():
+            return _regex_judge(exp, t)
+    raise _Unjudgeable(f"{exp.kind} is not judged row by row")  # pragma: no cover
+
+
+def _row_message(exp: Expectation, n: int) -> str:
+    """What a person reads about ``n`` rows that broke a row-level expectation."""
+    match exp:
+        case NotNullExpectation():
+            return f"{_rows(n)} {'has' if n == 1 else 'have'} null in {exp.column!r}"
+        case RangeExpectation() if exp.min is not None and exp.max is not None:
+            return f"{exp.column!r} outside [{_bound(exp.min)}, {_bound(exp.max)}]: {_rows(n)}"
+        case RangeExpectation():
+            where = (
+                f"below {_bound(exp.min)}" if exp.min is not None else f"above {_bound(exp.max)}"
+            )
+            return f"{exp.column!r} {where}: {_rows(n)}"
+        case AllowedValuesExpectation():
+            return f"{exp.column!r} not among the allowed values: {_rows(n)}"
+        case RegexExpectation():
+            return f"{exp.column!r} does not match {exp.pattern!r}: {_rows(n)}"
+        case SqlExpectation():
+            return f"{_rows(n)} break {exp.predicate[:200]}"
+    return _rows(n)  # pragma: no cover
+
+
+def _missing(columns: Sequence[str], schema: pa.Schema) -> str | None:
+    gone = [c for c in columns if schema.get_field_index(c) < 0]
+    if not gone:
+        return None
+    if len(gone) == 1:
+        return f"column {gone[0]!r} does not exist"
+    return "columns " + ", ".join(repr(c) for c in gone) + " do not exist"
+
+
+def _judge_schema(exp: SchemaExpectation, schema: pa.Schema) -> tuple[list[str], list[dict]]:
+    problems: list[str] = []
+    samples: list[dict[str, Any]] = []
+    for name, want in exp.columns.items():
+        if schema.get_field_index(name) < 0:
+            problems.append(f"missing column {name!r}")
+            samples.append({"column": name, "expected": want, "actual": None})
+            continue
+        t = schema.field(name).type
+        if want in _KINDS:
+            ok = column_kind(t) == want
+        else:
+            try:
+                ok = str(t) == str(pa.type_for_alias(want))
+            except ValueError:
+                ok = str(t) == want.strip()
+        if not ok:
+            problems.append(f"{name!r} is {t}, expected {want}")
+            samples.append({"column": name, "expected": want, "actual": str(t)})
+    if exp.exact:
+        for name in schema.names:
+            if name not in exp.columns:
+                problems.append(f"unexpected column {name!r}")
+                samples.append(
+                    {"column": name, "expected": None, "actual": str(schema.field(name).type)}
+                )
+    return problems, samples
+
+
+# --- the validator -----------------------------------------------------------------------
+
+
+class Validator:
+    """Judges one suite on data of one Arrow schema: row by row while batches stream past
+    (:meth:`check_batch`), then over the whole version (:meth:`finish`). One thread at a
+    time; a validator judges one version."""
+
+    def __init__(self, suite: ExpectationSuite, schema: pa.Schema) -> None:
+        self.suite = suite
+        self.schema = schema
+        self._fixed: dict[int, ExpectationResult] = {}  # judged here: schema, missing columns
+        self._row: list[_RowCheck] = []
+        self._sql: list[tuple[_RowCheck, str]] = []
+        self._whole: list[tuple[int, str, Expectation]] = []
+        self._sandbox: duckdb.DuckDBPyConnection | None = None
+        self._seen = 0
+        self._batches = 0
+        try:
+            for i, exp in enumerate(suite.expectations):
+                name = exp.name or _describe(exp)
+                try:
+                    _check_static(exp)
+                    self._prepare(i, name, exp)
+                except _Unjudgeable as e:
+                    raise _refuse(i, name, str(e)) from None
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def has_row_checks(self) -> bool:
+        """Whether any row-level expectation will be judged (so batches are worth passing)."""
+        return bool(self._row)
+
+    def _prepare(self, i: int, name: str, exp: Expectation) -> None:
+        if isinstance(exp, SchemaExpectation):
+            problems, samples = _judge_schema(exp, self.schema)
+            self._fixed[i] = ExpectationResult(
+                name=name,
+                kind=exp.kind,
+                passed=not problems,
+                message="; ".join(problems),
+                samples=samples,
+            )
+            return
+        if isinstance(exp, SqlExpectation):
+            self._prepare_sql(i, name, exp)
+            return
+        if isinstance(exp, RowCountExpectation):
+            self._whole.append((i, name, exp))
+            return
+        columns = exp.columns if isinstance(exp, UniqueExpectation) else [exp.column]
+        gone = _missing(columns, self.schema)
+        if gone:
+            self._fixed[i] = ExpectationResult(name=name, kind=exp.kind, passed=False, message=gone)
+        elif exp.kind in ROW_LEVEL_KINDS:
+            judge = _row_judge(exp, self.schema.field(exp.column).type)
+            self._row.append(_RowCheck(i, name, exp, judge))
+        else:
+            if isinstance(exp, FreshnessExpectation):
+                t = self.schema.field(exp.column).type
+                if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+                    raise _Unjudgeable(
+                        f"freshness needs a timestamp or date column; {exp.column!r} is {t}"
+                    )
+            self._whole.append((i, name, exp))
+
+    def _run_sql(self, data: pa.RecordBatch | pa.Table, predicates: list[str]) -> pa.Table:
+        """The predicates over ``data`` registered as the view ``batch`` in the sandbox, in
+        one scan, stopped after :data:`SQL_TIMEOUT_SECONDS`."""
+        if self._sandbox is None:
+            self._sandbox = duck.sandbox()
+        conn = self._sandbox
+        timer = threading.Timer(SQL_TIMEOUT_SECONDS, conn.interrupt)
+        try:
+            conn.register("batch", data)
+            exprs = [duckdb.SQLExpression(p).alias(f"c{k}") for k, p in enumerate(predicates)]
+            rel = conn.table("batch").select(*exprs)
+            if [str(t) for t in rel.types] != ["BOOLEAN"] * len(predicates):
+                raise _Unjudgeable(f"the predicate must be a boolean expression, not {rel.types}")
+            timer.start()
+            return rel.to_arrow_table()
+        except duckdb.InterruptException:
+            raise _Unjudgeable(
+                f"the predicate ran longer than {SQL_TIMEOUT_SECONDS:g} s on one batch"
+            ) from None
+        finally:
+            timer.cancel()
+            conn.unregister("batch")
+
+    def _prepare_sql(self, i: int, name: str, exp: SqlExpectation) -> None:
+        """Run the predicate on an empty batch of the schema: what does not bind, is not
+        boolean, aggregates rows, or reaches outside the sandbox is refused now."""
+        try:
+            out = self._run_sql(self.schema.empty_table(), [exp.predicate])
+        except duckdb.Error as e:
+            raise _Unjudgeable(f"the predicate cannot run: {str(e).strip()[:500]}") from None
+        if out.num_rows != 0:
+            raise _Unjudgeable("the predicate must judge each row, not aggregate rows")
+        check = _RowCheck(i, name, exp, None)
+        self._row.append(check)
+        self._sql.append((check, exp.predicate))
+
+    def _sql_masks(self, batch: pa.RecordBatch) -> list[Mask]:
+        """Every SQL predicate over the batch; NULL counts as failure."""
+        try:
+            out = self._run_sql(batch, [p for _, p in self._sql])
+        except (duckdb.Error, _Unjudgeable) as e:
+            names = ", ".join(c.name for c, _ in self._sql)
+            raise InvalidInput(
+                f"a SQL expectation failed on the data ({names}): {str(e).strip()[:500]}"
+            ) from None
+        if out.num_rows != batch.num_rows:  # DuckDB keeps the scan's order and count
+            raise InvalidInput("a SQL expectation did not judge every row once")
+        return [pc.fill_null(col.combine_chunks(), False) for col in out.columns]
+
+    def check_batch(self, batch: pa.RecordBatch) -> pa.BooleanArray | None:
+        """Judge the row-level expectations on one batch. Returns the keep-mask (True: the
+        row passes them all), or None when the suite has no row-level expectation."""
+        self._seen += batch.num_rows
+        self._batches += 1
+        if not self._row:
+            return None
+        masks: list[tuple[_RowCheck, Mask]] = [
+            (c, c.judge(batch)) for c in self._row if c.judge is not None
+        ]
+        if self._sql:
+            masks += zip((c for c, _ in self._sql), self._sql_masks(batch), strict=True)
+        keep: Mask | None = None
+        for check, ok in masks:
+            bad = len(ok) - ok.true_count
+            if bad:
+                check.failed += bad
+                if len(check.samples) < SAMPLES:
+                    self._sample(check, batch, ok)
+            keep = ok if keep is None else pc.and_(keep, ok)
+        return keep
+
+    def _sample(self, check: _RowCheck, batch: pa.RecordBatch, ok: Mask) -> None:
+        want = SAMPLES - len(check.samples)
+        idx = pc.indices_nonzero(pc.invert(ok))[:want]
+        first = [getattr(check.exp, "column", None)]  # the judged column leads
+        names = [n for n in first if n] + [n for n in batch.schema.names if n not in first]
+        rows = batch.select(names[:_SAMPLE_COLUMNS]).take(idx).to_pylist()
+        check.samples.extend({k: _jsonable(v) for k, v in row.items()} for row in rows)
+
+    def close(self) -> None:
+        """Let go of the SQL sandbox (finish does this too)."""
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+    def finish(
+        self,
+        files: Sequence[Path],
+        *,
+        rows: int,
+        now_ms: int,
+        policy: Policy | None = None,
+    ) -> ValidationReport:
+        """Judge the whole-version expectations over the Parquet ``files`` holding the kept
+        rows (``rows`` of them) and report every expectation, in suite order. Under the
+        quarantine policy, rows seen by :meth:`check_batch` and not kept are counted as
+        quarantined."""
+        self.close()
+        policy = policy or self.suite.policy
+        results = dict(self._fixed)
+        for check in self._row:
+            results[check.index] = check.result()
+        if self._whole:
+            with _VersionScan(files) as scan:
+                for i, name, exp in self._whole:
+                    results[i] = scan.judge(exp, name, rows=rows, now_ms=now_ms)
+        ordered = [results[i] for i in sorted(results)]
+        checked = self._seen if self._batches else rows
+        return ValidationReport(
+            passed=all(r.passed for r in ordered),
+            policy=policy,
+            rows_checked=checked,
+            quarantined_rows=max(0, self._seen - rows) if policy == "quarantine" else 0,
+            results=ordered,
+            checked_at=now_ms,
+        )
+
+
+# --- whole-version checks ----------------------------------------------------------------
+
+
+class _VersionScan:
+    """Whole-version queries over a version's Parquet files on a DuckDB reader that may
+    spill to a private temp folder (the user's SQL never runs here)."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = [Path(f) for f in files]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._conn: duckdb.DuckDBPyConnection | None = None
+
+    def __enter__(self) -> _VersionScan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        if self._conn is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="shipyard-validate-")
+            self._conn = duck.reader(temp_directory=Path(self._tmp.name))
+        return self._conn.execute(sql, params or []).fetchall()
+
+    def judge(self, exp: Expectation, name: str, *, rows: int, now_ms: int) -> ExpectationResult:
+        result = ExpectationResult(name=name, kind=exp.kind, passed=True)
+        match exp:
+            case RowCountExpectation():
+                if exp.min is not None and rows < exp.min:
+                    result.message = f"{_rows(rows)}, expected at least {exp.min:,}"
+                elif exp.max is not None and rows > exp.max:
+                    result.message = f"{_rows(rows)}, expected at most {exp.max:,}"
+            case UniqueExpectation() if self.files:
+                self._unique(exp, result)
+            case FreshnessExpectation():
+                self._freshness(exp, result, now_ms)
+            case ClassBalanceExpectation() if self.files:
+                self._balance(exp, result, rows)
+            case _:
+                pass
+        result.passed = not result.message
+        return result
+
+    def _unique(self, exp: UniqueExpectation, result: ExpectationResult) -> None:
+        keys = ", ".join(_ident(c) for c in exp.columns)
+        scan = duck.parquet_scan(self.files)
+        # Identifiers are quoted and the paths escaped by parquet_scan; no value is spliced.
+        found = self._query(
+            f"WITH g AS (SELECT {keys}, count(*) AS n FROM {scan} GROUP BY ALL"  # noqa: S608
+            f" HAVING count(*) > 1) SELECT {keys}, n, count(*) OVER (), sum(n) OVER ()"
+            f" FROM g ORDER BY n DESC, {keys} LIMIT {SAMPLES}"
+        )
+        if not found:
+            return
+        width = len(exp.columns)
+        groups, result.failed_rows = int(found[0][width + 1]), int(found[0][width + 2])
+        what = "1 key" if groups == 1 else f"{groups:,} keys"
+        verb = "repeats" if groups == 1 else "repeat"
+        keys = ", ".join(exp.columns)
+        result.message = f"{what} of ({keys}) {verb} ({_rows(result.failed_rows)})"
+        result.samples = [
+            {"key": dict(zip(exp.columns, map(_jsonable, row), strict=False)), "count": row[width]}
+            for row in found
+        ]
+
+    def _freshness(self, exp: FreshnessExpectation, result: ExpectationResult, now: int) -> None:
+        newest = None
+        if self.files:
+            (newest,) = self._query(
+                f"SELECT max({_ident(exp.column)}) FROM {duck.parquet_scan(self.files)}"  # noqa: S608
+            )[0]
+        if newest is None:
+            result.message = f"{exp.column!r} has no values"
+            return
+        if isinstance(newest, dt.datetime):
+            if newest.tzinfo is None:  # naive timestamps are taken as UTC
+                newest = newest.replace(tzinfo=dt.UTC)
+        elif isinstance(newest, dt.date):
+            newest = dt.datetime(newest.year, newest.month, newest.day, tzinfo=dt.UTC)
+        age = now / 1000 - newest.timestamp()
+        result.samples = [
+            {"column": exp.column, "newest": newest.isoformat(), "age_seconds": round(age, 3)}
+        ]
+        if age > exp.max_age_seconds:
+            result.message = (
+                f"newest {exp.column!r} is {_duration(age)} old, "
+                f"allowed {_duration(exp.max_age_seconds)}"
+            )
+
+    def _balance(self, exp: ClassBalanceExpectation, result: ExpectationResult, rows: int) -> None:
+        col = _ident(exp.column)
+        # The classes are grouped in DuckDB; only the largest and smallest few come back.
+        found = self._query(
+            f"WITH c AS (SELECT {col} AS v, count(*) AS n FROM {duck.parquet_scan(self.files)}"  # noqa: S608
+            f" WHERE {col} IS NOT NULL GROUP BY 1),"
+            " r AS (SELECT v, n, row_number() OVER (ORDER BY n DESC, v) AS hi,"
+            " row_number() OVER (ORDER BY n, v) AS lo, count(*) OVER () AS k,"
+            " count(*) FILTER (WHERE n < ?) OVER () AS few FROM c)"
+            " SELECT v, n, k, few FROM r WHERE hi <= ? OR lo <= ? ORDER BY n DESC, v",
+            [exp.min_fraction * rows, _CLASS_SAMPLES, _CLASS_SAMPLES],
+        )
+        if not found or rows <= 0:
+            return
+        result.samples = [
+            {"value": _jsonable(v), "count": int(n), "fraction": round(n / rows, 6)}
+            for v, n, _, _ in found
+        ]
+        problems = []
+        (big, most, classes, few), (small, least) = found[0], found[-1][:2]
+        if few:
+            share = f"{least / rows:.1%}"
+            problems.append(
+                f"{few:,} of {classes:,} classes of {exp.column!r} hold under "
+                f"{exp.min_fraction:.1%} of rows (smallest: {_jsonable(small)!r} with {share})"
+            )
+        if exp.max_ratio is not None and most > exp.max_ratio * least:
+            problems.append(
+                f"largest class {_jsonable(big)!r} is {most / least:.1f}x the smallest "
+                f"{_jsonable(small)!r}, allowed {_num(exp.max_ratio)}x"
+            )
+        result.message = "; ".join(problems)
+
+
+# --- re-validating a stored version ------------------------------------------------------
+
+
+def _files_schema(files: Sequence[Path]) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(f) for f in files]
+    if not schemas:
+        return pa.schema([])
+    try:
+        return pa.unify_schemas(schemas)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        try:
+            return pa.unify_schemas(schemas, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise InvalidInput(f"the version's files disagree on column types: {e}") from None
+
+
+def validate_files(
+    suite: ExpectationSuite, files: Sequence[Path], *, now_ms: int
+) -> ValidationReport:
+    """Judge ``suite`` on an existing version's Parquet ``files``, streamed in batches so
+    memory stays bounded. Nothing is quarantined."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    files = [Path(f) for f in files]
+    schema = _files_schema(files)
+    validator = Validator(suite, schema)
+    try:
+        if validator.has_row_checks and files:
+            data = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+            for batch in data.to_batches(
+                batch_size=_READ_BATCH_ROWS, batch_readahead=2, fragment_readahead=1
+            ):
+                validator.check_batch(batch)
+            rows = validator._seen
+        else:
+            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        return validator.finish(files, rows=rows, now_ms=now_ms, policy=suite.policy)
+    finally:
+        validator.close()

@@ -1,0 +1,472 @@
+"""Dataset versions: made from a manifest of stored files, read back by number or tag,
+tagged, and linked to their parents and to the runs that read them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from blake3 import blake3
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.orm import Session
+
+from shipyard.auth.authz import RequestContext
+from shipyard.blobs.store import check_hash
+from shipyard.clock import now_ms
+from shipyard.datasets.service import dataset_row, touch
+from shipyard.datasets.tables import (
+    DatasetBlobRow,
+    DatasetFileRow,
+    DatasetParentRow,
+    DatasetRow,
+    DatasetTagRow,
+    DatasetVersionRow,
+)
+from shipyard.datasets.types import (
+    LATEST,
+    ColumnSchema,
+    DataFile,
+    DatasetVersion,
+    DatasetVersionDetail,
+    Lineage,
+    Profile,
+    RunRef,
+    ValidationReport,
+    VersionCreate,
+    VersionPage,
+    VersionRef,
+    check_dataset_name,
+    check_tag,
+)
+from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.platform import Platform
+from shipyard.projects.tables import ProjectRow
+from shipyard.tracking.paths import normalize_artifact_path
+from shipyard.tracking.tables import RunInputRow, RunRow
+
+MAX_FILES = 100_000
+MAX_RESULTS = 1000
+
+
+def manifest_digest(files: Sequence[DataFile]) -> str:
+    """BLAKE3 over the sorted ``path, hash`` pairs: equal digests mean equal data."""
+    hasher = blake3()
+    for f in sorted(files, key=lambda f: f.path):
+        hasher.update(f"{f.path}\0{f.hash}\n".encode())
+    return hasher.hexdigest()
+
+
+def parse_selector(selector: str | int) -> int | str:
+    """A version number, or a tag name (``latest`` included)."""
+    text = str(selector).strip()
+    if text.isdigit():
+        if len(text) > 9:  # beyond any version number a dataset can reach (and int32)
+            raise NotFound(f"no version {text[:40]}")
+        return int(text)
+    if text.lower() == LATEST:
+        return LATEST
+    return check_tag(text)
+
+
+def version_row(session: Session, dataset: DatasetRow, selector: str | int) -> DatasetVersionRow:
+    """The version a selector names; NotFound otherwise."""
+    wanted = parse_selector(selector)
+    stmt: Select[tuple[DatasetVersionRow]] = select(DatasetVersionRow).where(
+        DatasetVersionRow.dataset_id == dataset.id
+    )
+    if isinstance(wanted, int):
+        stmt = stmt.where(DatasetVersionRow.version == wanted)
+    elif wanted == LATEST:
+        stmt = (
+            stmt.where(DatasetVersionRow.kind == "data")
+            .order_by(DatasetVersionRow.version.desc())
+            .limit(1)
+        )
+    else:
+        stmt = stmt.join(DatasetTagRow, DatasetTagRow.version_id == DatasetVersionRow.id).where(
+            DatasetTagRow.tag == wanted
+        )
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(
+            f"dataset {dataset.name!r} has no version {selector!s:.100}",
+            {"dataset": dataset.name, "version": str(selector)[:100]},
+        )
+    return row
+
+
+def _tags_by_version(session: Session, version_ids: Sequence[int]) -> dict[int, list[str]]:
+    tags: dict[int, list[str]] = {v: [] for v in version_ids}
+    rows = session.execute(
+        select(DatasetTagRow.version_id, DatasetTagRow.tag)
+        .where(DatasetTagRow.version_id.in_(version_ids))
+        .order_by(DatasetTagRow.tag)
+    )
+    for version_id, tag in rows:
+        tags[version_id].append(tag)
+    return tags
+
+
+def to_api(
+    session: Session, dataset: DatasetRow, rows: Sequence[DatasetVersionRow], *, full: bool = True
+) -> list[DatasetVersion]:
+    """API shapes of version rows; ``full=False`` leaves out profiles and reports."""
+    tags = _tags_by_version(session, [r.id for r in rows])
+    latest = session.scalar(
+        select(func.max(DatasetVersionRow.version)).where(
+            DatasetVersionRow.dataset_id == dataset.id, DatasetVersionRow.kind == "data"
+        )
+    )
+    out = []
+    for r in rows:
+        names = ([LATEST] if r.version == latest and r.kind == "data" else []) + tags[r.id]
+        out.append(
+            DatasetVersion(
+                id=r.id,
+                dataset=dataset.name,
+                version=r.version,
+                kind=r.kind,  # type: ignore[arg-type]
+                digest=r.digest,
+                message=r.message,
+                source=r.source,
+                created_by=r.created_by,
+                created_at=r.created_at,
+                rows=r.rows,
+                bytes=r.bytes,
+                file_count=r.file_count,
+                columns=[ColumnSchema(**c) for c in r.columns],
+                arrow_schema=r.arrow_schema if full else "",
+                tags=names,
+                profile=Profile.model_validate(r.profile) if full and r.profile else None,
+                profile_state=r.profile_state,
+                validation=(
+                    ValidationReport.model_validate(r.validation) if full and r.validation else None
+                ),
+            )
+        )
+    return out
+
+
+def files_of(session: Session, version_id: int) -> list[DataFile]:
+    """A version's files in path order."""
+    rows = session.scalars(
+        select(DatasetFileRow)
+        .where(DatasetFileRow.version_id == version_id)
+        .order_by(DatasetFileRow.path)
+    )
+    return [DataFile(path=f.path, hash=f.blob_hash, size=f.size, rows=f.rows) for f in rows]
+
+
+def _check_files(session: Session, project_id: int, files: Sequence[DataFile]) -> None:
+    if not files:
+        raise InvalidInput("a version needs at least one file")
+    if len(files) > MAX_FILES:
+        raise InvalidInput(f"a version holds at most {MAX_FILES} files, got {len(files)}")
+    seen: set[str] = set()
+    for f in files:
+        normalize_artifact_path(f.path)
+        check_hash(f.hash)
+        if f.path in seen:
+            raise InvalidInput(f"file {f.path!r} is listed twice")
+        seen.add(f.path)
+    wanted = {f.hash: f.size for f in files}
+    stored: dict[str, int] = {}
+    hashes = list(wanted)
+    for start in range(0, len(hashes), 1000):
+        stored.update(
+            (h, size)
+            for h, size in session.execute(
+                select(DatasetBlobRow.blob_hash, DatasetBlobRow.size).where(
+                    DatasetBlobRow.project_id == project_id,
+                    DatasetBlobRow.blob_hash.in_(hashes[start : start + 1000]),
+                )
+            )
+        )
+    missing = [h for h in wanted if h not in stored]
+    if missing:
+        raise InvalidInput(
+            f"{len(missing)} file(s) are not stored for this project's datasets: upload them "
+            f"first (e.g. {missing[0]})",
+            {"missing": missing[:20]},
+        )
+    for f in files:
+        if stored[f.hash] != f.size:
+            raise InvalidInput(
+                f"file {f.path!r}: size {f.size} differs from the stored blob's {stored[f.hash]}"
+            )
+
+
+def _resolve_parent(
+    session: Session, project_id: int, dataset: DatasetRow, ref: str | int
+) -> DatasetVersionRow:
+    """A parent named by a version number of ``dataset`` or by ``other@selector``."""
+    if isinstance(ref, int) or "@" not in str(ref):
+        return version_row(session, dataset, ref)
+    name, _, selector = str(ref).partition("@")
+    other = dataset_row(session, project_id, check_dataset_name(name))
+    return version_row(session, other, selector)
+
+
+def _check_same_schema(parent: DatasetVersionRow, columns: Sequence[ColumnSchema]) -> None:
+    """Conflict when appended data's columns (names and types) differ from its parent's."""
+    old = [(c["name"], c["type"]) for c in parent.columns]
+    new = [(c.name, c.type) for c in columns]
+    if old != new:
+        raise Conflict(
+            f"schema conflict: the appended data's columns differ from version {parent.version}",
+            {"old": [f"{n}: {t}" for n, t in old], "new": [f"{n}: {t}" for n, t in new]},
+        )
+
+
+def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> DatasetVersion:
+    """Record a new version of ``name`` from files the project has stored; its number is
+    the next one. The files, schema, profile and report are kept as given; the file
+    hashes and sizes are checked against the project's stored blobs."""
+    assert ctx.project_id is not None
+    if not spec.columns:
+        raise InvalidInput("a version needs at least one column")
+    names = [c.name for c in spec.columns]
+    if len(set(names)) != len(names):
+        raise InvalidInput("column names must be unique")
+    for tag in spec.tags:
+        check_tag(tag)
+    if spec.profile_state is not None:
+        check_hash(spec.profile_state)
+    with ctx.platform.db.write() as session:
+        dataset = dataset_row(session, ctx.project_id, name, lock=True)
+        _check_files(session, ctx.project_id, spec.files)
+        parents: list[tuple[str | int, str]] = [(v, "append") for v in spec.parents]
+        parents += [(r, "derived") for r in spec.parent_refs]
+        if spec.quarantine_of is not None:
+            if spec.kind != "quarantine":
+                raise InvalidInput("quarantine_of is only for versions of kind 'quarantine'")
+            parents.append((spec.quarantine_of, "quarantine"))
+        parent_rows = [
+            (_resolve_parent(session, ctx.project_id, dataset, ref), relation)
+            for ref, relation in parents
+        ]
+        for parent, relation in parent_rows:
+            if relation == "append":
+                _check_same_schema(parent, spec.columns)
+        number = (
+            session.scalar(
+                select(func.max(DatasetVersionRow.version)).where(
+                    DatasetVersionRow.dataset_id == dataset.id
+                )
+            )
+            or 0
+        ) + 1
+        now = now_ms()
+        row = DatasetVersionRow(
+            dataset_id=dataset.id,
+            version=number,
+            kind=spec.kind,
+            digest=manifest_digest(spec.files),
+            message=spec.message,
+            source=spec.source[:4000],
+            created_by=ctx.principal.username,
+            created_at=now,
+            rows=sum(f.rows for f in spec.files),
+            bytes=sum(f.size for f in spec.files),
+            file_count=len(spec.files),
+            columns=[c.model_dump() for c in spec.columns],
+            arrow_schema=spec.arrow_schema,
+            profile=spec.profile.model_dump(mode="json") if spec.profile else None,
+            profile_state=spec.profile_state,
+            validation=spec.validation.model_dump(mode="json") if spec.validation else None,
+        )
+        session.add(row)
+        session.flush()
+        session.add_all(
+            DatasetFileRow(
+                version_id=row.id, path=f.path, blob_hash=f.hash, size=f.size, rows=f.rows
+            )
+            for f in spec.files
+        )
+        seen: set[int] = set()
+        for parent, relation in parent_rows:
+            if parent.id not in seen:
+                seen.add(parent.id)
+                session.add(
+                    DatasetParentRow(child_id=row.id, parent_id=parent.id, relation=relation)
+                )
+        for tag in dict.fromkeys(spec.tags):
+            _move_tag(session, dataset, tag, row.id)
+        touch(session, dataset.id, now)
+        ctx.audit(
+            session,
+            "datasets.create_version",
+            "dataset_version",
+            row.id,
+            {
+                "dataset": name,
+                "version": number,
+                "kind": spec.kind,
+                "rows": row.rows,
+                "files": row.file_count,
+                "digest": row.digest,
+                "parents": [p.id for p, _ in parent_rows],
+            },
+        )
+        session.flush()
+        return to_api(session, dataset, [row])[0]
+
+
+def list_versions(
+    platform: Platform,
+    project_id: int,
+    name: str,
+    *,
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> VersionPage:
+    """The dataset's versions, newest first, without profiles and reports."""
+    if not 1 <= max_results <= MAX_RESULTS:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
+    offset = decode_page_token(page_token)
+    with platform.db.read() as session:
+        dataset = dataset_row(session, project_id, name)
+        rows = list(
+            session.scalars(
+                select(DatasetVersionRow)
+                .where(DatasetVersionRow.dataset_id == dataset.id)
+                .order_by(DatasetVersionRow.version.desc())
+                .offset(offset)
+                .limit(max_results + 1)
+            )
+        )
+        versions = to_api(session, dataset, rows[:max_results], full=False)
+    more = len(rows) > max_results
+    return VersionPage(
+        versions=versions, next_page_token=encode_page_token(offset + max_results) if more else None
+    )
+
+
+def get_version(
+    platform: Platform, project_id: int, name: str, selector: str | int
+) -> DatasetVersionDetail:
+    """One version with its files, profile and validation report."""
+    with platform.db.read() as session:
+        dataset = dataset_row(session, project_id, name)
+        row = version_row(session, dataset, selector)
+        version = to_api(session, dataset, [row])[0]
+        return DatasetVersionDetail(**version.model_dump(), files=files_of(session, row.id))
+
+
+def _move_tag(session: Session, dataset: DatasetRow, tag: str, version_id: int) -> int | None:
+    previous = session.scalar(
+        select(DatasetVersionRow.version)
+        .join(DatasetTagRow, DatasetTagRow.version_id == DatasetVersionRow.id)
+        .where(DatasetTagRow.dataset_id == dataset.id, DatasetTagRow.tag == tag)
+    )
+    session.execute(
+        delete(DatasetTagRow).where(
+            DatasetTagRow.dataset_id == dataset.id, DatasetTagRow.tag == tag
+        )
+    )
+    session.add(DatasetTagRow(dataset_id=dataset.id, tag=tag, version_id=version_id))
+    return previous
+
+
+def set_tag(ctx: RequestContext, name: str, tag: str, selector: str | int) -> DatasetVersion:
+    """Point ``tag`` at a version, moving it if it pointed elsewhere."""
+    assert ctx.project_id is not None
+    check_tag(tag)
+    with ctx.platform.db.write() as session:
+        dataset = dataset_row(session, ctx.project_id, name, lock=True)
+        row = version_row(session, dataset, selector)
+        previous = _move_tag(session, dataset, tag, row.id)
+        touch(session, dataset.id, now_ms())
+        ctx.audit(
+            session,
+            "datasets.set_tag",
+            "dataset",
+            dataset.id,
+            {"dataset": name, "tag": tag, "version": row.version, "previous": previous},
+        )
+        session.flush()
+        return to_api(session, dataset, [row], full=False)[0]
+
+
+def delete_tag(ctx: RequestContext, name: str, tag: str) -> None:
+    """Remove a tag; NotFound when the dataset has no such tag."""
+    assert ctx.project_id is not None
+    check_tag(tag)
+    with ctx.platform.db.write() as session:
+        dataset = dataset_row(session, ctx.project_id, name, lock=True)
+        gone = session.execute(
+            delete(DatasetTagRow).where(
+                DatasetTagRow.dataset_id == dataset.id, DatasetTagRow.tag == tag
+            )
+        ).rowcount
+        if not gone:
+            raise NotFound(f"dataset {name!r} has no tag {tag!r}")
+        touch(session, dataset.id, now_ms())
+        ctx.audit(
+            session, "datasets.delete_tag", "dataset", dataset.id, {"dataset": name, "tag": tag}
+        )
+
+
+def delete_version_rows(session: Session, version_ids: Any) -> None:
+    """Delete versions with their files, tags and lineage edges (``version_ids``: a list
+    or a select of ids)."""
+    session.execute(delete(DatasetFileRow).where(DatasetFileRow.version_id.in_(version_ids)))
+    session.execute(delete(DatasetTagRow).where(DatasetTagRow.version_id.in_(version_ids)))
+    session.execute(
+        delete(DatasetParentRow).where(
+            DatasetParentRow.child_id.in_(version_ids) | DatasetParentRow.parent_id.in_(version_ids)
+        )
+    )
+    session.execute(delete(DatasetVersionRow).where(DatasetVersionRow.id.in_(version_ids)))
+
+
+# --- lineage -------------------------------------------------------------------------------
+
+
+def _refs(session: Session, rows: Any) -> list[VersionRef]:
+    return [
+        VersionRef(project=project, dataset=dataset, version=version, relation=relation)
+        for project, dataset, version, relation in rows
+    ]
+
+
+def lineage(platform: Platform, project_id: int, name: str, selector: str | int) -> Lineage:
+    """The version's parents and children, and the runs that read it."""
+    with platform.db.read() as session:
+        dataset = dataset_row(session, project_id, name)
+        row = version_row(session, dataset, selector)
+        project = session.scalar(select(ProjectRow.name).where(ProjectRow.id == project_id))
+        assert project is not None
+
+        def edges(mine: Any, other: Any) -> list[VersionRef]:
+            stmt = (
+                select(
+                    ProjectRow.name,
+                    DatasetRow.name,
+                    DatasetVersionRow.version,
+                    DatasetParentRow.relation,
+                )
+                .join(DatasetVersionRow, DatasetVersionRow.id == other)
+                .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+                .join(ProjectRow, ProjectRow.id == DatasetRow.project_id)
+                .where(mine == row.id)
+                .order_by(DatasetRow.name, DatasetVersionRow.version)
+            )
+            return _refs(session, session.execute(stmt))
+
+        runs = session.execute(
+            select(RunRow.id, RunRow.experiment_id, RunRow.name, RunInputRow.context)
+            .join(RunInputRow, RunInputRow.run_id == RunRow.id)
+            .where(RunInputRow.dataset_version_id == row.id)
+            .order_by(RunRow.start_time, RunRow.id)
+        )
+        return Lineage(
+            version=VersionRef(project=project, dataset=name, version=row.version),
+            parents=edges(DatasetParentRow.child_id, DatasetParentRow.parent_id),
+            children=edges(DatasetParentRow.parent_id, DatasetParentRow.child_id),
+            runs=[
+                RunRef(run_id=r, experiment_id=e, name=n or "", context=c or "")
+                for r, e, n, c in runs
+            ],
+        )
