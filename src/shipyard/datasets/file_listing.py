@@ -142,17 +142,9 @@ def _local_file(path: Path, name: str, info: os.stat_result) -> SourceFile:
 
 
 def _s3_filesystem(settings: Settings) -> Any:
-    import fsspec
+    from shipyard.blobs.store import s3_filesystem
 
-    options: dict[str, Any] = {"use_listings_cache": False}
-    if settings.s3_endpoint_url:
-        options["endpoint_url"] = settings.s3_endpoint_url
-    if settings.s3_access_key_id:
-        options["key"] = settings.s3_access_key_id
-        options["secret"] = settings.s3_secret_access_key
-    if settings.s3_region:
-        options["client_kwargs"] = {"region_name": settings.s3_region}
-    return fsspec.filesystem("s3", **options)
+    return s3_filesystem(settings)
 
 
 def _s3_files(url: str, settings: Settings) -> list[SourceFile]:

@@ -45,7 +45,7 @@ from shipyard.datasets.sources import (
 )
 from shipyard.errors import InvalidInput, ShipyardError
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 16 << 20
 """Bytes of CSV or JSON text parsed at once; one block becomes one record batch."""
 
 Inputs = list[ParquetInput | BatchInput]

@@ -34,6 +34,7 @@ from shipyard.datasets.profiles import (
 )
 from shipyard.datasets.schema import columns_of, schema_from_text, schema_text
 from shipyard.datasets.sources import BatchInput, ParquetInput, Source
+from shipyard.datasets.staging import PartWriter, empty_part, read_ahead
 from shipyard.datasets.statcache import CachedFile, FileStat, StatCache
 from shipyard.datasets.transfer import Transfer
 from shipyard.datasets.types import (
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
     from shipyard.datasets.client import DatasetsClient
     from shipyard.datasets.validation import Validator
 
-PART_ROWS = 4 * 1024 * 1024
-"""Rows per converted Parquet part: big enough for few files, small enough to diff."""
 WORKERS = 2
 
 
@@ -110,46 +109,6 @@ def _progress(
     with bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
-
-
-class _PartWriter:
-    """Kept (or quarantined) rows into staged Parquet parts of at most PART_ROWS rows."""
-
-    def __init__(self, folder: Path, prefix: str, schema: pa.Schema) -> None:
-        self.folder = folder
-        self.prefix = prefix
-        self.schema = schema
-        self.parts: list[tuple[str, Path, int]] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._rows = 0
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        while batch.num_rows:
-            if self._writer is None:
-                name = f"{self.prefix}-{len(self.parts):05d}.parquet"
-                path = self.folder / f"{len(self.parts):05d}-{abs(hash(self.prefix))}.parquet"
-                self._writer = pq.ParquetWriter(path, self.schema)
-                self.parts.append((name, path, 0))
-                self._rows = 0
-            room = PART_ROWS - self._rows
-            head, batch = batch.slice(0, room), batch.slice(room)
-            self._writer.write_batch(head)
-            self._rows += head.num_rows
-            name, path, _ = self.parts[-1]
-            self.parts[-1] = (name, path, self._rows)
-            if self._rows >= PART_ROWS:
-                self.close()
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-def _empty_part(folder: Path, prefix: str, schema: pa.Schema) -> tuple[str, Path, int]:
-    path = folder / f"empty-{abs(hash(prefix))}.parquet"
-    pq.write_table(schema.empty_table(), path)
-    return (f"{prefix}-00000.parquet", path, 0)
 
 
 class Ingest:
@@ -311,14 +270,14 @@ class Ingest:
         advance: Callable[[int], None],
     ) -> None:
         """Stream batches through the row checks into kept and quarantined parts."""
-        keep_writer = _PartWriter(folder, item.name, schema)
-        bad_writer = _PartWriter(folder, f"{item.name}-quarantine", schema)
+        keep_writer = PartWriter(folder, item.name, schema)
+        bad_writer = PartWriter(folder, f"{item.name}-quarantine", schema)
         profile = ProfileBuilder(schema)
         bad_profile = ProfileBuilder(schema)
         quarantine = self._suite.policy == "quarantine"
         seen = 0
         # Closed whatever happens: a SQL stream holds a connection (and locks) until then.
-        stream = item.open()
+        stream = read_ahead(item.open())
         try:
             for batch in stream:
                 mask = self._validator.check_batch(batch) if self._validator else None
@@ -336,13 +295,11 @@ class Ingest:
                 seen += step
                 advance(step)
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
             keep_writer.close()
             bad_writer.close()
         advance(max(0, (item.size_hint or 0) - seen))
-        parts = keep_writer.parts or [_empty_part(folder, item.name, schema)]
+        parts = keep_writer.parts or [empty_part(folder, item.name, schema)]
         outcome.kept.extend(_Stored(n, p, "", 0, rows) for n, p, rows in parts)
         outcome.profile.append(profile.partial())
         if bad_writer.parts:
@@ -394,7 +351,7 @@ class Ingest:
 
         def put(item: _Stored) -> _Stored:
             if not item.hash:
-                blob = self._transfer.put(item.path)
+                blob = self._transfer.put(item.path, move=True)  # a staged part
                 item.hash, item.size = blob.hash, blob.size
             return item
 

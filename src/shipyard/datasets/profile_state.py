@@ -31,6 +31,7 @@ from shipyard.datasets.profile_sketches import (
     number_bits,
     unique_counts,
 )
+from shipyard.datasets.schema import column_kind
 from shipyard.datasets.types import ColumnKind
 
 STRING_LIMIT = 200
@@ -43,26 +44,6 @@ _PROBE = 2048  # values looked at to tell a low-cardinality batch
 
 
 # --- kinds and temporals -----------------------------------------------------------------
-
-
-def column_kind(t: pa.DataType) -> ColumnKind:
-    """The profile kind of an Arrow type (a dictionary type has its values' kind)."""
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "float"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "string"
-    if pa.types.is_temporal(t) and not pa.types.is_interval(t):
-        return "temporal"
-    binary = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view)
-    if any(f(t) for f in binary) or pa.types.is_fixed_size_binary(t):
-        return "binary"
-    return "other"
 
 
 def _temporal_spec(t: pa.DataType) -> list[Any] | None:

@@ -6,7 +6,7 @@ import base64
 
 import pyarrow as pa
 
-from shipyard.datasets.types import ColumnSchema
+from shipyard.datasets.types import ColumnKind, ColumnSchema
 
 
 def columns_of(schema: pa.Schema) -> list[ColumnSchema]:
@@ -22,3 +22,24 @@ def schema_text(schema: pa.Schema) -> str:
 def schema_from_text(text: str) -> pa.Schema:
     """The Arrow schema :func:`schema_text` wrote."""
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def column_kind(t: pa.DataType) -> ColumnKind:
+    """The broad kind of an Arrow type, as profiles and the schema expectation name it
+    (a dictionary type has its values' kind)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_temporal(t) and not pa.types.is_interval(t):
+        return "temporal"
+    binary = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view)
+    if any(f(t) for f in binary) or pa.types.is_fixed_size_binary(t):
+        return "binary"
+    return "other"

@@ -44,10 +44,12 @@ class Transfer:
 
     # --- writing -------------------------------------------------------------------------
 
-    def put(self, path: Path) -> BlobRef:
-        """Store a local file (embedded) or just hash it (remote: sent by :meth:`publish`)."""
+    def put(self, path: Path, *, move: bool = False) -> BlobRef:
+        """Store a local file (embedded) or just hash it (remote: sent by :meth:`publish`).
+        ``move``: the file is a staged one the caller no longer needs (embedded: it is
+        moved into the store, not copied)."""
         if self._store is not None:
-            return self._store.put_file(path)
+            return self._store.put_file(path, move=move)
         return BlobRef(hash_file(path), path.stat().st_size)
 
     def put_bytes(self, data: bytes) -> BlobRef:

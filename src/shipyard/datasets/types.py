@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.errors import InvalidInput
 
@@ -79,9 +79,13 @@ class FrequentValue(BaseModel):
 
 
 class ColumnProfile(BaseModel):
-    """What a column holds. Counts, nulls, min, max, mean and std are exact; distinct,
-    quantiles, histogram and frequent values come from sketches and may be approximate
-    (``approximate`` says so)."""
+    """What a column holds. Counts, nulls, min and max are exact; mean and std are exact
+    for converted data and estimated from a sample for Parquet files stored as they are;
+    distinct, quantiles, histogram and frequent values come from sketches. Whenever a
+    figure is not exact, ``approximate`` says so. Infinite min/max travel as the strings
+    "Infinity"/"-Infinity" (JSON has no number for them)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
 
     name: str
     type: str

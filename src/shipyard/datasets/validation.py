@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.datasets import duck
+from shipyard.datasets.schema import column_kind
 from shipyard.datasets.types import (
     ROW_LEVEL_KINDS,
     AllowedValuesExpectation,
@@ -74,24 +75,6 @@ class _Unjudgeable(Exception):
 
 
 # --- small helpers ----------------------------------------------------------------------
-
-
-def column_kind(t: pa.DataType) -> ColumnKind:
-    """The broad kind of an Arrow type, as the schema expectation and profiles name it."""
-    if pa.types.is_dictionary(t):
-        return column_kind(t.value_type)
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "float"
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "string"
-    if pa.types.is_temporal(t):
-        return "temporal"
-    binary = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
-    return "binary" if any(f(t) for f in binary) or pa.types.is_binary_view(t) else "other"
 
 
 def _ident(name: str) -> str:
