@@ -172,6 +172,13 @@ def test_diff_tag_download_lineage(home: Client, tmp_path: Path) -> None:
     assert [(c["dataset"], c["version"]) for c in lineage["children"]] == [("derived", 1)]
     code, out, _ = _run("lineage", "derived")
     assert code == 0 and "default/churn@2" in out and "derived" in out
+    code, out, _ = _run("inputs", run.id, "--json")
+    assert code == 0
+    assert [(i["dataset"], i["version"], i["context"]) for i in orjson.loads(out)] == [
+        ("churn", 2, "training")
+    ]
+    code, out, _ = _run("inputs", run.id)
+    assert code == 0 and "default/churn@2" in out
 
 
 def test_project_option(home: Client, tmp_path: Path) -> None:

@@ -573,3 +573,18 @@ def lineage(
             title=title,
         )
     print_table(result.runs, ["run_id", "name", "experiment_id", "context"], title="Runs")
+
+
+@data_app.command("inputs")
+@command
+def inputs(run_id: str, as_json: bool = JsonOption) -> None:
+    """The dataset versions a run read (the other direction of ``lineage``)."""
+    found = get_client(None).datasets.inputs_of(run_id)
+    if as_json:
+        print_json(found)
+        return
+    print_table(
+        [i.model_dump() | {"ref": f"{i.project}/{i.dataset}@{i.version}"} for i in found],
+        [("ref", "version"), "context", "digest"],
+        title=f"Inputs of run {run_id}",
+    )

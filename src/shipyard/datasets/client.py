@@ -190,13 +190,13 @@ class DatasetsClient:
         check_dataset_name(name)
         project = self._project(project)
         try:
-            dataset = self.get(name, project)
+            dataset: Dataset | None = self.get(name, project)
         except NotFound:
-            dataset = self.create(name, project=project)
-        suite = dataset.expectations
+            dataset = None  # made with the version, so a failed ingest leaves nothing
+        suite = dataset.expectations if dataset else ExpectationSuite()
         row_checks = any(e.kind in ROW_LEVEL_KINDS for e in suite.expectations)
         parent = None
-        if append and dataset.latest_version is not None:
+        if append and dataset is not None and dataset.latest_version is not None:
             parent = self.get_version(name, dataset.latest_version, project=project)
         cache = StatCache(self.client.settings.home / "cache")
         try:
@@ -208,7 +208,10 @@ class DatasetsClient:
                 as_is=not row_checks,
                 known_schemas=cache.schema_for,
             )
-            return Ingest(self, project, name, suite, cache=cache, progress=progress).run(
+            ingest = Ingest(
+                self, project, name, suite, cache=cache, progress=progress, create=dataset is None
+            )
+            return ingest.run(
                 opened, message=message, parent=parent, parent_refs=parents, tags=tags
             )
         finally:

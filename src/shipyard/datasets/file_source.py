@@ -22,6 +22,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -96,7 +97,11 @@ def _common_format(files: list[SourceFile]) -> Format:
 def _parquet_inputs(
     files: list[SourceFile], as_is: bool, batch_rows: int, known_schemas: SchemaLookup | None
 ) -> tuple[Inputs, pa.Schema]:
-    schemas = [_footer_schema(file, known_schemas) for file in files]
+    if len(files) > 8:  # footers are small reads: overlap their latency
+        with ThreadPoolExecutor(4) as pool:
+            schemas = list(pool.map(lambda f: _footer_schema(f, known_schemas), files))
+    else:
+        schemas = [_footer_schema(file, known_schemas) for file in files]
     first = schemas[0].remove_metadata()
     nullable = {f.name for f in first if f.nullable}
     for file, schema in zip(files[1:], schemas[1:], strict=False):

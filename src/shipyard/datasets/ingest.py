@@ -45,7 +45,7 @@ from shipyard.datasets.types import (
     ValidationReport,
     VersionCreate,
 )
-from shipyard.errors import Conflict, ValidationFailed
+from shipyard.errors import Conflict, Unavailable, ValidationFailed
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -123,6 +123,7 @@ class Ingest:
         *,
         cache: StatCache,
         progress: bool | None = None,
+        create: bool = False,
     ) -> None:
         self._datasets = datasets
         self._client = datasets.client
@@ -133,6 +134,7 @@ class Ingest:
         self._transfer = Transfer(self._client, project)
         self._validator: Validator | None = None
         self._cache = cache
+        self._create = create  # the dataset does not exist yet: made with the version
 
     # --- the whole run -------------------------------------------------------------------
 
@@ -156,17 +158,26 @@ class Ingest:
         home_tmp.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="ingest-", dir=home_tmp) as staging:
             folder = Path(staging)
-            outcome = self._convert(source, folder)
-            report = self._judge(outcome, parent)
-            return self._record(
-                source,
-                outcome,
-                report,
-                message=message,
-                parent=parent,
-                parent_refs=parent_refs,
-                tags=tags,
-            )
+            try:
+                outcome = self._convert(source, folder)
+                report = self._judge(outcome, parent)
+                return self._record(
+                    source,
+                    outcome,
+                    report,
+                    message=message,
+                    parent=parent,
+                    parent_refs=parent_refs,
+                    tags=tags,
+                )
+            except OSError as exc:
+                # Reading the source is guarded where it happens (InvalidInput naming the
+                # file); what is left is writing: staged parts, the blob store.
+                raise Unavailable(
+                    f"cannot write the data of {self._name!r} ({exc.strerror or exc}): "
+                    "a full disk or a file size limit? No version was made.",
+                    {"errno": exc.errno},
+                ) from None
 
     def _conform(self, source: Source, parent: DatasetVersionDetail) -> Source:
         """Appended data in the parent's schema: the same column names, each cast
@@ -401,6 +412,11 @@ class Ingest:
             source=source.description,
             tags=list(tags),
         )
+        if self._create:
+            try:
+                self._datasets.create(self._name, project=self._project)
+            except Conflict:
+                pass  # made meanwhile by another ingest: its (empty) suite stands
         version = self._datasets.create_version(self._name, spec, project=self._project)
         if outcome.quarantined:
             bad_files = self._store(outcome.quarantined)

@@ -1,0 +1,65 @@
+"""A disk that fills during an ingest: a clear error, and nothing left behind.
+
+The child process gets a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored), so every
+write past 1 MiB fails the way a full disk makes it fail: an OSError from the write.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHILD = r"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+import numpy as np
+from shipyard import Client
+from shipyard.errors import Unavailable
+
+client = Client()
+client.datasets.list()  # the metadata store exists before the limit
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+import pyarrow as pa
+table = pa.table({"x": np.random.default_rng(0).normal(size=400_000)})
+try:
+    client.datasets.ingest("full", table)
+except Unavailable as exc:
+    print("REFUSED", exc.message)
+    sys.exit(0)
+print("NOT REFUSED")
+sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE semantics are Linux's")
+def test_a_full_disk_leaves_no_version_and_no_files(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        env={"SHIPYARD_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "REFUSED cannot write the data of 'full'" in done.stdout
+    assert "No version was made" in done.stdout
+    # Nothing half-written is left: no staged parts, no partial blobs, no blob at all.
+    assert list((home / "tmp").iterdir()) == []
+    blobs = home / "blobs"
+    assert [p for p in blobs.rglob("*") if p.is_file()] == []
+    # And no dataset was made (it is created with its first version).
+    from shipyard.config import Settings
+    from shipyard.platform import Platform
+
+    platform = Platform.from_settings(Settings(home=home))
+    try:
+        from tests.conftest import embedded_client
+
+        with embedded_client(platform) as client:
+            assert client.datasets.list().datasets == []
+    finally:
+        platform.close()
