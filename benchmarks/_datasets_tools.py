@@ -140,6 +140,8 @@ def isolated_env(root: Path) -> dict[str, str]:
 class Dvc:
     """A fresh Git + DVC repository at ``root``; ``dvc add`` timed."""
 
+    startup: dict[str, float] = {}  # what a long-lived driver spent before its first step
+
     def __init__(self, root: Path, logs: Path) -> None:
         self.root, self.logs = root, logs
         self.exe = str(ensure_dvc_venv())
@@ -164,6 +166,9 @@ class Dvc:
         settle(cold)
         return run_timed([self.exe, "add", target], self.root, self.env, self.logs, label)
 
+    def close(self) -> None:
+        """Nothing outlives a command here (the in-process mode ends its driver)."""
+
     def check_tracked(self, target: str, files: int, size: int) -> None:
         """The ``.dvc`` file records what was added: file count and bytes."""
         text = (self.root / f"{target.rstrip('/')}.dvc").read_text()
@@ -176,6 +181,8 @@ class Dvc:
 
 class Shipyard:
     """Shipyard embedded (no server) with a fresh SHIPYARD_HOME at ``home``; CLI timed."""
+
+    startup: dict[str, float] = {}  # what a long-lived driver spent before its first step
 
     def __init__(self, home: Path, logs: Path) -> None:
         self.home, self.logs = home, logs
@@ -194,6 +201,9 @@ class Shipyard:
         settle(cold)
         cmd = [self.exe, "data", "ingest", name, str(source), "--message", message]
         return run_timed(cmd, self.cwd, self.env, self.logs, label)
+
+    def close(self) -> None:
+        """Nothing outlives a command here (the in-process mode ends its driver)."""
 
     def check_latest(self, name: str, rows: int, files: int | None) -> bool:
         """Compare the newest version's rows (and file count) with what was ingested.

@@ -5,13 +5,19 @@ pandas (CSV to Parquet), side by side in one run.
     python benchmarks/datasets.py --scale 0.02    # smoke run (2% of every size)
     python benchmarks/datasets.py --only dvc      # dvc | csv
     python benchmarks/datasets.py --keep          # keep the temporary folders
+    python benchmarks/datasets.py --mode command  # command | inprocess | both (versioning)
 
-Every timed step is one CLI command in its own process (`dvc add`, `shipyard data
-ingest`, `python -c "pandas..."`), so each tool pays its start-up. DVC is installed
-on first use into benchmarks/.venv-dvc (gitignored). The data are written by
-_datasets_data.py in the repository's venv; the commands, the checks and the timing
-are in _datasets_tools.py. The report is Markdown on stdout (paste it into
-docs/benchmarks.md); the raw numbers go to benchmarks/results/datasets-<time>.json.
+Versioning is measured two ways, with the same data and steps. Per command: every
+timed step is one CLI command in its own process (`dvc add`, `shipyard data ingest`),
+so each tool pays its start-up. In process: each tool's Python API (`Repo.add`,
+`Client().datasets.ingest`) called by one long-lived, warmed-up process per
+repository, so only the work is timed. The CSV ingest is per command (`python -c
+"pandas..."`). DVC is installed on first use into benchmarks/.venv-dvc (gitignored).
+The data are written by _datasets_data.py in the repository's venv; the commands,
+the checks and the timing are in _datasets_tools.py, the in-process drivers in
+_datasets_inprocess.py (harness side) and _datasets_driver.py (in each tool's venv).
+The report is Markdown on stdout (paste it into docs/benchmarks.md); the raw numbers
+go to benchmarks/results/datasets-<time>.json.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _datasets_inprocess import DvcInProcess, ShipyardInProcess  # noqa: E402
 from _datasets_report import render  # noqa: E402
 from _datasets_tools import (  # noqa: E402
     DVC_VENV,
@@ -53,6 +60,11 @@ from tracking import SHIPYARD_VENV, machine  # noqa: E402
 
 REPO = HERE.parent
 PANDAS_CODE = "import sys, pandas as pd; pd.read_csv(sys.argv[1]).to_parquet(sys.argv[2])"
+# How each versioning step runs: a CLI command per step, or API calls in one process.
+MODES: dict[str, tuple[type[Dvc], type[Shipyard]]] = {
+    "command": (Dvc, Shipyard),
+    "inprocess": (DvcInProcess, ShipyardInProcess),
+}
 
 
 @dataclass(frozen=True)
@@ -73,10 +85,12 @@ class Plan:
         return cls(scale, files, changed, max(1_000, round(10_000_000 * scale)))
 
 
-def versioning(plan: Plan, tmp: Path, cold: bool, keep: bool) -> tuple[dict, list[bool]]:
-    """Steps a-d for both tools with the page cache warm (just written) or evicted."""
+def versioning(plan: Plan, tmp: Path, cold: bool, keep: bool, mode: str) -> tuple[dict, list[bool]]:
+    """Steps a-d for both tools with the page cache warm (just written) or evicted,
+    each step a command (``mode`` "command") or an API call in one process ("inprocess")."""
     tag = "cold" if cold else "warm"
-    root, logs = tmp / tag, tmp / "logs" / tag
+    root, logs = tmp / mode / tag, tmp / "logs" / mode / tag
+    make_dvc, make_shipyard = MODES[mode]
     got: dict[str, float] = {}
     checked: list[bool] = []  # whether each Shipyard version's row count could be checked
 
@@ -88,9 +102,15 @@ def versioning(plan: Plan, tmp: Path, cold: bool, keep: bool) -> tuple[dict, lis
         got[f"{key}.dvc_stored_mb"] = (dvc.stored_bytes() - dvc_before) / MB
         got[f"{key}.shipyard_stored_mb"] = (ship.stored_bytes() - ship_before) / MB
 
-    log(f"[versioning, page cache {tag}] {plan.files:,} files")
-    dvc = Dvc(root / "files-repo", logs)
-    ship = Shipyard(root / "files-home", logs)
+    def start(kind: str) -> tuple[Dvc, Shipyard]:
+        dvc = make_dvc(root / f"{kind}-repo", logs)
+        ship = make_shipyard(root / f"{kind}-home", logs)
+        got.update({f"{kind}.dvc_{k}": v for k, v in dvc.startup.items()})
+        got.update({f"{kind}.shipyard_{k}": v for k, v in ship.startup.items()})
+        return dvc, ship
+
+    log(f"[versioning {mode}, page cache {tag}] {plan.files:,} files")
+    dvc, ship = start("files")
     data = dvc.root / "data"
     made = generate("files", str(data), "--files", str(plan.files))
     rows, size = made["rows"], tree_bytes(data)
@@ -107,13 +127,14 @@ def versioning(plan: Plan, tmp: Path, cold: bool, keep: bool) -> tuple[dict, lis
     step("files_again", dvc, ship, "data/", data, "again")
     dvc.check_tracked("data", plan.files, tree_bytes(data))
     checked.append(ship.check_latest("bench", rows, plan.files))
+    dvc.close()
+    ship.close()
     if not keep:  # the disk and page cache the next step needs
         for folder in ("files-repo", "files-home"):
             shutil.rmtree(root / folder)
 
-    log(f"[versioning, page cache {tag}] one file")
-    dvc = Dvc(root / "big-repo", logs)
-    ship = Shipyard(root / "big-home", logs)
+    log(f"[versioning {mode}, page cache {tag}] one file")
+    dvc, ship = start("big")
     big = dvc.root / "data" / "big.parquet"
     target = "data/big.parquet"
     made = generate("big", str(big), "--rows", str(rows))
@@ -126,6 +147,8 @@ def versioning(plan: Plan, tmp: Path, cold: bool, keep: bool) -> tuple[dict, lis
     step("big_again", dvc, ship, target, big, "again")
     dvc.check_tracked(target, 1, changed["bytes"])
     checked.append(ship.check_latest("bench", rows, 1))
+    dvc.close()
+    ship.close()
     if not keep:
         shutil.rmtree(root)
     return got, checked
@@ -203,10 +226,14 @@ def environment(tmp: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the sizes.")
     parser.add_argument("--only", choices=["dvc", "csv"], help="Run one part only.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folders.")
+    parser.add_argument(
+        "--mode", choices=["command", "inprocess", "both"], default="both",
+        help="Versioning: a CLI command per step, API calls in one warm process, or both.",
+    )  # fmt: skip
     parser.add_argument(
         "--tmp", type=Path, default=Path(tempfile.gettempdir()),
         help="Where the temporary folders go (the same disk as the repository is fairest).",
@@ -215,6 +242,7 @@ def main() -> None:
     check(0 < args.scale <= 1, "--scale is a fraction in (0, 1]")
     plan = Plan.of(args.scale)
     parts = [args.only] if args.only else ["dvc", "csv"]
+    modes = list(MODES) if args.mode == "both" else [args.mode]
     if "dvc" in parts:
         ensure_dvc_venv()
     shipyard_exe()
@@ -229,10 +257,12 @@ def main() -> None:
     checked: list[bool] = []
     try:
         values |= startup(tmp, parts)
-        if "dvc" in parts:
+        for mode in modes if "dvc" in parts else []:
             for cold in variants:
-                got, said = versioning(plan, tmp, cold, args.keep)
-                values |= {f"{'cold' if cold else 'warm'}.{k}": v for k, v in got.items()}
+                got, said = versioning(plan, tmp, cold, args.keep, mode)
+                # The per-command keys stay as they were: warm.*, cold.*.
+                prefix = ("" if mode == "command" else f"{mode}.") + ("cold" if cold else "warm")
+                values |= {f"{prefix}.{k}": v for k, v in got.items()}
                 checked += said
         if "csv" in parts:
             got, said = csv_ingest(plan, tmp)
@@ -246,6 +276,7 @@ def main() -> None:
         "command": "python benchmarks/datasets.py " + " ".join(sys.argv[1:]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "plan": asdict(plan),
+        "modes": modes if "dvc" in parts else [],
         "cold_variant": cold_too,
         "shipyard_versions_checked": f"{sum(checked)} of {len(checked)}",
         "environment": environment(Path(args.tmp)),

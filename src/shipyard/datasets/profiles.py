@@ -370,6 +370,10 @@ class ProfileBuilder:
         return PartialProfile.merge_all([self._state])
 
 
+_SAMPLED_GROUPS = 8
+"""Row groups of one file the sample is drawn from, at most."""
+
+
 def profile_parquet(
     source: str | Path | pa.NativeFile | bytes, *, sample_rows: int = PARQUET_SAMPLE_ROWS
 ) -> tuple[PartialProfile, pa.Schema]:
@@ -414,10 +418,18 @@ def _profile_file(pf: pq.ParquetFile, schema: pa.Schema, sample_rows: int) -> Pa
         col.extremes(stats[1], stats[2])
         col.approx, col.fv_complete = True, False
     if exact and sample_rows > 0:
-        step = 2 ** max(0, math.ceil(math.log2(rows / max(sample_rows, rows >> 8))))
+        # A few row groups spread over the file: reading even a few rows of a row group
+        # decodes its pages, so sampling every group of a big file reads all of it.
+        groups = list(range(md.num_row_groups))
+        if len(groups) > _SAMPLED_GROUPS:
+            last = len(groups) - 1
+            groups = sorted(
+                {round(i * last / (_SAMPLED_GROUPS - 1)) for i in groups[:_SAMPLED_GROUPS]}
+            )
+        per_group = -(-max(sample_rows, rows >> 8) // len(groups))
         pieces = []
-        for r in range(md.num_row_groups):
-            take = -(-md.row_group(r).num_rows // step)
+        for r in groups:
+            take = min(md.row_group(r).num_rows, per_group)
             if take:
                 names = [c.name for c in exact]
                 it = pf.iter_batches(take, row_groups=[r], columns=names, use_threads=False)
