@@ -228,7 +228,13 @@ def test_local_parquet_is_kept_as_is_with_its_stat(tmp_path: Path) -> None:
     [item] = source.inputs
     info = path.stat()
     assert item == ParquetInput(
-        path.resolve(), "x.parquet", info.st_size, info.st_mtime_ns, info.st_ino, item.schema
+        path.resolve(),
+        "x.parquet",
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ino,
+        item.schema,
+        info.st_ctime_ns,
     )
     assert item.schema.equals(table.schema) and source.schema == table.schema
     assert source.schema.metadata is None

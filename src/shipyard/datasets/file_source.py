@@ -117,7 +117,9 @@ def _parquet_inputs(
         if as_is and file.path is not None and file.stat is not None:
             st = file.stat
             inputs.append(
-                ParquetInput(file.path, file.name, st.st_size, st.st_mtime_ns, st.st_ino, own)
+                ParquetInput(
+                    file.path, file.name, st.st_size, st.st_mtime_ns, st.st_ino, own, st.st_ctime_ns
+                )
             )
         else:
             opened = _guarded(file, schema, lambda _n, f=file: _parquet_batches(f, batch_rows))
@@ -200,10 +202,11 @@ def _open_csv(raw: Any, delimiter: str, types: dict[str, pa.DataType] | None) ->
 def _csv_batches(
     file: SourceFile, delimiter: str, types: dict[str, pa.DataType], names: list[str]
 ) -> Iterator[pa.RecordBatch]:
+    # pyarrow's errors name a column by its position, and open_csv already converts the
+    # first block: the file's own header names them.
+    names[:] = _csv_header(file, delimiter)
     with file.stream() as raw:
-        reader = _open_csv(raw, delimiter, types)
-        names[:] = reader.schema.names  # pyarrow's errors name a column by its position
-        yield from reader
+        yield from _open_csv(raw, delimiter, types)
 
 
 def _csv_header(file: SourceFile, delimiter: str) -> list[str]:

@@ -12,6 +12,7 @@ behind: no version, no blob.
 
 from __future__ import annotations
 
+import errno
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +46,7 @@ from shipyard.datasets.types import (
     ValidationReport,
     VersionCreate,
 )
-from shipyard.errors import Conflict, Unavailable, ValidationFailed
+from shipyard.errors import Conflict, InvalidInput, Unavailable, ValidationFailed
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -171,6 +172,12 @@ class Ingest:
                     tags=tags,
                 )
             except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM) and exc.filename:
+                    # A source file that vanished or became unreadable while being stored.
+                    raise InvalidInput(
+                        f"{exc.filename}: {exc.strerror}; no version was made",
+                        {"file": str(exc.filename)},
+                    ) from None
                 # Reading the source is guarded where it happens (InvalidInput naming the
                 # file); what is left is writing: staged parts, the blob store.
                 raise Unavailable(
@@ -226,7 +233,10 @@ class Ingest:
     ) -> None:
         """Parquet files stored as they are; unchanged ones come from the stat cache."""
         cache = self._cache
-        stats = {str(i.path): FileStat(str(i.path), i.inode, i.size, i.mtime_ns) for i in inputs}
+        stats = {
+            str(i.path): FileStat(str(i.path), i.inode, i.size, i.mtime_ns, i.ctime_ns)
+            for i in inputs
+        }
         known = cache.lookup(list(stats.values()))
         # Store right away only when nothing can still refuse the version.
         store_now = self._validator is None
@@ -235,13 +245,20 @@ class Ingest:
         # (exact counts, nulls, min, max); their rows are taken to look like the sample.
         stride = max(1, len(inputs) // 64)
 
-        def take(
-            indexed: tuple[int, ParquetInput],
-        ) -> tuple[ParquetInput, CachedFile, PartialProfile]:
+        def profile(indexed: tuple[int, ParquetInput]) -> tuple[PartialProfile, pa.Schema]:
             index, item = indexed
-            blob = self._transfer.put(item.path) if store_now else None
             sample = PARQUET_SAMPLE_ROWS if index % stride == 0 else 0
-            partial, schema = profile_parquet(item.path, sample_rows=sample)
+            try:
+                return profile_parquet(item.path, sample_rows=sample)
+            except InvalidInput as exc:
+                where = str(item.path)
+                raise InvalidInput(f"{where}: {exc.message}", {"file": where}) from None
+
+        def take(
+            job: tuple[tuple[int, ParquetInput], tuple[PartialProfile, pa.Schema]],
+        ) -> tuple[ParquetInput, CachedFile, PartialProfile]:
+            (_, item), (partial, schema) = job
+            blob = self._transfer.put(item.path) if store_now else None
             digest = blob.hash if blob else _hash(item.path)
             hit = CachedFile(
                 stats[str(item.path)],
@@ -264,7 +281,11 @@ class Ingest:
                 results.append((item, hit, PartialProfile.from_bytes(hit.profile)))
                 advance(item.size)
         with ThreadPoolExecutor(WORKERS) as pool:
-            for index, done in zip([i for i, _ in todo], pool.map(take, todo), strict=True):
+            # Every new file is read (footer, sample) before any is stored: an unreadable
+            # one refuses the version with nothing left in the store.
+            profiled = list(pool.map(profile, todo))
+            taken_now = pool.map(take, zip(todo, profiled, strict=True))
+            for (index, _), done in zip(todo, taken_now, strict=True):
                 results[index] = done
         taken = [r for r in results if r is not None]
         cache.remember([hit for item, hit, _ in taken if str(item.path) not in known])
@@ -472,16 +493,20 @@ def _hash(path: Path) -> str:
 
 
 def _rename_clashes(existing: Sequence[DataFile], new: list[DataFile]) -> list[DataFile]:
-    """Appended files keep their names unless a name is taken by other content."""
-    taken = {f.path: f.hash for f in existing}
+    """Appended files keep their names unless a name is taken; then they take the content
+    hash (and a counter) as a suffix. None is dropped, not even the very same content
+    again: its rows are appended, counted, profiled and validated like any others."""
+    taken = {f.path for f in existing}
     out = []
     for f in new:
-        if f.path in taken and taken[f.path] != f.hash:
+        if f.path in taken:
             stem, dot, ext = f.path.rpartition(".")
-            name = f"{stem}-{f.hash[:12]}.{ext}" if dot else f"{f.path}-{f.hash[:12]}"
+            base, end = (stem, f".{ext}") if dot else (f.path, "")
+            name, n = f"{base}-{f.hash[:12]}{end}", 1
+            while name in taken:
+                n += 1
+                name = f"{base}-{f.hash[:12]}-{n}{end}"
             f = f.model_copy(update={"path": name})
-        elif f.path in taken:
-            continue  # the very same file is already part of the parent
-        taken[f.path] = f.hash
+        taken.add(f.path)
         out.append(f)
     return out

@@ -62,8 +62,9 @@ class ParquetInput:
     name: str  # its name inside the version: path relative to the source folder, '/'-separated
     size: int
     mtime_ns: int
-    inode: int  # with size and mtime_ns: the key of the client's stat cache
+    inode: int  # with size, mtime_ns and ctime_ns: the key of the client's stat cache
     schema: pa.Schema  # from the footer
+    ctime_ns: int  # the inode's change time: no tool sets it back, unlike mtime
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
+CREATE TABLE IF NOT EXISTS files_v2 (
     path TEXT PRIMARY KEY,
     inode INTEGER NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     hash TEXT NOT NULL,
     rows INTEGER NOT NULL,
     schema BLOB NOT NULL,
@@ -42,6 +43,7 @@ class FileStat:
     inode: int
     size: int
     mtime_ns: int
+    ctime_ns: int  # an in-place rewrite whose mtime was set back still moves it
 
 
 @dataclass(frozen=True)
@@ -83,20 +85,20 @@ class StatCache:
             for start in range(0, len(paths), 500):
                 chunk = paths[start : start + 500]
                 rows = self._conn.execute(
-                    "SELECT path, inode, size, mtime_ns, hash, rows, schema, profile "
-                    "FROM files WHERE path IN (SELECT value FROM json_each(?))",
+                    "SELECT path, inode, size, mtime_ns, ctime_ns, hash, rows, schema, profile "
+                    "FROM files_v2 WHERE path IN (SELECT value FROM json_each(?))",
                     (json.dumps(chunk),),
                 ).fetchall()
-                for path, inode, size, mtime_ns, digest, nrows, schema, profile in rows:
+                for path, inode, size, mtime_ns, ctime_ns, digest, nrows, schema, profile in rows:
                     stat = by_path[path]
-                    if (inode, size, mtime_ns) == (stat.inode, stat.size, stat.mtime_ns):
+                    if FileStat(path, inode, size, mtime_ns, ctime_ns) == stat:
                         found[path] = CachedFile(stat, digest, nrows, schema, profile)
         return found
 
     def schema_for(self, path: Path, info: os.stat_result) -> pa.Schema | None:
         """The Arrow schema remembered for an unchanged local file (for ``open_source``'s
         ``known_schemas``), or None to read its footer."""
-        stat = FileStat(str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+        stat = FileStat(str(path), info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         hit = self.lookup([stat]).get(stat.path)
         if hit is None:
             return None
@@ -116,6 +118,7 @@ class StatCache:
                 e.stat.inode,
                 e.stat.size,
                 e.stat.mtime_ns,
+                e.stat.ctime_ns,
                 e.hash,
                 e.rows,
                 e.schema,
@@ -129,7 +132,7 @@ class StatCache:
             self._conn.execute("BEGIN")
             try:
                 self._conn.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values
+                    "INSERT OR REPLACE INTO files_v2 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
