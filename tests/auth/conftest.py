@@ -112,9 +112,18 @@ def secured(
     server_for: Callable[[Platform], Any],
 ) -> Iterator[Secured]:
     """A real uvicorn server over each backend with auth required, and a site admin 'root'."""
-    platform = build_platform(request, db_backend, tmp_path / "home", auth_required=True)
-    srv = server_for(platform)
-    s = Secured(platform, srv.url)
+    yield from secured_server(request, db_backend, tmp_path, server_for)
+
+
+def secured_server(
+    request: pytest.FixtureRequest,
+    backend: str,
+    tmp_path: Path,
+    server_for: Callable[[Platform], Any],
+) -> Iterator[Secured]:
+    """The body of a ``secured`` fixture on one backend (for modules that pin one)."""
+    platform = build_platform(request, backend, tmp_path / "home", auth_required=True)
+    s = Secured(platform, server_for(platform).url)
     s.admin_token = s.user("root", is_admin=True)
     yield s
     s.close()

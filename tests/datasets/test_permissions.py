@@ -9,8 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from blake3 import blake3
-from tests.auth.conftest import Secured
-from tests.conftest import build_platform
+from tests.auth.conftest import Secured, secured_server
 
 from shipyard.client import Client
 from shipyard.datasets.transfer import Transfer
@@ -22,11 +21,7 @@ from shipyard.platform import Platform
 def secured(
     request: pytest.FixtureRequest, tmp_path: Path, server_for: Callable[[Platform], Any]
 ) -> Iterator[Secured]:
-    platform = build_platform(request, "sqlite", tmp_path / "home", auth_required=True)
-    s = Secured(platform, server_for(platform).url)
-    s.admin_token = s.user("root", is_admin=True)
-    yield s
-    s.close()
+    yield from secured_server(request, "sqlite", tmp_path, server_for)
 
 
 def _sdk(

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.auth.conftest import Secured
-from tests.conftest import build_platform
+from tests.auth.conftest import Secured, secured_server
 
 from shipyard.errors import NotFound, PermissionDenied
 from shipyard.platform import Platform
@@ -20,11 +19,7 @@ from .conftest import log_model, train
 def secured(
     request: pytest.FixtureRequest, tmp_path: Path, server_for: Callable[[Platform], Any]
 ) -> Iterator[Secured]:
-    platform = build_platform(request, "sqlite", tmp_path / "home", auth_required=True)
-    s = Secured(platform, server_for(platform).url)
-    s.admin_token = s.user("root", is_admin=True)
-    yield s
-    s.close()
+    yield from secured_server(request, "sqlite", tmp_path, server_for)
 
 
 def test_roles(secured: Secured, tmp_path: Path) -> None:

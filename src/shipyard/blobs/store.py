@@ -22,6 +22,7 @@ from blake3 import blake3
 
 from shipyard.config import Settings
 from shipyard.errors import IntegrityError, InvalidInput, NotFound, PayloadTooLarge
+from shipyard.hashing import hash_file
 
 CHUNK = 4 * 1024 * 1024
 """Read and write unit: large enough for throughput, small enough for flat memory."""
@@ -158,19 +159,11 @@ class BlobStore:
             return blob
         tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
         try:
-            try:
-                if not move:
-                    raise OSError("copy asked")
-                os.rename(path, tmp)  # same file system: no bytes move
-            except OSError:
+            if not (move and _renamed(path, tmp)):
                 shutil.copyfile(path, tmp)
-            hasher = blake3()
-            size = 0
-            with open(tmp, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    hasher.update(chunk)
-                    size += len(chunk)
-            digest = hasher.hexdigest()
+                if move:
+                    Path(path).unlink()
+            digest, size = hash_file(tmp), os.path.getsize(tmp)
             self._install(tmp, digest)
         except BaseException:
             self._remove_quietly(tmp)
@@ -284,6 +277,15 @@ class BlobStore:
                 self.fs.rm(path)
         except FileNotFoundError:
             pass
+
+
+def _renamed(source: str | os.PathLike[str], target: str) -> bool:
+    """Move a file by renaming it; False when that cannot be done (another file system)."""
+    try:
+        os.rename(source, target)
+    except OSError:
+        return False
+    return True
 
 
 def s3_filesystem(settings: Settings) -> fsspec.AbstractFileSystem:

@@ -33,7 +33,12 @@ from shipyard.datasets.profiles import (
     ProfileBuilder,
     profile_parquet,
 )
-from shipyard.datasets.schema import columns_of, schema_from_text, schema_text
+from shipyard.datasets.schema import (
+    columns_of,
+    schema_conflict,
+    schema_from_text,
+    schema_text,
+)
 from shipyard.datasets.sources import BatchInput, ParquetInput, Source
 from shipyard.datasets.staging import PartWriter, empty_part, read_ahead
 from shipyard.datasets.statcache import CachedFile, FileStat, StatCache
@@ -47,10 +52,9 @@ from shipyard.datasets.types import (
     VersionCreate,
 )
 from shipyard.errors import Conflict, InvalidInput, Unavailable, ValidationFailed
+from shipyard.hashing import hash_file
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from shipyard.datasets.client import DatasetsClient
     from shipyard.datasets.validation import Validator
 
@@ -76,7 +80,6 @@ class _Outcome:
     quarantined: list[_Stored] = field(default_factory=list)
     profile: list[PartialProfile] = field(default_factory=list)
     quarantine_profile: list[PartialProfile] = field(default_factory=list)
-    cached: list[CachedFile] = field(default_factory=list)
 
 
 @contextmanager
@@ -194,11 +197,7 @@ class Ingest:
         new = [(f.name, str(f.type)) for f in source.schema]
         if old == new:
             return source
-        conflict = Conflict(
-            f"schema conflict: the appended data's columns differ from version "
-            f"{parent.version} of {self._name!r}",
-            {"old": [f"{n}: {t}" for n, t in old], "new": [f"{n}: {t}" for n, t in new]},
-        )
+        conflict = schema_conflict(parent.version, old, new, self._name)
         if [n for n, _ in old] != [n for n, _ in new] or not parent.arrow_schema:
             raise conflict
         target = schema_from_text(parent.arrow_schema)
@@ -259,7 +258,7 @@ class Ingest:
         ) -> tuple[ParquetInput, CachedFile, PartialProfile]:
             (_, item), (partial, schema) = job
             blob = self._transfer.put(item.path) if store_now else None
-            digest = blob.hash if blob else _hash(item.path)
+            digest = blob.hash if blob else hash_file(item.path)
             hit = CachedFile(
                 stats[str(item.path)],
                 digest,
@@ -484,12 +483,6 @@ def _cast_input(
                 raise Conflict(f"{conflict.message}: {exc}", conflict.details) from None
 
     return BatchInput(name=name, schema=target, open=cast, size_hint=size)
-
-
-def _hash(path: Path) -> str:
-    from shipyard.hashing import hash_file
-
-    return hash_file(path)
 
 
 def _rename_clashes(existing: Sequence[DataFile], new: list[DataFile]) -> list[DataFile]:

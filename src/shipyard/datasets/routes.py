@@ -31,9 +31,9 @@ from shipyard.datasets.types import (
     VersionDiff,
     VersionPage,
 )
-from shipyard.errors import InvalidInput, NotFound, PayloadTooLarge
+from shipyard.errors import InvalidInput
 from shipyard.projects.resolvers import project_from_path
-from shipyard.tracking.artifact_routes import receive_blob
+from shipyard.tracking.artifact_routes import receive_blob, upload_limit
 
 router = APIRouter(tags=["datasets"])
 
@@ -174,11 +174,8 @@ def download_file(
     ctx: RequestContext = require(Action.READ, project_from_path),
 ) -> Response:
     """One Parquet file of the version, verified, with ``X-Shipyard-Blob-Hash``."""
-    detail = versions.get_version(ctx.platform, _pid(ctx), name, version)
-    for f in detail.files:
-        if f.path == path:
-            return blob_response(ctx.platform.blobs, f.hash, f.size)
-    raise NotFound(f"version {detail.version} of {name!r} has no file {path[:200]!r}")
+    found = versions.version_file(ctx.platform, _pid(ctx), name, version, path)
+    return blob_response(ctx.platform.blobs, found.hash, found.size)
 
 
 @router.post(VERSION + "/validate")
@@ -262,11 +259,7 @@ async def upload_blob(
     """Store the body as a dataset file of the project; refused unless its BLAKE3 hash is
     ``digest``."""
     check_hash(digest)
-    limit = ctx.platform.settings.max_artifact_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"file is larger than the limit of {limit} bytes")
-    blob = await receive_blob(request, ctx, limit)
+    blob = await receive_blob(request, ctx, upload_limit(request, ctx, "file"))
     await run_in_threadpool(service.record_upload, ctx, digest, blob)
     return MissingBlobs(missing=[])
 

@@ -7,6 +7,7 @@ import base64
 import pyarrow as pa
 
 from shipyard.datasets.types import ColumnKind, ColumnSchema
+from shipyard.errors import Conflict
 
 
 def columns_of(schema: pa.Schema) -> list[ColumnSchema]:
@@ -22,6 +23,17 @@ def schema_text(schema: pa.Schema) -> str:
 def schema_from_text(text: str) -> pa.Schema:
     """The Arrow schema :func:`schema_text` wrote."""
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def schema_conflict(
+    version: int, old: list[tuple[str, str]], new: list[tuple[str, str]], dataset: str = ""
+) -> Conflict:
+    """The error for appended data whose ``(name, type)`` columns differ from its parent's."""
+    of = f" of {dataset!r}" if dataset else ""
+    return Conflict(
+        f"schema conflict: the appended data's columns differ from version {version}{of}",
+        {"old": [f"{n}: {t}" for n, t in old], "new": [f"{n}: {t}" for n, t in new]},
+    )
 
 
 def column_kind(t: pa.DataType) -> ColumnKind:

@@ -28,6 +28,7 @@ from shipyard.datasets.types import (
     ExpectationSuite,
     check_dataset_name,
 )
+from shipyard.db.patterns import contains_text
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
@@ -165,8 +166,7 @@ def list_datasets(
     offset = decode_page_token(page_token)
     stmt = select(DatasetRow).where(DatasetRow.project_id == project_id)
     if query:
-        escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(func.lower(DatasetRow.name).like(f"%{escaped}%", escape="\\"))
+        stmt = stmt.where(contains_text(DatasetRow.name, query))
     stmt = stmt.order_by(DatasetRow.updated_at.desc(), DatasetRow.id.desc())
     with platform.db.read() as session:
         rows = list(session.scalars(stmt.offset(offset).limit(max_results + 1)))

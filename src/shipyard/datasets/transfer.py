@@ -37,11 +37,6 @@ class Transfer:
 
             self._store = open_blob_store(client.settings)
 
-    @property
-    def direct(self) -> bool:
-        """Whether files go straight into the shared blob store (embedded mode)."""
-        return self._store is not None
-
     # --- writing -------------------------------------------------------------------------
 
     def put(self, path: Path, *, move: bool = False) -> BlobRef:
@@ -69,7 +64,11 @@ class Transfer:
                     f"/projects/{self._project}/datasets/-/claim-blobs", {"hashes": chunk}
                 )["missing"]
                 for digest in absent:  # the cache knew it, this store does not: store it
-                    self._store_value(files[digest])
+                    value = files[digest]
+                    if isinstance(value, bytes):
+                        self.put_bytes(value)
+                    else:
+                        self.put(value)
                 if absent:
                     self._api.post(
                         f"/projects/{self._project}/datasets/-/claim-blobs", {"hashes": absent}
@@ -80,13 +79,6 @@ class Transfer:
                 )["missing"]
                 for digest in missing:
                     self._upload(digest, files[digest])
-
-    def _store_value(self, value: Path | bytes) -> None:
-        assert self._store is not None
-        if isinstance(value, bytes):
-            self._store.put_bytes(value)
-        else:
-            self._store.put_file(value)
 
     def _upload(self, digest: str, value: Path | bytes) -> None:
         path = f"/projects/{self._project}/dataset-blobs/{check_hash(digest)}"

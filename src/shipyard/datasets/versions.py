@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from shipyard.auth.authz import RequestContext
 from shipyard.blobs.store import check_hash
 from shipyard.clock import now_ms
+from shipyard.datasets.schema import schema_conflict
 from shipyard.datasets.service import dataset_row, touch
 from shipyard.datasets.tables import (
     DatasetBlobRow,
@@ -38,7 +39,7 @@ from shipyard.datasets.types import (
     check_dataset_name,
     check_tag,
 )
-from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.projects.tables import ProjectRow
@@ -158,6 +159,22 @@ def files_of(session: Session, version_id: int) -> list[DataFile]:
     return [DataFile(path=f.path, hash=f.blob_hash, size=f.size, rows=f.rows) for f in rows]
 
 
+def version_file(
+    platform: Platform, project_id: int, name: str, selector: str | int, path: str
+) -> DataFile:
+    """One file of a version by its path (without reading the rest of the version)."""
+    with platform.db.read() as session:
+        row = version_row(session, dataset_row(session, project_id, name), selector)
+        found = session.scalar(
+            select(DatasetFileRow).where(
+                DatasetFileRow.version_id == row.id, DatasetFileRow.path == path
+            )
+        )
+        if found is None:
+            raise NotFound(f"version {row.version} of {name!r} has no file {path[:200]!r}")
+        return DataFile(path=found.path, hash=found.blob_hash, size=found.size, rows=found.rows)
+
+
 def _check_files(session: Session, project_id: int, files: Sequence[DataFile]) -> None:
     if not files:
         raise InvalidInput("a version needs at least one file")
@@ -213,10 +230,7 @@ def _check_same_schema(parent: DatasetVersionRow, columns: Sequence[ColumnSchema
     old = [(c["name"], c["type"]) for c in parent.columns]
     new = [(c.name, c.type) for c in columns]
     if old != new:
-        raise Conflict(
-            f"schema conflict: the appended data's columns differ from version {parent.version}",
-            {"old": [f"{n}: {t}" for n, t in old], "new": [f"{n}: {t}" for n, t in new]},
-        )
+        raise schema_conflict(parent.version, old, new)
 
 
 def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> DatasetVersion:
@@ -424,7 +438,7 @@ def delete_version_rows(session: Session, version_ids: Any) -> None:
 # --- lineage -------------------------------------------------------------------------------
 
 
-def _refs(session: Session, rows: Any) -> list[VersionRef]:
+def _refs(rows: Any) -> list[VersionRef]:
     return [
         VersionRef(project=project, dataset=dataset, version=version, relation=relation)
         for project, dataset, version, relation in rows
@@ -453,7 +467,7 @@ def lineage(platform: Platform, project_id: int, name: str, selector: str | int)
                 .where(mine == row.id)
                 .order_by(DatasetRow.name, DatasetVersionRow.version)
             )
-            return _refs(session, session.execute(stmt))
+            return _refs(session.execute(stmt))
 
         runs = session.execute(
             select(RunRow.id, RunRow.experiment_id, RunRow.name, RunInputRow.context)

@@ -25,13 +25,16 @@ from shipyard.auth.authz import RequestContext, require
 from shipyard.auth.principal import Action
 from shipyard.auth.resolvers import CachedResolver
 from shipyard.blobs.http import blob_response
-from shipyard.errors import NotFound, PayloadTooLarge
+from shipyard.errors import NotFound
 from shipyard.mlflow_compat.protocol import fail, field, message_of, run_message
 from shipyard.mlflow_compat.tracking import conflict_as, run_artifact_uri
 from shipyard.platform import Platform
 from shipyard.server.responses import FastJSON
 from shipyard.tracking import artifacts, logged_models
-from shipyard.tracking.artifact_routes import receive_blob  # the one streamed upload
+from shipyard.tracking.artifact_routes import (  # the one streamed upload
+    receive_blob,
+    upload_limit,
+)
 from shipyard.tracking.artifact_types import ArtifactInfo
 from shipyard.tracking.resolvers import experiment_project
 from shipyard.tracking.tables import RunRow
@@ -147,10 +150,7 @@ async def upload_artifact(
     """Store the body, streamed, as the file the path names (replacing an earlier one)."""
     target = artifact_path.target(request)
     platform = ctx.platform
-    limit = platform.settings.max_artifact_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"artifact is larger than the limit of {limit} bytes")
+    limit = upload_limit(request, ctx)
     with conflict_as("INVALID_PARAMETER_VALUE"):
         if target.kind == "run":
             path = await run_in_threadpool(

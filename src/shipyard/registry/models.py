@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
+from shipyard.db.patterns import contains_text
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
@@ -241,10 +242,6 @@ def _model_conditions(stmt: Select, conditions: Sequence[Condition]) -> Select: 
     return stmt
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_models(
     platform: Platform,
     project_id: int,
@@ -269,7 +266,7 @@ def search_models(
     offset = decode_page_token(page_token)
     stmt = select(RegisteredModelRow).where(RegisteredModelRow.project_id == project_id)
     if query:
-        stmt = stmt.where(RegisteredModelRow.name.ilike(f"%{_escape_like(query)}%", escape="\\"))
+        stmt = stmt.where(contains_text(RegisteredModelRow.name, query))
     if name_like:
         stmt = stmt.where(RegisteredModelRow.name.ilike(name_like))
     for spec in tags:

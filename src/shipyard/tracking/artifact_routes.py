@@ -44,13 +44,20 @@ async def upload_artifact(
 ) -> ArtifactInfo:
     """Store the request body as the run's file ``path`` (replacing any earlier one)."""
     platform = ctx.platform
-    limit = platform.settings.max_artifact_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"artifact is larger than the limit of {limit} bytes")
+    limit = upload_limit(request, ctx)
     path = await run_in_threadpool(artifacts.check_upload, platform, run_id, path)
     blob = await receive_blob(request, ctx, limit)
     return await run_in_threadpool(artifacts.record_upload, ctx, run_id, path, blob)
+
+
+def upload_limit(request: Request, ctx: RequestContext, what: str = "artifact") -> int:
+    """The largest body an upload may have; PayloadTooLarge at once when the request
+    announces more (before any work is done for it)."""
+    limit = ctx.platform.settings.max_artifact_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"{what} is larger than the limit of {limit} bytes")
+    return limit
 
 
 async def receive_blob(request: Request, ctx: RequestContext, limit: int) -> BlobRef:
