@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint format services venv clean bench
+.PHONY: demo test lint format services browser venv clean bench
 
 venv: $(STAMP)
 
@@ -25,6 +25,13 @@ $(STAMP): pyproject.toml
 services:
 	bash scripts/services.sh
 
+# The web UI tests drive Debian's Chromium through Playwright (which cannot download
+# its own browsers here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
 lint: venv
 	$(VENV)/bin/ruff check src tests examples $(wildcard benchmarks)
 	$(VENV)/bin/ruff format --check src tests examples $(wildcard benchmarks)
@@ -33,7 +40,7 @@ format: venv
 	$(VENV)/bin/ruff format src tests examples $(wildcard benchmarks)
 	$(VENV)/bin/ruff check --fix src tests examples $(wildcard benchmarks)
 
-test: venv services lint
+test: venv services browser lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 demo: venv

@@ -26,6 +26,14 @@ from shipyard.server.app import create_app
 # FastAPI's own documentation routes: they expose the schema, no data.
 DOCS_PATHS = {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 PUBLIC_API = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/v1/auth/login")}
+# The web UI's sign-in and sign-out (how a browser gets and drops credentials) and its
+# static assets (no data).
+PUBLIC_UI = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/ui/static/{fingerprint}/{name}"),
+}
 
 
 def _calls(dependant: Dependant | None) -> Iterator[object]:
@@ -108,7 +116,7 @@ def test_only_health_and_login_are_public(app_routes: list[Served]) -> None:
         if route.is_api and _is_public(route)
         for method in route.methods
     }
-    assert public == PUBLIC_API
+    assert public == PUBLIC_API | PUBLIC_UI
 
 
 def test_api_routes_exist(app_routes: list[Served]) -> None:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from shipyard.auth import audit
 from shipyard.auth.passwords import verify_password
 from shipyard.auth.principal import ROLE_ALLOWS, Action, Principal, Role
+from shipyard.auth.sessions import check_csrf, check_origin, session_secret
 from shipyard.auth.tables import RoleBindingRow, TokenRow, UserRow
 from shipyard.cache import BoundedCache
 from shipyard.clock import now_ms
@@ -76,8 +77,11 @@ def token_hash(secret: str) -> str:
 
 
 def authenticate(request: Request, platform: Platform) -> Principal:
-    """The caller, from a bearer token or HTTP Basic credentials (the ``mlflow`` client's
-    username and password); the local user when auth is off and none is sent."""
+    """The caller, from a bearer token, HTTP Basic credentials (the ``mlflow`` client's
+    username and password) or a browser's session cookie; the local user when auth is
+    off and none is sent. Unsafe browser requests must come from this origin, and
+    with a session cookie, carry its CSRF token (see :mod:`shipyard.auth.sessions`)."""
+    check_origin(request)
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() == "bearer" and credential:
@@ -88,6 +92,10 @@ def authenticate(request: Request, platform: Platform) -> Principal:
         raise Unauthenticated(
             "unsupported Authorization header: send 'Bearer <token>' or Basic credentials"
         )
+    cookie = session_secret(request)
+    if cookie is not None and platform.auth_required:
+        check_csrf(request, cookie)
+        return _principal_from_token(platform, cookie)
     if platform.auth_required:
         raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
     return Principal.local()

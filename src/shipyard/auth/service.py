@@ -289,6 +289,30 @@ def login(platform: Platform, spec: LoginRequest, source: str) -> TokenCreated:
     return created
 
 
+def logout(platform: Platform, secret: str, source: str) -> None:
+    """Revoke the login token ``secret`` (a browser signing out); unknown or already
+    revoked tokens change nothing."""
+    with platform.db.write() as session:
+        row = session.execute(
+            select(TokenRow, UserRow.username)
+            .join(UserRow, UserRow.id == TokenRow.user_id)
+            .where(TokenRow.token_hash == token_hash(secret))
+        ).first()
+        if row is None or row[0].revoked_at is not None:
+            return
+        token, username = row
+        token.revoked_at = now_ms()
+        audit.record(
+            session,
+            actor=username,
+            action="auth.logout",
+            object_type="token",
+            object_id=token.id,
+            project_id=None,
+            source=source,
+        )
+
+
 # --- audit log --------------------------------------------------------------------------
 
 

@@ -43,7 +43,7 @@ def _embedded_http(settings: Settings) -> httpx.Client:
     from shipyard.client.inprocess import InProcessTransport
     from shipyard.server.app import create_app
 
-    app = create_app(embedded_platform(settings), mlflow=False)
+    app = create_app(embedded_platform(settings), mlflow=False, ui=False)
     return httpx.Client(transport=InProcessTransport(app), base_url=EMBEDDED_BASE_URL, timeout=None)
 
 

@@ -27,12 +27,12 @@ DOMAIN_ROUTES = (
 )
 
 
-def create_app(platform: Platform, *, mlflow: bool = True) -> FastAPI:
+def create_app(platform: Platform, *, mlflow: bool = True, ui: bool = True) -> FastAPI:
     """Build the application over ``platform``'s stores.
 
-    ``mlflow=False`` leaves out MLflow's protocol: the embedded SDK never calls it,
-    and building its ~100 routes twice would cost every CLI start a few tenths of a
-    second.
+    ``mlflow=False`` leaves out MLflow's protocol and ``ui=False`` the web pages: the
+    embedded SDK calls neither, and building their routes would cost every CLI start
+    a few tenths of a second.
     """
     app = FastAPI(
         title="Shipyard",
@@ -44,6 +44,10 @@ def create_app(platform: Platform, *, mlflow: bool = True) -> FastAPI:
     app.include_router(health_router)
     for module in DOMAIN_ROUTES:
         app.include_router(importlib.import_module(module).router, prefix=API_PREFIX)
+    if ui:
+        from shipyard.ui.routes import build_router
+
+        app.include_router(build_router())
     if mlflow:
         from shipyard.mlflow_compat.routes import mount as mount_mlflow_protocol
 

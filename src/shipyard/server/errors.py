@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
@@ -13,14 +13,20 @@ from starlette.exceptions import HTTPException
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
 from shipyard.mlflow_compat.protocol import MLFLOW_CODE, is_mlflow_path, mlflow_error
 from shipyard.server.responses import FastJSON
+from shipyard.ui.page_route import is_page
 
 log = logging.getLogger("shipyard.server")
 
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
 
 
-def _respond(err: ShipyardError, request: Request | None = None) -> FastJSON:
-    """The error in Shipyard's shape, or in MLflow's on an MLflow protocol route."""
+def _respond(err: ShipyardError, request: Request | None = None) -> Response:
+    """The error in Shipyard's shape, in MLflow's on an MLflow protocol route, or as a
+    page for a browser on the web UI."""
+    if request is not None and is_page(request):
+        from shipyard.ui.errors import error_page
+
+        return error_page(request, err)
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
     if request is not None and is_mlflow_path(request.url.path):
         payload, status = mlflow_error(err)
@@ -45,13 +51,13 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that produce ``{"error": {code, message, details}}``."""
 
     @app.exception_handler(ShipyardError)
-    async def _shipyard(request: Request, exc: ShipyardError) -> FastJSON:
+    async def _shipyard(request: Request, exc: ShipyardError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.message)
         return _respond(exc, request)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> FastJSON:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         details = _validation_details(exc)
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"][1:] or first["loc"])
@@ -59,7 +65,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _respond(InvalidInput(message, {"errors": details}), request)
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> FastJSON:
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and not is_mlflow_path(request.url.path):
+            from shipyard.ui.errors import error_page, wants_html
+
+            if wants_html(request):
+                return error_page(request, NotFound(f"there is no page at {request.url.path}"))
         if exc.status_code == 404:
             return _respond(NotFound("no such route", {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request)
         if is_mlflow_path(request.url.path):
@@ -73,7 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return FastJSON(payload, status_code=exc.status_code)
 
     @app.exception_handler(DataError)
-    async def _bad_value(request: Request, exc: DataError) -> FastJSON:
+    async def _bad_value(request: Request, exc: DataError) -> Response:
         # The database refused a value the API let through (too long, out of range).
         log.warning("database refused a value: %s", exc.orig)
         return _respond(
@@ -81,11 +92,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: OperationalError) -> FastJSON:
+    async def _db_down(request: Request, exc: OperationalError) -> Response:
         log.error("database error: %s", exc)
         return _respond(Unavailable("the metadata store is unavailable"), request)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> FastJSON:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _respond(ShipyardError("internal error; the server log has the details"), request)

@@ -1,0 +1,1 @@
+"""Page modules, one per domain: each declares ``router = page_router()``."""

@@ -1,0 +1,69 @@
+"""Static assets: the UI's own CSS and scripts, and plotly.js as the ``plotly`` package ships it.
+
+Assets hold no data, so they are public. Names are checked against what is on
+disk before any file is opened, so a request cannot walk out of the folder.
+URLs carry a content fingerprint, which lets browsers cache them for a year.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from shipyard.auth.authz import public
+from shipyard.errors import NotFound
+from shipyard.hashing import hash_file
+
+STATIC = Path(__file__).with_name("static")
+PLOTLY = "plotly.min.js"
+_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _plotly_path() -> Path:
+    spec = importlib.util.find_spec("plotly")  # locate it without importing plotly's Python
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFound("plotly.js is not installed (pip install plotly)")
+    return Path(next(iter(spec.submodule_search_locations))) / "package_data" / PLOTLY
+
+
+@lru_cache(maxsize=1)
+def assets() -> dict[str, Path]:
+    """Every servable asset by name."""
+    found = {p.name: p for p in STATIC.iterdir() if p.suffix in _TYPES and p.is_file()}
+    plotly = _plotly_path()
+    if plotly.is_file():
+        found[PLOTLY] = plotly
+    return found
+
+
+@lru_cache(maxsize=64)
+def _fingerprint(name: str) -> str:
+    return hash_file(assets()[name])[:12]
+
+
+def static_url(name: str) -> str:
+    """The URL of asset ``name``, fingerprinted so browsers may cache it for good."""
+    if name not in assets():
+        raise NotFound(f"no static asset {name!r}")
+    return f"/ui/static/{_fingerprint(name)}/{name}"
+
+
+@router.get("/ui/static/{fingerprint}/{name}", dependencies=[public()])
+def static_asset(fingerprint: str, name: str) -> FileResponse:
+    path = assets().get(name)
+    if path is None:
+        raise NotFound(f"no static asset {name!r}")
+    cache = (
+        "public, max-age=31536000, immutable" if fingerprint == _fingerprint(name) else "no-cache"
+    )
+    return FileResponse(
+        path,
+        media_type=_TYPES[path.suffix],
+        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
+    )
