@@ -90,6 +90,14 @@ class ValidationFailed(InvalidInput):
     status = 422
 
 
+class TooManyRequests(ShipyardError):
+    """The caller must wait before trying again (e.g. after repeated failed sign-ins);
+    ``details["retry_after_s"]`` says how long."""
+
+    code = "too_many_requests"
+    status = 429
+
+
 class Unavailable(ShipyardError):
     """A backend the server needs is down."""
 
@@ -107,6 +115,7 @@ _ALL: list[type[ShipyardError]] = [
     PayloadTooLarge,
     IntegrityError,
     ValidationFailed,
+    TooManyRequests,
     Unavailable,
 ]
 _BY_CODE = {k.code: k for k in _ALL}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shipyard.blobs import BlobStore, open_blob_store
 from shipyard.config import Settings
 from shipyard.db import Database, upgrade
+from shipyard.throttle import FailureThrottle
 
 
 @dataclass
@@ -17,6 +18,8 @@ class Platform:
     db: Database
     blobs: BlobStore
     auth_required: bool = False
+    # Failed password sign-ins by user name and by source address (slows guessing).
+    login_failures: FailureThrottle = field(default_factory=FailureThrottle)
 
     @classmethod
     def from_settings(

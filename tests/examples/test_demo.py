@@ -35,4 +35,7 @@ def test_demo_trains_registers_and_aliases(tmp_path: Path) -> None:
     best = max(runs, key=lambda r: r.metrics["accuracy"] or 0.0)
     champion = client.models.get_version("demo-classifier", "champion")
     assert champion.run_id == best.id
+    # Every run records the dataset version it trained on, and the version knows its readers.
+    lineage = client.datasets.lineage("demo-training-data", "latest")
+    assert {r.run_id for r in lineage.runs} == {r.id for r in runs}
     client.close()

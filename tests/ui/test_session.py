@@ -137,3 +137,19 @@ def test_unknown_page_is_a_readable_404(open_site: Site) -> None:
     response = page.goto("/no/such/page")
     assert response is not None and response.status == 404
     assert page.locator("h1").inner_text() == "Not found"
+
+
+def test_sign_in_form_slows_guessing(secure_site: Site) -> None:
+    secure_site.user("ada")
+    for attempt in range(10):
+        r = httpx.post(
+            secure_site.url + "/login", data={"username": "ada", "password": f"x{attempt}"}
+        )
+        assert r.status_code == 401
+    page = secure_site.page()
+    page.goto("/login")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    assert page.locator("[role=alert]").inner_text().startswith("Too many failed sign-ins")
+    assert not [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]

@@ -87,7 +87,8 @@ def authenticate(request: Request, platform: Platform) -> Principal:
     if scheme.lower() == "bearer" and credential:
         return _principal_from_token(platform, credential.strip())
     if scheme.lower() == "basic" and credential:
-        return _principal_from_basic(platform, credential.strip())
+        source = request.client.host if request.client else ""
+        return _principal_from_basic(platform, credential.strip(), source)
     if header:
         raise Unauthenticated(
             "unsupported Authorization header: send 'Bearer <token>' or Basic credentials"
@@ -130,7 +131,7 @@ def _principal_from_token(platform: Platform, secret: str) -> Principal:
 _VERIFIED_BASIC: BoundedCache[str] = BoundedCache(1_000)
 
 
-def _principal_from_basic(platform: Platform, credential: str) -> Principal:
+def _principal_from_basic(platform: Platform, credential: str, source: str) -> Principal:
     try:
         decoded = base64.b64decode(credential, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
@@ -144,7 +145,11 @@ def _principal_from_basic(platform: Platform, credential: str) -> Principal:
     known = _VERIFIED_BASIC.get(key)
     stored = user.password_hash if user is not None else None
     if known is None or known != stored:
+        # Guessing passwords through Basic auth is throttled like the sign-in form.
+        keys = (f"user:{username}", f"source:{source}")
+        platform.login_failures.check("failed sign-ins", *keys)
         if not verify_password(stored, password):
+            platform.login_failures.failed(*keys)
             raise Unauthenticated("invalid username or password")
         assert stored is not None
         _VERIFIED_BASIC.put(key, stored)

@@ -265,13 +265,21 @@ def revoke_token(ctx: RequestContext, token_id: int) -> None:
 
 
 def login(platform: Platform, spec: LoginRequest, source: str) -> TokenCreated:
-    """Exchange a username and password for a token that expires in 12 hours."""
+    """Exchange a username and password for a token that expires in 12 hours.
+
+    Repeated failures for one user name or from one address are refused for a while
+    (TooManyRequests) before the password is even checked."""
+    user_key, source_key = f"user:{spec.username}", f"source:{source}"
+    throttle = platform.login_failures
+    throttle.check("failed sign-ins", user_key, source_key)
     with platform.db.write() as session:
         user = session.scalar(select(UserRow).where(UserRow.username == spec.username))
         ok = verify_password(user.password_hash if user else None, spec.password)
         if user is None or not ok or user.disabled:
             log.warning("failed login for %r from %s", spec.username[:200], source)
+            throttle.failed(user_key, source_key)
             raise Unauthenticated("invalid username or password")
+        throttle.clear(user_key)
         assert user.password_hash is not None
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(spec.password)

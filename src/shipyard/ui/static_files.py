@@ -2,17 +2,20 @@
 
 Assets hold no data, so they are public. Names are checked against what is on
 disk before any file is opened, so a request cannot walk out of the folder.
-URLs carry a content fingerprint, which lets browsers cache them for a year.
+URLs carry a content fingerprint, which lets browsers cache them for a year, and
+scripts and styles go gzipped to browsers that take it (plotly.js is 4.8 MB, 1.4 MB
+gzipped), compressed once per process.
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
 
 from shipyard.auth.authz import public
 from shipyard.errors import NotFound
@@ -54,16 +57,26 @@ def static_url(name: str) -> str:
     return f"/ui/static/{_fingerprint(name)}/{name}"
 
 
+@lru_cache(maxsize=64)
+def _gzipped(name: str) -> bytes:
+    return gzip.compress(assets()[name].read_bytes(), compresslevel=6, mtime=0)
+
+
 @router.get("/ui/static/{fingerprint}/{name}", dependencies=[public()])
-def static_asset(fingerprint: str, name: str) -> FileResponse:
+def static_asset(fingerprint: str, name: str, request: Request) -> Response:
     path = assets().get(name)
     if path is None:
         raise NotFound(f"no static asset {name!r}")
     cache = (
         "public, max-age=31536000, immutable" if fingerprint == _fingerprint(name) else "no-cache"
     )
-    return FileResponse(
-        path,
-        media_type=_TYPES[path.suffix],
-        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
-    )
+    headers = {
+        "Cache-Control": cache,
+        "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
+    }
+    media_type = _TYPES[path.suffix]
+    if path.suffix != ".svg" and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(_gzipped(name), media_type=media_type, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers)

@@ -27,7 +27,7 @@ from shipyard.auth.sessions import (
     set_session_cookie,
 )
 from shipyard.auth.types import LoginRequest, TokenCreated
-from shipyard.errors import InvalidInput, PermissionDenied, Unauthenticated
+from shipyard.errors import InvalidInput, PermissionDenied, TooManyRequests, Unauthenticated
 from shipyard.ui.page_route import page_router
 from shipyard.ui.render import render
 
@@ -83,15 +83,18 @@ async def login(request: Request) -> Response:
         spec = LoginRequest(username=username, password=form.get("password", ""))
         # argon2 takes tens of ms by design: keep it off the event loop.
         created: TokenCreated = await run_in_threadpool(service.login, platform, spec, source)
-    except (Unauthenticated, ValidationError):
+    except (Unauthenticated, ValidationError, TooManyRequests) as exc:
+        waiting = isinstance(exc, TooManyRequests)
         return render(
             request,
             None,
             "core/login.html",
-            status=401,
+            status=429 if waiting else 401,
             next=target,
             username=username,
-            error="Wrong username or password.",
+            error=f"{exc.message[0].upper()}{exc.message[1:]}."
+            if waiting
+            else "Wrong username or password.",
         )
     response = RedirectResponse(target, status_code=303)
     assert created.expires_at is not None

@@ -1,0 +1,51 @@
+"""Static assets: fingerprinted, cacheable, gzipped for browsers, and confined to their folder."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from shipyard.client.inprocess import InProcessTransport
+from shipyard.platform import Platform
+from shipyard.server.app import create_app
+from shipyard.ui.static_files import assets, static_url
+
+
+@pytest.fixture
+def http(tmp_path: object) -> httpx.Client:
+    from pathlib import Path
+
+    from shipyard.config import Settings
+
+    platform = Platform.from_settings(Settings(home=Path(str(tmp_path)) / "home"))
+    transport = InProcessTransport(create_app(platform, mlflow=False))
+    return httpx.Client(transport=transport, base_url="http://test")
+
+
+def test_assets_are_fingerprinted_and_cached_for_good(http: httpx.Client) -> None:
+    url = static_url("app.css")
+    r = http.get(url, headers={"accept-encoding": "identity"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/css")
+    assert "immutable" in r.headers["cache-control"]
+    assert r.content == assets()["app.css"].read_bytes()
+    # An old fingerprint still answers, but must be revalidated.
+    stale = http.get(url.replace(url.split("/")[3], "000000000000"))
+    assert stale.status_code == 200 and stale.headers["cache-control"] == "no-cache"
+
+
+def test_plotly_comes_from_the_plotly_package_gzipped(http: httpx.Client) -> None:
+    r = http.get(static_url("plotly.min.js"), headers={"accept-encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["content-encoding"] == "gzip"
+    # httpx decoded the body: it is the package's file, byte for byte.
+    assert r.content == assets()["plotly.min.js"].read_bytes()
+    assert int(r.headers["content-length"]) < len(r.content) / 2
+
+
+@pytest.mark.parametrize(
+    "name", ["../render.py", "..%2Frender.py", "render.py", "nope.js", "%2E%2E%2Fapp.css"]
+)
+def test_names_outside_the_asset_list_are_404(http: httpx.Client, name: str) -> None:
+    r = http.get(f"/ui/static/x/{name}")
+    assert r.status_code == 404
