@@ -49,3 +49,19 @@ def test_plotly_comes_from_the_plotly_package_gzipped(http: httpx.Client) -> Non
 def test_names_outside_the_asset_list_are_404(http: httpx.Client, name: str) -> None:
     r = http.get(f"/ui/static/x/{name}")
     assert r.status_code == 404
+
+
+def test_big_pages_are_gzipped_for_browsers_that_take_it(http: httpx.Client) -> None:
+    small = http.get("/", headers={"accept-encoding": "gzip"})
+    assert small.status_code == 200 and "content-encoding" not in small.headers
+    for i in range(150):  # a home page listing many projects is well over the threshold
+        r = http.post(
+            "/api/v1/projects", json={"name": f"project-{i:03d}", "description": "x" * 40}
+        )
+        assert r.status_code == 201, r.text
+    zipped = http.get("/", headers={"accept-encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert int(zipped.headers["content-length"]) * 4 < len(zipped.content)
+    plain = http.get("/", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.text == zipped.text and "project-149" in plain.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -135,8 +136,17 @@ def render(
         }
     )
     context.update(data)
-    html = environment().get_template(template).render(context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    body = environment().get_template(template).render(context).encode()
+    headers = dict(SECURITY_HEADERS)
+    if len(body) > GZIP_ABOVE and "gzip" in request.headers.get("accept-encoding", ""):
+        # Pages of wide tables and profiles shrink five- to tenfold.
+        body = gzip.compress(body, compresslevel=5, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = "Accept-Encoding"
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
+GZIP_ABOVE = 8192
 
 
 # No framing (clickjacking), no sniffing, no referrer leaking ids to other sites; scripts

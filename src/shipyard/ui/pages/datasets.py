@@ -20,13 +20,10 @@ from shipyard.datasets import analysis, service, versions
 from shipyard.datasets.types import (
     LATEST,
     ColumnProfile,
-    Dataset,
-    DatasetVersion,
     Expectation,
     VersionDiff,
 )
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.platform import Platform
 from shipyard.projects.resolvers import project_from_path
 from shipyard.projects.service import get_project
 from shipyard.ui.page_route import page_router
@@ -87,23 +84,6 @@ def expectation_text(expectation: Expectation) -> str:
 # --- the list -------------------------------------------------------------------------
 
 
-def _latest_versions(
-    platform: Platform, project_id: int, datasets: list[Dataset]
-) -> dict[str, DatasetVersion]:
-    """Each dataset's latest data version (rows and bytes for the list), read without
-    profiles. A quarantine version may be newer than it, hence two per dataset."""
-    found: dict[str, DatasetVersion] = {}
-    for d in datasets:
-        if d.latest_version is None:
-            continue
-        recent = versions.list_versions(platform, project_id, d.name, max_results=2).versions
-        match = next((v for v in recent if v.version == d.latest_version), None)
-        if match is None:  # several quarantine versions since: read it by number
-            match = versions.get_version(platform, project_id, d.name, d.latest_version)
-        found[d.name] = match
-    return found
-
-
 @router.get(DATASETS)
 def datasets_page(
     request: Request,
@@ -122,7 +102,9 @@ def datasets_page(
         project=_project_name(ctx, project),
         nav="datasets",
         datasets=listing.datasets,
-        latest=_latest_versions(ctx.platform, _pid(ctx), listing.datasets),
+        latest=versions.latest_versions(
+            ctx.platform, _pid(ctx), [d.name for d in listing.datasets]
+        ),
         next_page=listing.next_page_token,
         q=q,
         LATEST=LATEST,
