@@ -49,8 +49,10 @@ def _run_record(run: Mapping[str, Any]) -> dict[str, Any]:
     for field in ("params", "tags"):
         if field in record:
             record[field] = _strs(record[field])
-    if "metrics" in record:
+    if record.get("metrics"):
         record["metrics"] = _columns(record["metrics"])
+    else:
+        record.pop("metrics", None)  # none logged: nothing to send
     return record
 
 
