@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -17,7 +17,7 @@ from shipyard.auth.authz import RequestContext, require
 from shipyard.auth.principal import Action
 from shipyard.projects.resolvers import project_from_path
 from shipyard.server.responses import FastJSON
-from shipyard.tracking import bulk, experiments, metrics, runs
+from shipyard.tracking import bulk, downsample, experiments, metrics, runs
 from shipyard.tracking.resolvers import experiment_project, run_project
 from shipyard.tracking.types import (
     ACTIVE,
@@ -27,6 +27,7 @@ from shipyard.tracking.types import (
     ExperimentUpdate,
     Key,
     MetricHistory,
+    MetricSeries,
     Run,
     RunBatch,
     RunCreate,
@@ -216,6 +217,25 @@ def metric_history(
     run_id: str, key: str, ctx: RequestContext = require(Action.READ, run_project)
 ) -> FastJSON:
     return FastJSON(metrics.metric_history(ctx.platform, run_id, key))
+
+
+@router.get(
+    "/runs/{run_id}/metrics/{key:path}/series",
+    response_class=FastJSON,
+    responses={200: {"model": MetricSeries}},
+)
+def metric_series(
+    run_id: str,
+    key: str,
+    points: int = Query(
+        downsample.DEFAULT_POINTS,
+        description=f"Point budget; 0 for raw values (up to {downsample.RAW_CAP:,}).",
+    ),
+    x: str = Query("step", description="step, or time (epoch milliseconds)."),
+    ctx: RequestContext = require(Action.READ, run_project),
+) -> FastJSON:
+    """A metric for a chart: downsampled keeping each bucket's low and high point."""
+    return FastJSON(downsample.metric_series(ctx.platform, run_id, key, points, x))
 
 
 @router.post(

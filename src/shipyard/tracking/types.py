@@ -216,6 +216,18 @@ class MetricHistory(BaseModel):
     timestamps: list[int]
 
 
+class MetricSeries(BaseModel):
+    """One metric of a run for a chart: downsampled (each bucket's lowest and highest
+    point, in x order) when it has more points than asked for."""
+
+    key: str
+    x_axis: Literal["step", "time"]
+    total: int = Field(description="How many points were logged.")
+    downsampled: bool
+    x: list[int] = Field(description="Steps, or epoch milliseconds when x_axis is time.")
+    y: list[float | None]
+
+
 class RunSearch(_Input):
     """A search over a project's runs."""
 
