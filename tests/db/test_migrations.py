@@ -11,11 +11,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from shipyard.db import Database, upgrade
 from shipyard.db.base import all_tables
-from shipyard.db.migrate import current_revision, head_revision
+from shipyard.db.migrate import (
+    alembic_config,
+    at_head,
+    current_revision,
+    head_revision,
+    stored_revisions,
+    tree_head,
+)
 from shipyard.projects.tables import ProjectRow
 
 
@@ -74,3 +82,59 @@ def test_upgrade_is_idempotent_and_safe_concurrently(empty_db: Database) -> None
     upgrade(empty_db)
     with empty_db.read() as session:
         assert session.scalars(select(ProjectRow.name)).all() == ["default"]
+
+
+def test_quick_head_check_agrees_with_alembic(empty_db: Database) -> None:
+    assert tree_head() == head_revision()
+    assert stored_revisions(empty_db) == []
+    assert not at_head(empty_db)
+    upgrade(empty_db, revision=_first_revision())
+    assert stored_revisions(empty_db) == [_first_revision()]
+    assert not at_head(empty_db)
+    upgrade(empty_db)
+    assert at_head(empty_db)
+
+
+def _first_revision() -> str:
+    base = ScriptDirectory.from_config(alembic_config()).get_base()
+    assert base is not None
+    return base
+
+
+def _write_revision(folder: Path, revision: str, parent: str | None) -> None:
+    down = "None" if parent is None else repr(parent)
+    (folder / f"{revision}.py").write_text(
+        f'revision = "{revision}"\ndown_revision = {down}\n', encoding="utf-8"
+    )
+
+
+def test_tree_head_reads_a_line_of_history(tmp_path: Path) -> None:
+    _write_revision(tmp_path, "a1", None)
+    _write_revision(tmp_path, "b2", "a1")
+    _write_revision(tmp_path, "c3", "b2")
+    assert tree_head(tmp_path) == "c3"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        # two heads: the quick read must not pick one
+        [("a1", None), ("b2", "a1"), ("c3", "a1")],
+        # a parent that is not in the tree
+        [("a1", None), ("b2", "zz")],
+    ],
+)
+def test_tree_head_defers_to_alembic_when_unsure(
+    tmp_path: Path, files: list[tuple[str, str | None]]
+) -> None:
+    for revision, parent in files:
+        _write_revision(tmp_path, revision, parent)
+    assert tree_head(tmp_path) is None
+
+
+def test_tree_head_defers_on_a_merge_revision(tmp_path: Path) -> None:
+    _write_revision(tmp_path, "a1", None)
+    (tmp_path / "m.py").write_text(
+        'revision = "m"\ndown_revision = ("a1", "b2")\n', encoding="utf-8"
+    )
+    assert tree_head(tmp_path) is None

@@ -1,17 +1,24 @@
-"""What every command shares: the client it uses and how errors are shown."""
+"""What every command shares: the client it uses and how errors are shown.
+
+The command modules import this one to declare their commands, so it must stay
+light: the client (httpx, settings) and the platform under it load only when a
+command runs, which keeps ``shipyard --help`` from paying for them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from shipyard.cli.output import err_console
-from shipyard.client import Client
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.client import Client
 
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
 ProjectOption = typer.Option(None, "--project", "-p", help="Project (default: SHIPYARD_PROJECT).")
@@ -21,6 +28,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def get_client(project: str | None = None) -> Client:
     """The SDK client the CLI runs on: remote if SHIPYARD_URL is set, else embedded."""
+    from shipyard.client import Client
+
     return Client(project=project)
 
 

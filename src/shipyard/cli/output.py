@@ -1,4 +1,8 @@
-"""How every CLI command prints: rich tables for people, JSON with --json."""
+"""How every CLI command prints: rich tables for people, JSON with --json.
+
+Every command imports this module, ``shipyard --help`` included, so it loads only
+what help needs too (rich); orjson is imported where JSON is written.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
@@ -17,7 +19,9 @@ err_console = Console(stderr=True)
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    # Pydantic models, recognised by their method: importing pydantic here would cost
+    # `shipyard --help` what it costs to build them.
+    if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
@@ -28,6 +32,8 @@ def _plain(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     """Write ``value`` (models, lists, dicts) as indented JSON to stdout."""
+    import orjson
+
     sys.stdout.write(orjson.dumps(_plain(value), option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
@@ -78,6 +84,8 @@ def print_table(
 
 def print_record(record: Any, *, as_json: bool = False, title: str | None = None) -> None:
     """Print one object as a two-column table of its fields, or as JSON."""
+    import orjson
+
     data = _plain(record)
     if as_json:
         print_json(data)

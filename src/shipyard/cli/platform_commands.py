@@ -6,7 +6,6 @@ import typer
 
 from shipyard.cli.common import JsonOption, command, get_client
 from shipyard.cli.output import console, print_table
-from shipyard.config import Settings
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects: namespaces with their own roles.", no_args_is_help=True)
@@ -20,6 +19,7 @@ def server(
     """Run the Shipyard server (REST API)."""
     import uvicorn
 
+    from shipyard.config import Settings
     from shipyard.platform import Platform
     from shipyard.server.app import create_app
 
@@ -49,6 +49,7 @@ def server(
 @command
 def db_upgrade() -> None:
     """Apply the schema migrations to the metadata database."""
+    from shipyard.config import Settings
     from shipyard.db import Database
     from shipyard.db.migrate import current_revision, upgrade
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from shipyard.cli.common import JsonOption, ProjectOption, command, get_client
@@ -20,16 +18,19 @@ from shipyard.cli.output import (
     print_record,
     print_table,
 )
-from shipyard.datasets.types import (
-    DatasetVersion,
-    DatasetVersionDetail,
-    ExpectationSuite,
-    Profile,
-    ValidationReport,
-    VersionDiff,
-    VersionPage,
-)
 from shipyard.errors import InvalidInput, ValidationFailed
+
+if TYPE_CHECKING:
+    # The API shapes are pydantic models: imported by the commands that build or
+    # validate one, so that listing the commands does not build them.
+    from shipyard.datasets.types import (
+        DatasetVersion,
+        DatasetVersionDetail,
+        ExpectationSuite,
+        Profile,
+        ValidationReport,
+        VersionDiff,
+    )
 
 data_app = typer.Typer(
     help="Datasets: versioned, validated, profiled data and its lineage.", no_args_is_help=True
@@ -69,6 +70,8 @@ def _cell(value: Any, width: int = 24) -> str:
     if isinstance(value, float):
         text = f"{value:.6g}"
     elif isinstance(value, dict | list):
+        import orjson
+
         text = orjson.dumps(value).decode()
     else:
         text = str(value)
@@ -96,6 +99,11 @@ def _policy(policy: str | None) -> str | None:
 def read_suite(path: Path, policy: str | None, default_policy: str = "reject") -> ExpectationSuite:
     """An expectation suite from a JSON file: a list of expectations, or a suite object
     ``{"expectations": [...], "policy": ...}``; ``policy`` overrides the file's."""
+    import orjson
+    from pydantic import ValidationError
+
+    from shipyard.datasets.types import ExpectationSuite
+
     _policy(policy)
     try:
         data = orjson.loads(path.read_bytes())
@@ -274,6 +282,8 @@ def create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create an empty dataset, with the expectations its versions must meet."""
+    from shipyard.datasets.types import ExpectationSuite
+
     suite = read_suite(expectations, policy) if expectations else None
     if suite is None and _policy(policy):
         suite = ExpectationSuite(policy=policy)  # type: ignore[arg-type]
@@ -338,6 +348,8 @@ def ingest(
     as_json: bool = JsonOption,
 ) -> None:
     """Make the next version of NAME from SOURCE: validated, profiled, stored by content."""
+    from shipyard.datasets.types import ValidationReport
+
     client = get_client(project)
     try:
         version = client.datasets.ingest(
@@ -451,6 +463,8 @@ def show(
 @command
 def versions(name: str, project: str | None = ProjectOption, as_json: bool = JsonOption) -> None:
     """The dataset's versions, newest first."""
+    from shipyard.datasets.types import VersionPage
+
     found = _all_versions(get_client(project), name)
     if as_json:
         print_json(VersionPage(versions=found))

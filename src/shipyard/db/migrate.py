@@ -1,34 +1,52 @@
-"""Apply the one Alembic migration tree, safely when several processes start at once."""
+"""Apply the one Alembic migration tree, safely when several processes start at once.
+
+Every process that opens a store asks whether the database is at head, and nearly
+always it is. Importing Alembic to ask would cost each CLI command more than the
+rest of its start-up, so :func:`at_head` reads the version table and the tree's
+files directly; Alembic is imported only when there is something to apply, or
+when the tree holds something that quick reading does not understand.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from filelock import FileLock
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from shipyard.db.engine import Database
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not change it
 # Any constant works: it only has to be the same in every Shipyard process.
 _PG_LOCK_KEY = 0x5348_4950
+# `revision = "0003"` and `down_revision = "0002"` (or None), as Alembic writes them.
+_REVISION = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*['\"]([\w-]+)['\"]\s*$", re.M)
+_DOWN_REVISION = re.compile(
+    r"^down_revision(?:\s*:[^=\n]+)?\s*=\s*(?:None|['\"]([\w-]+)['\"])\s*$", re.M
+)
 
 
 def alembic_config() -> Config:
     """An Alembic config pointing at the packaged migration tree."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head_revision() -> str:
-    """The newest revision in the tree."""
+    """The newest revision in the tree, as Alembic reads it."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
@@ -36,14 +54,54 @@ def head_revision() -> str:
 
 def current_revision(db: Database) -> str | None:
     """The revision the database is at (None when empty)."""
+    from alembic.runtime.migration import MigrationContext
+
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def tree_head(versions: Path = MIGRATIONS / "versions") -> str | None:
+    """The head of the migration files in ``versions``, read without importing them.
+
+    None when a file does not declare its revisions as one plain string each (a
+    merge names two parents, for one) or the files do not make one line of
+    history: the caller then asks Alembic, so this never has to understand more.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision = _REVISION.findall(source)
+        parent = _DOWN_REVISION.findall(source)
+        if len(revision) != 1 or len(parent) != 1:
+            return None
+        revisions.add(revision[0])
+        if parent[0]:
+            parents.add(parent[0])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def stored_revisions(db: Database) -> list[str]:
+    """The revisions recorded in the database's version table (empty when it has none)."""
+    with db.engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return []
+        return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def at_head(db: Database) -> bool:
+    """Whether the database is at the newest revision of the tree."""
+    head = tree_head() or head_revision()
+    return stored_revisions(db) == [head]
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the database to ``revision``; a no-op when it is already there."""
-    if revision == "head" and current_revision(db) == head_revision():
+    if revision == "head" and at_head(db):
         return
+    from alembic import command
+
     with _migration_lock(db):
         with db.engine.begin() as conn:
             cfg = alembic_config()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,8 +11,9 @@ from rich.table import Table
 
 from shipyard.cli.common import JsonOption, ProjectOption, command
 from shipyard.cli.output import console, err_console, print_json
-from shipyard.client import Client
-from shipyard.mlflow_compat.importer import ImportSummary, import_mlflow
+
+if TYPE_CHECKING:
+    from shipyard.mlflow_compat.importer import ImportSummary
 
 import_app = typer.Typer(help="Bring history in from other tools.", no_args_is_help=True)
 
@@ -74,6 +76,9 @@ def import_mlflow_command(
     are brought up to date. Exits 1 when the source cannot be read, or when some
     objects failed (re-running retries them).
     """
+    from shipyard.client import Client
+    from shipyard.mlflow_compat.importer import import_mlflow
+
     # MLflow draws its own bar per artifact download; ours covers the whole import.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with Client(url, project=project) as client:

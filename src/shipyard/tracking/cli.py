@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from shipyard.cli.common import JsonOption, ProjectOption, command, get_client
 from shipyard.cli.output import console, print_json, print_record, print_table
 from shipyard.clock import now_ms
-from shipyard.tracking.types import MAX_SEARCH_RESULTS, Run
+
+if TYPE_CHECKING:
+    from shipyard.tracking.types import Run
 
 experiments_app = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 runs_app = typer.Typer(
@@ -82,6 +84,8 @@ def _search_all(
     limit: int,
     include_deleted: bool,
 ) -> list[Run]:
+    from shipyard.tracking.types import MAX_SEARCH_RESULTS
+
     runs = get_client(project).runs
     out: list[Run] = []
     token: str | None = None
