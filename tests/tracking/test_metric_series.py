@@ -99,6 +99,35 @@ def test_nan_only_buckets_are_left_out(client: Client) -> None:
     assert max(got["y"]) == 6.0 and min(got["y"]) == 0.0
 
 
+def test_a_step_window_gives_finer_buckets_down_to_every_point(client: Client) -> None:
+    run_id = _long_run(client)
+    # Zoomed on the spike: 2,001 steps, still more than the budget, so buckets of ~10.
+    near = _series(client, run_id, "loss", points=400, start=11_345, end=13_345)
+    assert near["total"] == 2_001 and near["downsampled"] is True
+    assert near["x"] == sorted(near["x"]) and 11_345 <= min(near["x"]) <= max(near["x"]) <= 13_345
+    assert dict(zip(near["x"], near["y"], strict=True))[SPIKE_STEP] == 1e6
+    assert DIP_STEP not in near["x"]
+    # Zoomed further: the window holds fewer points than the budget, so every one.
+    close = _series(client, run_id, "loss", points=400, start=12_300, end=12_399)
+    assert close["downsampled"] is False and close["total"] == 100
+    assert close["x"] == list(range(12_300, 12_400))
+    assert close["y"] == [_wave(s) for s in range(12_300, 12_400)]
+    # One side open: from a step to the end.
+    tail = _series(client, run_id, "loss", points=0, start=N - 5)
+    assert tail["x"] == list(range(N - 5, N))
+    # On the time axis the window is still in steps; points sit at their times.
+    timed = _series(client, run_id, "loss", x="time", start=10, end=19)
+    assert timed["x"] == [T0 + s * 10 for s in range(10, 20)]
+
+
+def test_a_window_with_no_points_is_empty_not_missing(client: Client) -> None:
+    run_id = _long_run(client)
+    got = _series(client, run_id, "loss", start=N + 10, end=N + 20)
+    assert got["total"] == 0 and got["x"] == [] and got["y"] == []
+    with pytest.raises(NotFound, match="has no metric 'lost'"):
+        _series(client, run_id, "lost", start=0, end=10)
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -106,6 +135,9 @@ def test_nan_only_buckets_are_left_out(client: Client) -> None:
         ({"points": 1}, "points must be 0"),
         ({"points": RAW_CAP + 1}, "points must be 0"),
         ({"x": "epoch"}, "x must be one of step, time"),
+        ({"start": 10, "end": 9}, "start \\(10\\) must not be after end \\(9\\)"),
+        ({"start": 2**63}, "start must be a 64-bit step"),
+        ({"end": -(2**63) - 1}, "end must be a 64-bit step"),
     ],
 )
 def test_bad_parameters_are_refused(client: Client, params: dict[str, Any], message: str) -> None:

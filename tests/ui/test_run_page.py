@@ -257,6 +257,37 @@ def test_empty_run_at_phone_width(open_site: Site) -> None:
     client.close()
 
 
+def test_zooming_fetches_the_window_down_to_every_point(open_site: Site) -> None:
+    client = Client(open_site.url, settings=open_site.platform.settings)
+    run = client.runs.create("training", name="long")
+    spike = 3_217
+    points = [("loss", 100.0 if s == spike else 1 / (s + 1), s, T0 + s) for s in range(6_000)]
+    client.runs.log_batch(run.id, metrics=points)
+    page = open_site.page()
+    page.goto(f"/runs/{run.id}?tab=metrics")
+    loss = '.chart[data-key="loss"]'
+    plot = f"document.querySelector('{loss} .js-plotly-plot')"
+    note = page.locator(f'{loss} [data-control="note"]')
+    _wait_drawn(page, loss)
+    assert "of 6,000 points (min/max per bucket" in note.inner_text()
+    assert page.evaluate(f"{plot}.data[0].x.length") <= 1000
+    assert page.evaluate(f"{plot}.data[0].x.includes({spike})")
+
+    # A zoom on steps 3,200-3,300 asks the server for that window: every point in it.
+    page.evaluate(f"Plotly.relayout({plot}, {{'xaxis.range': [3199.6, 3300.2]}})")
+    _wait_drawn(page, loss, 2)
+    assert page.evaluate(f"Array.from({plot}.data[0].x)") == list(range(3199, 3302))
+    assert "103 points in steps 3,199–3,301, every one" in note.inner_text()
+    assert page.evaluate(f"{plot}.layout.xaxis.range") == [3199, 3301]
+    screenshot(page, "run-metrics-zoomed")
+
+    # A double click (autorange) goes back to the whole history, downsampled.
+    page.evaluate(f"Plotly.relayout({plot}, {{'xaxis.autorange': true}})")
+    _wait_drawn(page, loss, 3)
+    assert "of 6,000 points" in note.inner_text()
+    client.close()
+
+
 # --- status codes and roles over HTTP, on both databases ------------------------------
 
 

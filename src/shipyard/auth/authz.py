@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.auth import audit
+from shipyard.auth.loopback import check_local_caller
 from shipyard.auth.passwords import verify_password
 from shipyard.auth.principal import ROLE_ALLOWS, Action, Principal, Role
 from shipyard.auth.sessions import check_csrf, check_origin, session_secret
@@ -99,6 +100,7 @@ def authenticate(request: Request, platform: Platform) -> Principal:
         return _principal_from_token(platform, cookie)
     if platform.auth_required:
         raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+    check_local_caller(request)
     return Principal.local()
 
 

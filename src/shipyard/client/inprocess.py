@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp, Message
 
+from shipyard.auth.loopback import IN_PROCESS
+
 log = logging.getLogger("shipyard.client")
 _END = object()
 WINDOW = 16
@@ -144,7 +146,7 @@ class InProcessTransport(httpx.BaseTransport):
             "server": (request.url.host, request.url.port or 80),
             # Marks a caller in this process (it shares the platform's stores): set only
             # here, never from anything a network request carries.
-            "shipyard.in_process": True,
+            IN_PROCESS: True,
         }
         loop = self._loop
         finished = asyncio.Event()

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from shipyard.auth.authz import RequestContext, require
+from shipyard.auth.loopback import IN_PROCESS
 from shipyard.auth.principal import Action
 from shipyard.blobs.http import blob_response
 from shipyard.blobs.store import check_hash
@@ -43,8 +44,6 @@ VERSION = DATASET + "/versions/{version}"
 BLOBS = "/projects/{project}/dataset-blobs"
 # Dataset names start with a letter or digit, so "-" is free for project-wide calls.
 DATASETS_ANY = DATASETS + "/-"
-IN_PROCESS = "shipyard.in_process"
-"""ASGI scope key the embedded transport sets: the caller shares this process."""
 
 
 class DatasetUpdate(BaseModel):

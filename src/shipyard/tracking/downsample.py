@@ -15,6 +15,10 @@ loop over points:
 Buckets are ranges of steps for both x axes; with ``x="time"`` the chosen points
 are placed at their timestamps (ordered by time). Histories no longer than the
 budget are returned whole, as is ``points=0`` up to :data:`RAW_CAP` points.
+
+A step window (``start``..``end``, inclusive) narrows all of it to that range, so a
+chart that is zoomed in asks again for its window and gets finer buckets, down to
+every logged point: zooming is how a reader reaches raw values in any history.
 """
 
 from __future__ import annotations
@@ -30,24 +34,29 @@ X_AXES: tuple[str, ...] = ("step", "time")
 DEFAULT_POINTS = 1000
 RAW_CAP = 100_000
 """The most points one answer holds: ``points=0`` (raw) past this is downsampled to it."""
+STEP_MIN, STEP_MAX = -(2**63), 2**63 - 1
+"""Steps are 64-bit integers; the window defaults to all of them."""
 
 Point = tuple[int, int, float | None]  # step, timestamp, value
 
 # Counting every point costs a scan; whether there are more than the budget costs only
 # the budget. A downsampled history's total is counted by the bucketing pass itself.
+# Every statement reads one step window of one series, an index range on
+# (run_id, key, step): parameters (run_id, key, start, end) first.
 _COUNT_UP_TO = (
-    "SELECT COUNT(*) FROM (SELECT 1 FROM metrics WHERE run_id = ? AND key = ? LIMIT ?) AS head"
+    "SELECT COUNT(*) FROM (SELECT 1 FROM metrics "
+    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? LIMIT ?) AS head"
 )
 # Two subqueries: each is one index probe (one query with both scans on SQLite).
 _STEP_RANGE = (
-    "SELECT (SELECT MIN(step) FROM metrics WHERE run_id = ? AND key = ?), "
-    "(SELECT MAX(step) FROM metrics WHERE run_id = ? AND key = ?)"
+    "SELECT (SELECT MIN(step) FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?), "
+    "(SELECT MAX(step) FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?)"
 )
 _RAW = {
-    "step": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY step, timestamp, id",
-    "time": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY timestamp, step, id",
+    "step": "SELECT step, timestamp, value FROM metrics "
+    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? ORDER BY step, timestamp, id",
+    "time": "SELECT step, timestamp, value FROM metrics "
+    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? ORDER BY timestamp, step, id",
 }
 # SQLite: the low and the high point of one bucket (steps lo..hi inclusive), in one statement.
 _SQLITE_BUCKET = (
@@ -64,13 +73,23 @@ _PG_BUCKETS = (
     "SELECT min(ARRAY[value, step::float8, timestamp::float8]) FILTER (WHERE value IS NOT NULL), "
     "max(ARRAY[value, -step::float8, timestamp::float8]) FILTER (WHERE value IS NOT NULL), "
     "count(*) "
-    "FROM metrics WHERE run_id = %s AND key = %s "
+    "FROM metrics WHERE run_id = %s AND key = %s AND step BETWEEN %s AND %s "
     "GROUP BY floor((step::float8 - %s) * %s / %s)"
 )
 
 
-def check_series_request(points: int, x_axis: str) -> None:
-    """Raise InvalidInput for a point budget or an x axis the series cannot have."""
+def check_series_request(
+    points: int, x_axis: str, start: int | None = None, end: int | None = None
+) -> None:
+    """Raise InvalidInput for a point budget, an x axis or a step window the series
+    cannot have."""
+    for name, bound in (("start", start), ("end", end)):
+        if bound is not None and not STEP_MIN <= bound <= STEP_MAX:
+            raise InvalidInput(f"{name} must be a 64-bit step; got {bound}", {name: str(bound)})
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(
+            f"start ({start}) must not be after end ({end})", {"start": start, "end": end}
+        )
     if x_axis not in X_AXES:
         raise InvalidInput(
             f"x must be one of {', '.join(X_AXES)}; got {x_axis[:40]!r}", {"x": x_axis[:40]}
@@ -88,31 +107,45 @@ def metric_series(
     key: str,
     points: int = DEFAULT_POINTS,
     x_axis: str = "step",
+    start: int | None = None,
+    end: int | None = None,
 ) -> dict[str, Any]:
     """Metric ``key`` of a run for a chart: at most ``points`` points (0 = raw, up to
-    :data:`RAW_CAP`), keeping each bucket's lowest and highest value.
+    :data:`RAW_CAP`), keeping each bucket's lowest and highest value, of the steps
+    ``start``..``end`` (inclusive; each open when None).
 
-    Returns a plain dict: ``key``, ``x_axis``, ``total`` (points logged),
-    ``downsampled``, and the columns ``x`` and ``y`` (``y`` is null where NaN was
-    logged). Raises InvalidInput for a bad budget or axis, NotFound when the run
-    has no such metric.
+    Returns a plain dict: ``key``, ``x_axis``, ``total`` (points logged in the
+    window), ``downsampled``, and the columns ``x`` and ``y`` (``y`` is null where
+    NaN was logged). Raises InvalidInput for a bad budget, axis or window, NotFound
+    when the run has no such metric (an empty window of a metric it has is no error).
     """
     check_keys([key], "metric")
-    check_series_request(points, x_axis)
+    check_series_request(points, x_axis, start, end)
     budget = points or RAW_CAP
+    window = (
+        run_id,
+        key,
+        STEP_MIN if start is None else start,
+        STEP_MAX if end is None else end,
+    )
     with platform.db.read() as session:
         cursor, dialect = driver_cursor(session)
         try:
-            cursor.execute(driver_sql(_COUNT_UP_TO, dialect), (run_id, key, budget + 1))
+            cursor.execute(driver_sql(_COUNT_UP_TO, dialect), (*window, budget + 1))
             total = cursor.fetchone()[0]
+            if not total and (start is not None or end is not None):
+                everywhere = (run_id, key, STEP_MIN, STEP_MAX, 1)
+                cursor.execute(driver_sql(_COUNT_UP_TO, dialect), everywhere)
+                if cursor.fetchone()[0]:
+                    return _answer(key, x_axis, 0, False, [])
             if not total:
                 raise NotFound(f"run {run_id!r} has no metric {key!r}", {"key": key})
             downsampled = total > budget
             if not downsampled:
-                cursor.execute(driver_sql(_RAW[x_axis], dialect), (run_id, key))
+                cursor.execute(driver_sql(_RAW[x_axis], dialect), window)
                 chosen: list[Point] = cursor.fetchall()
             else:
-                cursor.execute(driver_sql(_STEP_RANGE, dialect), (run_id, key) * 2)
+                cursor.execute(driver_sql(_STEP_RANGE, dialect), window * 2)
                 lo, hi = cursor.fetchone()
                 buckets = budget // 2
                 if dialect == "postgresql":
@@ -124,6 +157,12 @@ def metric_series(
                 chosen.sort(key=lambda p: (p[index], p[1 - index]))
         finally:
             cursor.close()
+    return _answer(key, x_axis, total, downsampled, chosen)
+
+
+def _answer(
+    key: str, x_axis: str, total: int, downsampled: bool, chosen: list[Point]
+) -> dict[str, Any]:
     column = 0 if x_axis == "step" else 1
     return {
         "key": key,
@@ -162,7 +201,7 @@ def _buckets_postgresql(
     cursor: Any, run_id: str, key: str, lo: int, hi: int, buckets: int
 ) -> tuple[list[Point], int]:
     """As :func:`_buckets_sqlite`, in one statement."""
-    cursor.execute(_PG_BUCKETS, (run_id, key, lo, buckets, hi - lo + 1))
+    cursor.execute(_PG_BUCKETS, (run_id, key, lo, hi, lo, buckets, hi - lo + 1))
     chosen: list[Point] = []
     total = 0
     for low, high, count in cursor.fetchall():

@@ -232,10 +232,13 @@ def metric_series(
         description=f"Point budget; 0 for raw values (up to {downsample.RAW_CAP:,}).",
     ),
     x: str = Query("step", description="step, or time (epoch milliseconds)."),
+    start: int | None = Query(None, description="First step of the window (inclusive)."),
+    end: int | None = Query(None, description="Last step of the window (inclusive)."),
     ctx: RequestContext = require(Action.READ, run_project),
 ) -> FastJSON:
-    """A metric for a chart: downsampled keeping each bucket's low and high point."""
-    return FastJSON(downsample.metric_series(ctx.platform, run_id, key, points, x))
+    """A metric for a chart: downsampled keeping each bucket's low and high point; a
+    step window (``start``, ``end``) gives finer buckets of that range."""
+    return FastJSON(downsample.metric_series(ctx.platform, run_id, key, points, x, start, end))
 
 
 @router.post(

@@ -222,7 +222,7 @@ class MetricSeries(BaseModel):
 
     key: str
     x_axis: Literal["step", "time"]
-    total: int = Field(description="How many points were logged.")
+    total: int = Field(description="How many points were logged (in the step window).")
     downsampled: bool
     x: list[int] = Field(description="Steps, or epoch milliseconds when x_axis is time.")
     y: list[float | None]

@@ -18,11 +18,15 @@ window.ShipyardCharts = (() => {
   const COLORS = ["#2f6fde", "#e4572e", "#17a398", "#f3a712", "#8e44ad",
                   "#4c9f38", "#d81b60", "#6d4c41", "#00838f", "#7f8c8d"];
 
-  /** The API URL of a series; the key keeps its slashes (system/cpu_percent) as path segments. */
-  function seriesUrl(run, key, xAxis, raw) {
+  /**
+   * The API URL of a series; the key keeps its slashes (system/cpu_percent) as path
+   * segments. ``window`` ([first, last] step, or null) asks for that range only.
+   */
+  function seriesUrl(run, key, xAxis, raw, window) {
     const path = key.split("/").map(encodeURIComponent).join("/");
     const points = raw ? 0 : DEFAULT_POINTS;
-    return `/api/v1/runs/${encodeURIComponent(run)}/metrics/${path}/series?points=${points}&x=${xAxis}`;
+    const range = window ? `&start=${window[0]}&end=${window[1]}` : "";
+    return `/api/v1/runs/${encodeURIComponent(run)}/metrics/${path}/series?points=${points}&x=${xAxis}${range}`;
   }
 
   /**
@@ -93,7 +97,7 @@ window.ShipyardCharts = (() => {
   }
 
   /** Colors and fonts follow the page's own (light or dark) theme. */
-  function themed(title, xAxis, traceCount) {
+  function themed(title, xAxis, traceCount, view) {
     const css = getComputedStyle(document.documentElement);
     const fg = css.getPropertyValue("--fg").trim() || "#1d2330";
     const line = css.getPropertyValue("--line").trim() || "#e3e6ec";
@@ -109,8 +113,10 @@ window.ShipyardCharts = (() => {
       showlegend: traceCount > 1,
       legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
       xaxis: { title: { text: xAxis }, type: xAxis === "time" ? "date" : "linear",
-               gridcolor: line, zeroline: false },
-      yaxis: { gridcolor: line, zeroline: false, automargin: true },
+               gridcolor: line, zeroline: false,
+               ...(view.window ? { range: view.window, autorange: false } : {}) },
+      yaxis: { gridcolor: line, zeroline: false, automargin: true,
+               ...(view.yRange ? { range: view.yRange, autorange: false } : {}) },
     };
   }
 
@@ -120,8 +126,10 @@ window.ShipyardCharts = (() => {
    */
   function metricChart(element, options) {
     const series = options.series || [];
-    const state = { x: "step", smoothing: 0, raw: false };
-    const cache = new Map(); // "run|key|x|raw" -> response body, so smoothing never refetches
+    // window: the step range zoomed into (null: all of it); the server buckets just
+    // that range, so zooming in reaches every logged point. yRange: a box zoom's y.
+    const state = { x: "step", smoothing: 0, raw: false, window: null, yRange: null };
+    const cache = new Map(); // "run|key|x|raw|window" -> response body, so smoothing never refetches
 
     element.replaceChildren();
     const controls = buildControls();
@@ -135,9 +143,10 @@ window.ShipyardCharts = (() => {
 
     /** One series' body, or an Error (a run without this metric must not hide the others). */
     function load(s) {
-      const id = [s.run, s.key, state.x, state.raw].join("|");
+      const id = [s.run, s.key, state.x, state.raw, state.window].join("|");
       if (!cache.has(id)) {
-        const url = seriesUrl(s.run, s.key, state.x, state.raw);
+        if (cache.size >= 64) cache.clear(); // zooming around must not grow it for good
+        const url = seriesUrl(s.run, s.key, state.x, state.raw, state.window);
         const body = window.Shipyard.api("GET", url).catch((err) => {
           cache.delete(id); // try again on the next redraw
           return err instanceof Error ? err : new Error(String(err));
@@ -173,10 +182,15 @@ window.ShipyardCharts = (() => {
       const total = bodies.reduce((sum, b) => sum + b.total, 0);
       const shown = bodies.reduce((sum, b) => sum + b.x.length, 0);
       const sampled = bodies.some((b) => b.downsampled);
-      if (!total) return "no points logged";
-      return sampled
-        ? `${shown.toLocaleString()} of ${total.toLocaleString()} points (min/max per bucket)`
-        : `${total.toLocaleString()} points`;
+      const where = state.window
+        ? ` in steps ${state.window[0].toLocaleString()}–${state.window[1].toLocaleString()}`
+        : "";
+      if (!total) return state.window ? `no points${where}` : "no points logged";
+      if (sampled) {
+        const hint = state.x === "step" ? "; zoom in for every point" : "";
+        return `${shown.toLocaleString()} of ${total.toLocaleString()} points${where} (min/max per bucket${hint})`;
+      }
+      return `${total.toLocaleString()} points${where}, every one`;
     }
 
     let latest = 0; // a slider dragged fast starts many redraws; only the last one draws
@@ -192,7 +206,7 @@ window.ShipyardCharts = (() => {
           .filter(([, body]) => !(body instanceof Error));
         if (!drawn.length) throw results[0];
         const traces = drawn.map(([s, body], i) => trace(s, body, i));
-        await Plotly.react(plot, traces, themed(options.title, state.x, traces.length), {
+        await Plotly.react(plot, traces, themed(options.title, state.x, traces.length, state), {
           responsive: true,
           displaylogo: false,
           modeBarButtonsToRemove: ["select2d", "lasso2d"],
@@ -204,6 +218,7 @@ window.ShipyardCharts = (() => {
         } else {
           showProblem("");
         }
+        followZoom();
         element.dataset.series = String(traces.length);
         element.dataset.draws = String(Number(element.dataset.draws || 0) + 1);
         element.dataset.drawn = "1";
@@ -218,8 +233,36 @@ window.ShipyardCharts = (() => {
 
     controls.querySelector('[data-control="x"]').addEventListener("change", (e) => {
       state.x = e.target.value;
+      state.window = null; // a step window means nothing on the time axis
+      state.yRange = null;
       redraw();
     });
+
+    // Zoom and pan on the step axis fetch the new range; a double click (autorange)
+    // goes back to the whole history. Plotly.react does not emit relayout events, so
+    // a redraw never triggers another.
+    let listening = false;
+    function followZoom() {
+      if (listening || !plot.on) return;
+      listening = true;
+      plot.on("plotly_relayout", (change) => {
+        if (state.x !== "step") return;
+        if (change["xaxis.autorange"]) {
+          state.window = null;
+          state.yRange = null;
+          redraw();
+          return;
+        }
+        const x0 = change["xaxis.range[0]"] ?? change["xaxis.range"]?.[0];
+        const x1 = change["xaxis.range[1]"] ?? change["xaxis.range"]?.[1];
+        if (x0 === undefined || x1 === undefined) return;
+        state.window = [Math.floor(Math.min(x0, x1)), Math.ceil(Math.max(x0, x1))];
+        const y0 = change["yaxis.range[0]"] ?? change["yaxis.range"]?.[0];
+        const y1 = change["yaxis.range[1]"] ?? change["yaxis.range"]?.[1];
+        state.yRange = y0 === undefined || y1 === undefined ? null : [y0, y1];
+        redraw();
+      });
+    }
     const slider = controls.querySelector('[data-control="smoothing"]');
     slider.addEventListener("input", () => {
       state.smoothing = Number(slider.value);

@@ -1,0 +1,80 @@
+"""A server with auth off grants the local user only to requests that name a
+loopback host: a page whose own name resolves to 127.0.0.1 (DNS rebinding) gets
+nothing from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from shipyard.auth.loopback import host_name, is_loopback_name
+from shipyard.client import Client
+from shipyard.platform import Platform
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1"),
+        ("localhost", "localhost"),
+        ("[::1]:8080", "::1"),
+        ("[::1]", "::1"),
+        ("evil.example:8080", "evil.example"),
+        ("::1", "::1"),
+    ],
+)
+def test_host_name_drops_the_port(header: str, name: str) -> None:
+    assert host_name(header) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "loopback"),
+    [
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("app.localhost", True),
+        ("127.0.0.1", True),
+        ("127.3.2.1", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+        ("evil.example", False),
+        ("localhost.evil.example", False),
+        ("", False),
+    ],
+)
+def test_loopback_names(name: str, loopback: bool) -> None:
+    assert is_loopback_name(name) is loopback
+
+
+def test_an_open_server_refuses_requests_for_other_hosts(
+    platform: Platform, server_for: Callable[[Platform], Any]
+) -> None:
+    srv = server_for(platform)
+    port = srv.port
+    with httpx.Client(base_url=srv.url, timeout=30) as http:
+        ok = http.get("/api/v1/projects")
+        assert ok.status_code == 200
+        assert http.get("/api/v1/projects", headers={"host": f"localhost:{port}"}).is_success
+        page = http.get("/", headers={"host": f"localhost:{port}", "accept": "text/html"})
+        assert page.status_code == 200
+
+        rebound = {"host": f"evil.example:{port}"}
+        refused = http.get("/api/v1/projects", headers=rebound)
+        assert refused.status_code == 403
+        assert "loopback host" in refused.json()["error"]["message"]
+        # The same origin in Origin and Host passes the cross-site check; the host does not.
+        write = http.post(
+            "/api/v1/projects",
+            json={"name": "planted"},
+            headers=rebound | {"origin": f"http://evil.example:{port}"},
+        )
+        assert write.status_code == 403
+        html = http.get("/", headers=rebound | {"accept": "text/html"})
+        assert html.status_code == 403
+        # Public routes carry nothing of the platform's and still answer.
+        assert http.get("/healthz", headers=rebound).status_code == 200
+    assert [p.name for p in Client(srv.url).projects.list()] == ["default"]
