@@ -64,13 +64,24 @@ def test_compare_two_runs(open_site: Site) -> None:
         )
     page = open_site.page()
     page.goto(_url(ids))
-    # One chart per metric both runs logged ("acc" is only in a), one trace per run.
+    # One chart per metric, one trace per run that logged it ("acc" is only in a).
     assert page.locator("#charts .chart").evaluate_all("els => els.map(e => e.dataset.metric)") == [
-        "loss"
+        "acc",
+        "loss",
     ]
     page.wait_for_selector("#charts .chart[data-metric=loss][data-drawn='1']")
     assert page.locator("#charts .chart[data-metric=loss]").get_attribute("data-series") == "2"
     assert [t["name"] for t in _traces(page, "#charts .chart[data-metric=loss]")] == ["a", "b"]
+    page.wait_for_selector("#charts .chart[data-metric=acc][data-drawn='1']")
+    assert [t["name"] for t in _traces(page, "#charts .chart[data-metric=acc]")] == ["a"]
+    acc_title = page.evaluate(
+        "document.querySelector('#charts .chart[data-metric=acc] .js-plotly-plot')"
+        ".layout.title.text"
+    )
+    assert acc_title == "acc (1 of 2 runs)"
+    # Params against a metric: only metrics two runs or more logged can be plotted.
+    options = page.locator("#parallel-metric option").all_inner_texts()
+    assert options == ["loss"]
     # The differing rows are marked; the same ones are not.
     rows = page.locator("#compare-table tbody tr[data-key]")
     marked = {
@@ -159,9 +170,7 @@ def test_only_differences_says_when_there_are_none(open_site: Site) -> None:
         ids = _make(client, [_run("a", {"lr": "1"}, {}), _run("b", {"lr": "1"}, {})])
     page = open_site.page()
     page.goto(_url(ids))
-    assert (
-        page.locator(".empty").first.inner_text().startswith("These runs have no metric in common.")
-    )
+    assert page.locator(".empty").first.inner_text().startswith("These runs logged no metrics.")
     page.check("#only-differences")
     assert page.locator("#no-differences").is_visible()
     assert page.locator("#compare-table tr.differs").count() == 0

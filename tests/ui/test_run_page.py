@@ -285,6 +285,12 @@ def test_zooming_fetches_the_window_down_to_every_point(open_site: Site) -> None
     page.evaluate(f"Plotly.relayout({plot}, {{'xaxis.autorange': true}})")
     _wait_drawn(page, loss, 3)
     assert "of 6,000 points" in note.inner_text()
+    # Raw values: all 6,000, drawn as SVG (the run page's plotly.js build has no WebGL).
+    page.check(f'{loss} input[data-control="raw"]')
+    _wait_drawn(page, loss, 4)
+    assert page.evaluate(f"{plot}.data[0].x.length") == 6_000
+    assert page.evaluate(f"{plot}.data[0].type") == "scatter"
+    assert "6,000 points, every one" in note.inner_text()
     client.close()
 
 

@@ -8,7 +8,8 @@ import pytest
 from shipyard.client.inprocess import InProcessTransport
 from shipyard.platform import Platform
 from shipyard.server.app import create_app
-from shipyard.ui.static_files import assets, static_url
+from shipyard.ui import static_files
+from shipyard.ui.static_files import PLOTLY, PLOTLY_BASIC, assets, static_url
 
 
 @pytest.fixture
@@ -41,6 +42,34 @@ def test_plotly_comes_from_the_plotly_package_gzipped(http: httpx.Client) -> Non
     # httpx decoded the body: it is the package's file, byte for byte.
     assert r.content == assets()["plotly.min.js"].read_bytes()
     assert int(r.headers["content-length"]) < len(r.content) / 2
+
+
+def test_run_pages_get_the_basic_plotly_build_from_npm(http: httpx.Client) -> None:
+    built = static_files.VENDOR / PLOTLY_BASIC
+    assert built.is_file(), "run `make ui-assets` (npm ci of frontend/package-lock.json)"
+    r = http.get(static_url(PLOTLY_BASIC), headers={"accept-encoding": "identity"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.content == built.read_bytes()
+    # The basic build is the smaller one: that is the point of it.
+    assert len(r.content) * 3 < assets()[PLOTLY].stat().st_size
+    assert b"plotly.js" in r.content[:400]
+
+
+def test_without_the_npm_build_the_full_plotly_answers(
+    monkeypatch: pytest.MonkeyPatch, http: httpx.Client
+) -> None:
+    monkeypatch.setattr(static_files, "VENDOR", static_files.STATIC / "no-such-folder")
+    static_files.assets.cache_clear()
+    static_files._fingerprint.cache_clear()
+    try:
+        assert assets()[PLOTLY_BASIC] == assets()[PLOTLY]
+        r = http.get(static_url(PLOTLY_BASIC), headers={"accept-encoding": "identity"})
+        assert r.status_code == 200 and r.content == assets()[PLOTLY].read_bytes()
+    finally:
+        monkeypatch.undo()
+        static_files.assets.cache_clear()
+        static_files._fingerprint.cache_clear()
+        static_files._gzipped.cache_clear()
 
 
 @pytest.mark.parametrize(

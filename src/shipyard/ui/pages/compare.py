@@ -1,14 +1,15 @@
 """The compare page: runs of one project side by side.
 
-Metric curves overlaid (one chart per metric every run logged), a table of
-params and latest metrics with the rows that differ marked, and a parallel
-coordinates view of params against a chosen metric (a scatter when there are
-too few numeric axes). The page script draws the charts from the page data.
+Metric curves overlaid (one chart per metric any of the runs logged, a curve for
+each run that logged it), a table of params and latest metrics with the rows that
+differ marked, and a parallel coordinates view of params against a metric at
+least two runs logged (a scatter when there are too few numeric axes). The page script draws the charts from the page data.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,7 @@ def comparison_rows(loaded: list[dict[str, Any]], kind: str) -> list[Row]:
     return [Row(kind, k, [run[field].get(k) for run in loaded]) for k in keys]
 
 
-def _page_data(loaded: list[dict[str, Any]], common: list[str]) -> dict[str, Any]:
+def _page_data(loaded: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "runs": [
             {
@@ -101,8 +102,7 @@ def _page_data(loaded: list[dict[str, Any]], common: list[str]) -> dict[str, Any
                 },
             }
             for r in loaded
-        ],
-        "common_metrics": common,
+        ]
     }
 
 
@@ -123,11 +123,10 @@ def compare(
     _check_runs(ctx, name, ids)
     with ctx.platform.db.read() as session:
         loaded = runs.run_dicts(session, ids)
-    # The runs' own metrics first, then system metrics (cpu, memory...), each by name.
-    common = sorted(
-        set.intersection(*(set(r["metrics"]) for r in loaded)),
-        key=lambda k: (k.startswith(SYSTEM_PREFIX), k),
-    )
+    # How many of the runs logged each metric; the runs' own metrics first, then
+    # system metrics (cpu, memory...), each by name.
+    logged_by = Counter(k for r in loaded for k in r["metrics"])
+    charted = sorted(logged_by, key=lambda k: (k.startswith(SYSTEM_PREFIX), k))
     return render(
         request,
         ctx,
@@ -141,6 +140,7 @@ def compare(
         ],
         params=comparison_rows(loaded, "param"),
         metrics=comparison_rows(loaded, "metric"),
-        common_metrics=common,
-        data=_page_data(loaded, common),
+        charted=[(key, logged_by[key]) for key in charted],
+        shared_metrics=[key for key in charted if logged_by[key] >= 2],
+        data=_page_data(loaded),
     )

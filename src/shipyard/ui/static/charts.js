@@ -45,15 +45,18 @@ window.ShipyardCharts = (() => {
     });
   }
 
-  // SVG draws a few thousand points quickly and everywhere; past that (raw values) WebGL,
-  // when the browser has it, keeps zoom and hover smooth.
+  // SVG draws a few thousand points quickly and everywhere; past that (raw values) WebGL
+  // keeps zoom and hover smooth, when the browser has it and the page loaded a build of
+  // plotly.js that has it (run pages load the basic build, which has not).
   const GL_FROM = 5000;
   let glAvailable = null;
   function traceType(n) {
     if (n < GL_FROM) return "scatter";
     if (glAvailable === null) {
       try {
-        glAvailable = !!document.createElement("canvas").getContext("webgl");
+        glAvailable =
+          !!document.createElement("canvas").getContext("webgl") &&
+          !window.Plotly.validate([{ type: "scattergl" }], {});
       } catch (_) {
         glAvailable = false;
       }

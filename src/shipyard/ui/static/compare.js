@@ -10,12 +10,14 @@
   const MIN_NUMERIC_AXES = 3; // parcoords with fewer numeric axes reads worse than a scatter
   const MAX_CATEGORIES = 30; // a text param with more values than this makes no useful axis
 
-  // --- Metric curves: one chart per metric every run logged, one trace per run.
+  // --- Metric curves: one chart per metric, one trace per run that logged it.
   for (const el of document.querySelectorAll("#charts .chart[data-metric]")) {
     const key = el.dataset.metric;
+    const logged = runs.filter((r) => Object.prototype.hasOwnProperty.call(r.metrics, key));
+    const partial = logged.length < runs.length ? ` (${logged.length} of ${runs.length} runs)` : "";
     window.ShipyardCharts.metricChart(el, {
-      title: key,
-      series: runs.map((r) => ({ run: r.id, label: r.name, key })),
+      title: key + partial,
+      series: logged.map((r) => ({ run: r.id, label: r.name, key })),
     });
   }
 
