@@ -220,6 +220,35 @@ def test_compare_selected_needs_two_runs(open_site: Site) -> None:
     assert page.locator("#selected-count").inner_text() == "3 runs selected."
 
 
+def test_runs_picked_on_several_pages_are_compared_together(open_site: Site) -> None:
+    with _sdk(open_site) as client:
+        exp = _sweep(client, 60)
+        ids = {r.name: r.id for r in client.runs.search(max_results=100).runs}
+    page = open_site.page()
+    page.goto(f"/experiments/{exp}")
+    count = page.locator("#selected-count")
+    page.check(f"input[name=run][value='{ids['r059']}']")
+    assert count.inner_text() == "1 run selected: pick at least one more."
+    page.click("#next-page")
+    assert _names(page)[0] == "r009"
+    page.check(f"input[name=run][value='{ids['r003']}']")
+    assert count.inner_text() == "2 runs selected. (1 on other pages)"
+    # Back on the first page, its pick is still ticked.
+    page.click("#prev-page")
+    assert page.is_checked(f"input[name=run][value='{ids['r059']}']")
+    page.click("#compare-button")
+    page.wait_for_url(re.compile(r".*/projects/default/compare\?.*"))
+    assert sorted(parse_qs(urlparse(page.url).query)["run"]) == sorted([ids["r059"], ids["r003"]])
+    assert page.locator("#compare-table thead th").count() == 3
+    # Clear empties the selection on every page.
+    page.goto(f"/experiments/{exp}")
+    page.click("#clear-selection")
+    assert count.inner_text() == "Pick at least two runs."
+    assert page.locator("#compare-button").is_disabled()
+    page.click("#next-page")
+    assert not page.is_checked(f"input[name=run][value='{ids['r003']}']")
+
+
 # --- Over HTTP, on both backends ----------------------------------------------------------
 
 
