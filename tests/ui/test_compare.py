@@ -79,6 +79,10 @@ def test_compare_two_runs(open_site: Site) -> None:
         ".layout.title.text"
     )
     assert acc_title == "acc (1 of 2 runs)"
+    assert page.evaluate(
+        "document.querySelector('#charts .chart[data-metric=acc] .js-plotly-plot')"
+        "._fullLayout.showlegend"
+    )
     # Params against a metric: only metrics two runs or more logged can be plotted.
     options = page.locator("#parallel-metric option").all_inner_texts()
     assert options == ["loss"]

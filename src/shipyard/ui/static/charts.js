@@ -4,7 +4,9 @@
 // visible); this file only fetches, smooths and draws. Pages include plotly.min.js and
 // this file, then call:
 //
-//   ShipyardCharts.metricChart(element, {series: [{run, label, key}, ...], title})
+//   ShipyardCharts.metricChart(element, {series: [{run, label, key}, ...], title, legend})
+//
+// (legend: true shows the legend even for one series, to name its run.)
 //
 // The promise resolves once the chart is drawn (element.dataset.drawn = "1",
 // element.dataset.series = trace count), or once an error message is shown in its place
@@ -100,7 +102,7 @@ window.ShipyardCharts = (() => {
   }
 
   /** Colors and fonts follow the page's own (light or dark) theme. */
-  function themed(title, xAxis, traceCount, view) {
+  function themed(title, xAxis, traceCount, view, legend) {
     const css = getComputedStyle(document.documentElement);
     const fg = css.getPropertyValue("--fg").trim() || "#1d2330";
     const line = css.getPropertyValue("--line").trim() || "#e3e6ec";
@@ -112,8 +114,8 @@ window.ShipyardCharts = (() => {
       margin: { l: 55, r: 15, t: title || traceCount > 1 ? 36 : 12, b: 40 },
       height: 320,
       hovermode: "x unified",
-      // One series needs no legend: the chart's heading names it.
-      showlegend: traceCount > 1,
+      // One series needs no legend (the chart's heading names it) unless the page asks.
+      showlegend: legend || traceCount > 1,
       legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
       xaxis: { title: { text: xAxis }, type: xAxis === "time" ? "date" : "linear",
                gridcolor: line, zeroline: false,
@@ -209,7 +211,7 @@ window.ShipyardCharts = (() => {
           .filter(([, body]) => !(body instanceof Error));
         if (!drawn.length) throw results[0];
         const traces = drawn.map(([s, body], i) => trace(s, body, i));
-        await Plotly.react(plot, traces, themed(options.title, state.x, traces.length, state), {
+        await Plotly.react(plot, traces, themed(options.title, state.x, traces.length, state, !!options.legend), {
           responsive: true,
           displaylogo: false,
           modeBarButtonsToRemove: ["select2d", "lasso2d"],

@@ -17,6 +17,7 @@
     const partial = logged.length < runs.length ? ` (${logged.length} of ${runs.length} runs)` : "";
     window.ShipyardCharts.metricChart(el, {
       title: key + partial,
+      legend: true, // which run each curve is, even when only one logged the metric
       series: logged.map((r) => ({ run: r.id, label: r.name, key })),
     });
   }
