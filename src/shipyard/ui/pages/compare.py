@@ -3,7 +3,8 @@
 Metric curves overlaid (one chart per metric any of the runs logged, a curve for
 each run that logged it), a table of params and latest metrics with the rows that
 differ marked, and a parallel coordinates view of params against a metric at
-least two runs logged (a scatter when there are too few numeric axes). The page script draws the charts from the page data.
+least two runs logged (a scatter when there are too few numeric axes). The page
+script draws the charts from the page data.
 """
 
 from __future__ import annotations
