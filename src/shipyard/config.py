@@ -8,6 +8,7 @@ local blob folder.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,19 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+def is_loopback_host(name: str) -> bool:
+    """Whether host ``name`` can only mean this machine: localhost (and its
+    subdomains), 127.0.0.0/8, or ::1 (bracketed or not)."""
+    name = name.lower().rstrip(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -92,7 +105,7 @@ class Settings(BaseSettings):
 
     def auth_required(self, host: str | None) -> bool:
         """Whether a server bound to ``host`` must authenticate requests."""
-        loopback = host is None or host in LOOPBACK_HOSTS
+        loopback = host is None or is_loopback_host(host)
         if self.auth == "on":
             return True
         if self.auth == "off" and not loopback:

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shipyard.auth.loopback import host_name, is_loopback_name
+from shipyard.auth.loopback import host_name
 from shipyard.client import Client
+from shipyard.config import is_loopback_host
 from shipyard.platform import Platform
 
 
@@ -23,10 +24,16 @@ from shipyard.platform import Platform
         ("[::1]:8080", "::1"),
         ("[::1]", "::1"),
         ("evil.example:8080", "evil.example"),
-        ("::1", "::1"),
+        # Not a host and port: refused, whatever a lax parser would make of it.
+        ("::1", None),
+        ("localhost:80@evil.example", None),
+        ("[::1]junk", None),
+        ("127.0.0.1:80:80", None),
+        ("localhost/evil", None),
+        ("", None),
     ],
 )
-def test_host_name_drops_the_port(header: str, name: str) -> None:
+def test_host_name_drops_the_port(header: str, name: str | None) -> None:
     assert host_name(header) == name
 
 
@@ -39,6 +46,7 @@ def test_host_name_drops_the_port(header: str, name: str) -> None:
         ("127.0.0.1", True),
         ("127.3.2.1", True),
         ("::1", True),
+        ("[::1]", True),
         ("0.0.0.0", False),
         ("10.0.0.1", False),
         ("evil.example", False),
@@ -47,7 +55,7 @@ def test_host_name_drops_the_port(header: str, name: str) -> None:
     ],
 )
 def test_loopback_names(name: str, loopback: bool) -> None:
-    assert is_loopback_name(name) is loopback
+    assert is_loopback_host(name) is loopback
 
 
 def test_an_open_server_refuses_requests_for_other_hosts(
@@ -62,6 +70,8 @@ def test_an_open_server_refuses_requests_for_other_hosts(
         page = http.get("/", headers={"host": f"localhost:{port}", "accept": "text/html"})
         assert page.status_code == 200
 
+        for odd in (f"localhost:{port}@evil.example", f"[::1]x:{port}", ""):
+            assert http.get("/api/v1/projects", headers={"host": odd}).status_code in (400, 403)
         rebound = {"host": f"evil.example:{port}"}
         refused = http.get("/api/v1/projects", headers=rebound)
         assert refused.status_code == 403

@@ -113,6 +113,10 @@ def test_tree_head_reads_a_line_of_history(tmp_path: Path) -> None:
     _write_revision(tmp_path, "b2", "a1")
     _write_revision(tmp_path, "c3", "b2")
     assert tree_head(tmp_path) == "c3"
+    # What Alembic skips is skipped: a package marker, an editor's dangling lock link.
+    (tmp_path / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / ".#c3.py").symlink_to(tmp_path / "gone")
+    assert tree_head(tmp_path) == "c3"
 
 
 @pytest.mark.parametrize(

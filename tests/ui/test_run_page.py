@@ -280,14 +280,31 @@ def test_zooming_fetches_the_window_down_to_every_point(open_site: Site) -> None
     assert "103 points in steps 3,199–3,301, every one" in note.inner_text()
     assert page.evaluate(f"{plot}.layout.xaxis.range") == [3199, 3301]
     screenshot(page, "run-metrics-zoomed")
+    # A box zoom sets y too: it stays through a redraw (smoothing) until a double click.
+    page.evaluate(
+        f"Plotly.relayout({plot}, {{'xaxis.range': [3199.6, 3300.2], 'yaxis.range': [0, 50]}})"
+    )
+    _wait_drawn(page, loss, 3)
+    page.evaluate(
+        f"() => {{ const s = document.querySelector('{loss} input[data-control=\"smoothing\"]');"
+        " s.value = '0.5'; s.dispatchEvent(new Event('input')); }"
+    )
+    _wait_drawn(page, loss, 4)
+    assert page.evaluate(f"{plot}.layout.yaxis.range") == [0, 50]
+    page.evaluate(
+        f"() => {{ const s = document.querySelector('{loss} input[data-control=\"smoothing\"]');"
+        " s.value = '0'; s.dispatchEvent(new Event('input')); }"
+    )
+    _wait_drawn(page, loss, 5)
 
     # A double click (autorange) goes back to the whole history, downsampled.
-    page.evaluate(f"Plotly.relayout({plot}, {{'xaxis.autorange': true}})")
-    _wait_drawn(page, loss, 3)
+    page.evaluate(f"Plotly.relayout({plot}, {{'xaxis.autorange': true, 'yaxis.autorange': true}})")
+    _wait_drawn(page, loss, 6)
     assert "of 6,000 points" in note.inner_text()
+    assert page.evaluate(f"{plot}.layout.yaxis.autorange") is True
     # Raw values: all 6,000, drawn as SVG (the run page's plotly.js build has no WebGL).
     page.check(f'{loss} input[data-control="raw"]')
-    _wait_drawn(page, loss, 4)
+    _wait_drawn(page, loss, 7)
     assert page.evaluate(f"{plot}.data[0].x.length") == 6_000
     assert page.evaluate(f"{plot}.data[0].type") == "scatter"
     assert "6,000 points, every one" in note.inner_text()

@@ -10,9 +10,10 @@ can reach.
 
 from __future__ import annotations
 
-import ipaddress
+import re
 from typing import TYPE_CHECKING
 
+from shipyard.config import is_loopback_host
 from shipyard.errors import PermissionDenied
 
 if TYPE_CHECKING:
@@ -22,22 +23,18 @@ IN_PROCESS = "shipyard.in_process"
 """ASGI scope key the embedded transport sets: the caller shares this process."""
 
 
-def host_name(host_header: str) -> str:
-    """The name in a ``Host`` header, without its port: ``[::1]:80`` -> ``::1``."""
-    if host_header.startswith("["):
-        return host_header[1:].partition("]")[0]
-    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+# A Host header as browsers send it: a name or IPv4 address, or an IPv6 address in
+# brackets, then an optional port. Anything else is refused outright.
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::\d{1,5})?")
 
 
-def is_loopback_name(name: str) -> bool:
-    """Whether ``name`` can only mean this machine: localhost, 127.0.0.0/8 or ::1."""
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+def host_name(host_header: str) -> str | None:
+    """The name in a ``Host`` header, without its port (``[::1]:80`` -> ``::1``);
+    None when the header is not a plain host and port."""
+    match = _HOST.fullmatch(host_header)
+    if match is None:
+        return None
+    return match["v6"] or match["name"]
 
 
 def check_local_caller(request: Request) -> None:
@@ -45,7 +42,8 @@ def check_local_caller(request: Request) -> None:
     if request.scope.get(IN_PROCESS):
         return
     host = request.headers.get("host", "")
-    if not is_loopback_name(host_name(host)):
+    name = host_name(host)
+    if name is None or not is_loopback_host(name):
         raise PermissionDenied(
             f"this server runs with auth off and answers only requests to a loopback "
             f"host (localhost, 127.0.0.1, [::1]); got Host {host[:100]!r}"

@@ -70,7 +70,12 @@ def tree_head(versions: Path = MIGRATIONS / "versions") -> str | None:
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in versions.glob("*.py"):
-        source = path.read_text(encoding="utf-8")
+        if path.name.startswith(("_", ".")):  # __init__.py, editors' lock files: not revisions
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
         revision = _REVISION.findall(source)
         parent = _DOWN_REVISION.findall(source)
         if len(revision) != 1 or len(parent) != 1:
@@ -87,7 +92,8 @@ def stored_revisions(db: Database) -> list[str]:
     with db.engine.connect() as conn:
         if not inspect(conn).has_table(VERSION_TABLE):
             return []
-        return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        version_num = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 (a constant)
+        return list(conn.execute(version_num).scalars())
 
 
 def at_head(db: Database) -> bool:

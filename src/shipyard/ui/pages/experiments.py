@@ -26,6 +26,7 @@ from shipyard.tracking.resolvers import experiment_project
 from shipyard.tracking.search_parser import Field, Parser, parse_order_by
 from shipyard.tracking.types import ACTIVE, RunSearch
 from shipyard.ui.page_route import page_router
+from shipyard.ui.pages.compare import MAX_RUNS
 from shipyard.ui.render import render
 
 router = page_router()
@@ -291,6 +292,7 @@ def runs_table(
         ctx,
         "experiments/runs_table.html",
         status=400 if error else 200,
+        max_compare=MAX_RUNS,
         project=project.name,
         nav="experiments",
         experiment=experiment,

@@ -4,9 +4,10 @@
 // visible); this file only fetches, smooths and draws. Pages include plotly.min.js and
 // this file, then call:
 //
-//   ShipyardCharts.metricChart(element, {series: [{run, label, key}, ...], title, legend})
+//   ShipyardCharts.metricChart(element, {series: [{run, label, key, color}, ...], title, legend})
 //
-// (legend: true shows the legend even for one series, to name its run.)
+// (legend: true shows the legend even for one series, to name its run; color, an index
+// into the palette, keeps a run's colour the same on every chart of a page.)
 //
 // The promise resolves once the chart is drawn (element.dataset.drawn = "1",
 // element.dataset.series = trace count), or once an error message is shown in its place
@@ -177,7 +178,7 @@ window.ShipyardCharts = (() => {
         x: data.x,
         y: smoothed,
         customdata: data.y,
-        line: { color: COLORS[i % COLORS.length], width: 1.5 },
+        line: { color: COLORS[(s.color ?? i) % COLORS.length], width: 1.5 },
         // Hover shows the raw value beside the smoothed one once smoothing is on.
         hovertemplate: state.smoothing ? "%{y:.5g} (raw %{customdata:.5g})" : "%{y:.5g}",
       };
@@ -251,6 +252,13 @@ window.ShipyardCharts = (() => {
       if (listening || !plot.on) return;
       listening = true;
       plot.on("plotly_relayout", (change) => {
+        // The y range is the reader's on either axis: kept through redraws (smoothing),
+        // dropped by a double click.
+        const y0 = change["yaxis.range[0]"] ?? change["yaxis.range"]?.[0];
+        const y1 = change["yaxis.range[1]"] ?? change["yaxis.range"]?.[1];
+        const yChanged = y0 !== undefined && y1 !== undefined;
+        if (change["yaxis.autorange"]) state.yRange = null;
+        else if (yChanged) state.yRange = [y0, y1];
         if (state.x !== "step") return;
         if (change["xaxis.autorange"]) {
           state.window = null;
@@ -260,11 +268,9 @@ window.ShipyardCharts = (() => {
         }
         const x0 = change["xaxis.range[0]"] ?? change["xaxis.range"]?.[0];
         const x1 = change["xaxis.range[1]"] ?? change["xaxis.range"]?.[1];
-        if (x0 === undefined || x1 === undefined) return;
+        if (x0 === undefined || x1 === undefined) return; // y alone: already on screen
         state.window = [Math.floor(Math.min(x0, x1)), Math.ceil(Math.max(x0, x1))];
-        const y0 = change["yaxis.range[0]"] ?? change["yaxis.range"]?.[0];
-        const y1 = change["yaxis.range[1]"] ?? change["yaxis.range"]?.[1];
-        state.yRange = y0 === undefined || y1 === undefined ? null : [y0, y1];
+        if (!yChanged) state.yRange = null; // a zoom on x alone fits y to the new points
         redraw();
       });
     }

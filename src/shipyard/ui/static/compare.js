@@ -10,16 +10,31 @@
   const MIN_NUMERIC_AXES = 3; // parcoords with fewer numeric axes reads worse than a scatter
   const MAX_CATEGORIES = 30; // a text param with more values than this makes no useful axis
 
-  // --- Metric curves: one chart per metric, one trace per run that logged it.
-  for (const el of document.querySelectorAll("#charts .chart[data-metric]")) {
+  // --- Metric curves: one chart per metric, one trace per run that logged it, each run
+  // in the same colour on every chart. Runs may have logged hundreds of metrics between
+  // them: a chart fetches its series when it comes near the screen.
+  function drawChart(el) {
     const key = el.dataset.metric;
     const logged = runs.filter((r) => Object.prototype.hasOwnProperty.call(r.metrics, key));
     const partial = logged.length < runs.length ? ` (${logged.length} of ${runs.length} runs)` : "";
     window.ShipyardCharts.metricChart(el, {
       title: key + partial,
       legend: true, // which run each curve is, even when only one logged the metric
-      series: logged.map((r) => ({ run: r.id, label: r.name, key })),
+      series: logged.map((r) => ({ run: r.id, label: r.name, key, color: runs.indexOf(r) })),
     });
+  }
+  const charts = document.querySelectorAll("#charts .chart[data-metric]");
+  if ("IntersectionObserver" in window) {
+    const observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        observer.unobserve(entry.target);
+        drawChart(entry.target);
+      }
+    }, { rootMargin: "400px 0px" });
+    charts.forEach((el) => observer.observe(el));
+  } else {
+    charts.forEach(drawChart);
   }
 
   // --- Only differences.

@@ -38,7 +38,7 @@
 
   const form = document.getElementById("compare-form");
   if (!form) return;
-  const MAX_PICKED = 50; // what the compare page takes
+  const MAX_PICKED = Number(form.dataset.maxRuns) || 50; // what the compare page takes
   const button = document.getElementById("compare-button");
   const count = document.getElementById("selected-count");
   const clear = document.getElementById("clear-selection");
@@ -93,7 +93,17 @@
     if (!on && known) picked = picked.filter((p) => p !== id);
   }
 
+  // Back and Forward may show this page from the browser's cache without running this
+  // script again: picks made on other pages since must be read back.
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    picked = stored();
+    boxes().forEach((b) => { b.checked = picked.includes(b.value); });
+    refresh();
+  });
+
   form.addEventListener("change", (event) => {
+    picked = stored(); // the page may be an older copy the browser kept
     if (event.target === all) boxes().forEach((b) => { b.checked = all.checked; });
     boxes().forEach((b) => pick(b.value, b.checked));
     save();
@@ -108,6 +118,7 @@
     });
   }
   form.addEventListener("submit", (event) => {
+    picked = stored();
     if (picked.length < 2 || picked.length > MAX_PICKED) {
       event.preventDefault();
       return;
