@@ -462,7 +462,9 @@ def search_runs(
     if view == "DELETED_ONLY":
         found, token = _deleted_runs(ctx, spec)
     else:
-        page = runs.search_runs(ctx.platform, _project(ctx), spec)
+        # MLflow's messages carry each latest metric's step and time, which
+        # runs_to_mlflow reads itself: the search need not load the values too.
+        page = runs.search_runs(ctx.platform, _project(ctx), spec, metrics=False)
         found, token = page["runs"], page["next_page_token"]
     body: dict[str, Any] = {"runs": runs_to_mlflow(ctx.platform, found)}
     if token:

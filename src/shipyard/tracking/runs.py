@@ -87,23 +87,32 @@ def _among(column: Any, session: Session, ids: Sequence[str]) -> Any:
 # No ORDER BY: sorting 15k rows would cost more than the rest of the query.
 _CHILDREN_SQL = (
     "WITH page(id) AS ({ids}) "
-    "SELECT 0, run_id, key, value, NULL FROM params WHERE run_id IN (SELECT id FROM page) "
+    "SELECT 0, run_id, key, value, {no_number} FROM params WHERE run_id IN (SELECT id FROM page) "
     "UNION ALL "
-    "SELECT 1, run_id, key, value, NULL FROM run_tags WHERE run_id IN (SELECT id FROM page) "
-    "UNION ALL "
+    "SELECT 1, run_id, key, value, NULL FROM run_tags WHERE run_id IN (SELECT id FROM page)"
+)
+_METRICS_SQL = (
+    " UNION ALL "
     "SELECT 2, run_id, key, NULL, value FROM latest_metrics "
     "WHERE run_id IN (SELECT id FROM page)"
 )
+# How each dialect takes the ids, and types the number column: PostgreSQL types a
+# UNION from its first SELECT on, where a bare NULL would be text.
+_DIALECT_PARTS = {
+    "postgresql": {"ids": "SELECT unnest(string_to_array(%s, ','))", "no_number": "NULL::float8"},
+    "sqlite": {"ids": "SELECT value FROM json_each(?)", "no_number": "NULL"},
+}
+# (dialect, with latest metrics) -> statement
 _CHILD_SQL = {
-    "postgresql": _CHILDREN_SQL.format(ids="SELECT unnest(string_to_array(%s, ','))").replace(
-        "SELECT 0, run_id, key, value, NULL", "SELECT 0, run_id, key, value, NULL::float8"
-    ),
-    "sqlite": _CHILDREN_SQL.format(ids="SELECT value FROM json_each(?)"),
+    (dialect, metrics): (_CHILDREN_SQL + (_METRICS_SQL if metrics else "")).format(**parts)
+    for dialect, parts in _DIALECT_PARTS.items()
+    for metrics in (True, False)
 }
 
 
-def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
-    """Fill the params, tags and latest metrics of ``runs`` (dicts from :func:`_run_dict`).
+def add_children(session: Session, runs: Sequence[dict[str, Any]], *, metrics: bool = True) -> None:
+    """Fill the params, tags and (unless ``metrics`` is False) latest metrics of
+    ``runs`` (dicts from :func:`_run_dict`).
 
     One query over the driver's cursor, whatever the number of runs:
     SQLAlchemy's row objects would cost more than the query. The keys of
@@ -115,7 +124,7 @@ def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
     cursor, dialect = driver_cursor(session)
     arg = ",".join(ids) if dialect == "postgresql" else orjson.dumps(ids).decode()
     try:
-        cursor.execute(_CHILD_SQL[dialect], (arg,))
+        cursor.execute(_CHILD_SQL[dialect, metrics], (arg,))
         rows = cursor.fetchall()
     finally:
         cursor.close()
@@ -339,12 +348,15 @@ def set_run_lifecycle(ctx: RequestContext, run_id: str, lifecycle: str) -> None:
 _SEARCH_STATEMENTS: BoundedCache[Select[Any]] = BoundedCache(256)
 
 
-def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
+def search_runs(
+    platform: Platform, project_id: int, spec: RunSearch, *, metrics: bool = True
+) -> dict[str, Any]:
     """A page of the project's runs matching ``spec``, as a plain dict shaped like RunPage.
 
     One query finds the page's runs (filtered and ordered by the search
     language), then :func:`add_children` loads their params, tags and latest
-    metrics. Search results carry no ``code_version`` nor ``environment``
+    metrics (``metrics=False`` leaves those empty, for a caller that reads them
+    its own way). Search results carry no ``code_version`` nor ``environment``
     (empty dicts): those can be large; ``GET /runs/{id}`` returns them.
     """
     from shipyard.tracking.search import build_search_query
@@ -384,6 +396,6 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
         rows = session.execute(stmt.offset(offset).limit(spec.max_results + 1)).all()
         more = len(rows) > spec.max_results
         runs = [_run_dict(r) for r in rows[: spec.max_results]]
-        add_children(session, runs)
+        add_children(session, runs, metrics=metrics)
     token = encode_page_token(offset + spec.max_results) if more else None
     return {"runs": runs, "next_page_token": token}
