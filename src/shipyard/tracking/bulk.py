@@ -18,6 +18,7 @@ from shipyard.auth.authz import RequestContext
 from shipyard.clock import new_id, now_ms
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.tracking.metrics import Points
+from shipyard.tracking.planner import note_writes
 from shipyard.tracking.resolvers import project_of_run, run_project
 from shipyard.tracking.runs import check_accepts_runs
 from shipyard.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
@@ -121,6 +122,15 @@ def create_runs(ctx: RequestContext, experiment_id: int, spec: RunsCreate) -> li
                 for row in rows
             ],
         )
+    note_writes(
+        ctx.platform.db,
+        {
+            "runs": len(rows),
+            "params": sum(len(r.params) for r in records),
+            "run_tags": sum(len(r.tags) for r in records),
+            "latest_metrics": len(latest),
+        },
+    )
     if ctx.project_id is not None:
         for run_id in ids:
             run_project.remember(ctx.platform, run_id, ctx.project_id)

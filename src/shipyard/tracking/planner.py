@@ -8,12 +8,21 @@ filtered search over 2,000 runs takes a second instead of two milliseconds.
 So before a search we look, at most every few seconds, whether a table has
 changed a lot since its last ANALYZE, and analyze it then (milliseconds on
 these narrow tables). SQLite needs nothing: its planner works from indexes.
+
+PostgreSQL's own change counters lag: a server process publishes them up to a
+second or so after its transaction ends, so a search made right after a bulk
+write can find nothing stale, and with the check throttled, keep a bad plan for
+its next few seconds. Bulk writers therefore also tell this module what they
+wrote (:func:`note_writes`); those counts are checked on the next search, throttle
+or not.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from collections.abc import Mapping
 
 from sqlalchemy import text
 
@@ -31,27 +40,46 @@ _STATS_SQL = text(
     "('runs', 'latest_metrics', 'params', 'run_tags')"
 )
 _last_check: dict[str, float] = {}
+_noted: dict[str, Counter[str]] = {}  # rows this process wrote, per database, by table
 _lock = threading.Lock()
+
+
+def _key(db: Database) -> str:
+    return db.url.render_as_string(hide_password=True)
+
+
+def note_writes(db: Database, rows: Mapping[str, int]) -> None:
+    """Record that this process just committed ``rows`` new rows per search table."""
+    if db.is_sqlite:
+        return
+    with _lock:
+        _noted.setdefault(_key(db), Counter()).update(
+            {name: n for name, n in rows.items() if name in SEARCH_TABLES and n > 0}
+        )
 
 
 def refresh_if_stale(db: Database) -> None:
     """ANALYZE the search tables that changed a lot since their statistics were taken."""
     if db.is_sqlite:
         return
-    key = db.url.render_as_string(hide_password=True)
+    key = _key(db)
     now = time.monotonic()
     with _lock:
-        if now - _last_check.get(key, 0.0) < CHECK_EVERY_S:
+        noted = _noted.pop(key, Counter())
+        if now - _last_check.get(key, 0.0) < CHECK_EVERY_S and noted.total() <= MIN_CHANGES:
+            if noted:
+                _noted.setdefault(key, Counter()).update(noted)  # kept for the next check
             return
         _last_check[key] = now
     # Autocommit: statistics written by ANALYZE inside a rolled-back transaction vanish.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        stale = [
-            name
-            for name, live, changed in conn.execute(_STATS_SQL)
-            if name in SEARCH_TABLES
-            and changed > MIN_CHANGES
-            and changed > STALE_FRACTION * max(live - changed, 0)
-        ]
+        stale = []
+        for name, live, changed in conn.execute(_STATS_SQL):
+            if name not in SEARCH_TABLES:
+                continue
+            # What PostgreSQL has not published yet, this process may know it wrote.
+            changed = max(changed, noted.get(name, 0))
+            if changed > MIN_CHANGES and changed > STALE_FRACTION * max(live - changed, 0):
+                stale.append(name)
         for name in stale:
             conn.execute(text(f"ANALYZE {name}"))  # name is one of SEARCH_TABLES
