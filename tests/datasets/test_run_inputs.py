@@ -83,6 +83,13 @@ def test_runs_log_versions_by_name_and_object(client: Client, tmp_path: Path) ->
     assert [(r.run_id, r.name, r.context) for r in lineage.runs] == [(run.id, "train", "training")]
     assert [r.context for r in client.datasets.lineage("churn", 2).runs] == ["eval"]
     assert client.datasets.lineage("churn", 2).runs[0].experiment_id == run.experiment_id
+    assert lineage.runs[0].lifecycle == "active"
+    # A deleted run still read the version: lineage keeps it, and says so.
+    client.runs.delete(run.id)
+    assert [(r.run_id, r.lifecycle) for r in client.datasets.lineage("churn", 1).runs] == [
+        (run.id, "deleted")
+    ]
+    client.runs.restore(run.id)
 
     # Each call is audited on the run; the repeat says it added nothing.
     events = client.audit.list(action="runs.log_dataset_input", object_id=run.id)

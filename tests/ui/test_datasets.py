@@ -114,7 +114,14 @@ def test_version_page_shows_histograms_the_report_and_the_runs_that_read_it(
     assert runs.count() == 1
     assert runs.inner_text() == "train-sales"
     assert runs.get_attribute("href") == f"/runs/{run_id}"
+    assert page.locator(".runs-read .status").count() == 0
     screenshot(page, "dataset-version")
+    # A deleted run still read it: listed, and marked.
+    with secure_site.secured.sdk(editor) as sdk:  # type: ignore[union-attr]
+        sdk.runs.delete(run_id)
+    page.reload()
+    assert page.locator(".runs-read a").inner_text() == "train-sales"
+    assert page.locator(".runs-read .status").inner_text() == "deleted"
 
     # Version 1 was read by no run, and says so.
     page.goto(f"{BASE}/sales/versions/prod")

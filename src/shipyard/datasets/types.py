@@ -379,6 +379,9 @@ class RunRef(BaseModel):
     experiment_id: int
     name: str
     context: str = ""
+    lifecycle: Literal["active", "deleted"] = Field(
+        "active", description="A deleted run still read the version: lineage keeps it."
+    )
 
 
 class DatasetInput(BaseModel):

@@ -513,7 +513,9 @@ def lineage(platform: Platform, project_id: int, name: str, selector: str | int)
             return _refs(session.execute(stmt))
 
         runs = session.execute(
-            select(RunRow.id, RunRow.experiment_id, RunRow.name, RunInputRow.context)
+            select(
+                RunRow.id, RunRow.experiment_id, RunRow.name, RunInputRow.context, RunRow.lifecycle
+            )
             .join(RunInputRow, RunInputRow.run_id == RunRow.id)
             .where(RunInputRow.dataset_version_id == row.id)
             .order_by(RunRow.start_time, RunRow.id)
@@ -523,7 +525,7 @@ def lineage(platform: Platform, project_id: int, name: str, selector: str | int)
             parents=edges(DatasetParentRow.child_id, DatasetParentRow.parent_id),
             children=edges(DatasetParentRow.parent_id, DatasetParentRow.child_id),
             runs=[
-                RunRef(run_id=r, experiment_id=e, name=n or "", context=c or "")
-                for r, e, n, c in runs
+                RunRef(run_id=r, experiment_id=e, name=n or "", context=c or "", lifecycle=lc)
+                for r, e, n, c, lc in runs
             ],
         )
