@@ -149,6 +149,11 @@ def test_run_page_in_a_browser(secure_site: Site, tmp_path: Path) -> None:
     loss = '.chart[data-key="loss"]'
     x_of = f"document.querySelector('{loss} .js-plotly-plot').data[0].x"
     assert page.evaluate(f"{x_of}.length") == 50 and page.evaluate(f"{x_of}[0]") == 0
+    # Every point of the history is one click away, with the page's own session.
+    history = page.get_attribute(f'{loss} a[data-control="history"]', "href")
+    assert history == f"/api/v1/runs/{made.run_id}/metrics/loss/history"
+    answer = page.request.get(history)
+    assert answer.ok and len(answer.json()["values"]) == 50
     screenshot(page, "run-metrics")
 
     # Time on the x axis: the same points, placed at their timestamps.

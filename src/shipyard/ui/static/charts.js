@@ -21,6 +21,12 @@ window.ShipyardCharts = (() => {
   const COLORS = ["#2f6fde", "#e4572e", "#17a398", "#f3a712", "#8e44ad",
                   "#4c9f38", "#d81b60", "#6d4c41", "#00838f", "#7f8c8d"];
 
+  /** The API URL of a run's whole history of one metric (every point, as JSON). */
+  function historyUrl(run, key) {
+    const path = key.split("/").map(encodeURIComponent).join("/");
+    return `/api/v1/runs/${encodeURIComponent(run)}/metrics/${path}/history`;
+  }
+
   /**
    * The API URL of a series; the key keeps its slashes (system/cpu_percent) as path
    * segments. ``window`` ([first, last] step, or null) asks for that range only.
@@ -139,6 +145,14 @@ window.ShipyardCharts = (() => {
 
     element.replaceChildren();
     const controls = buildControls();
+    if (series.length === 1) {
+      // Every logged point, whatever the chart shows: one click from the chart.
+      const link = document.createElement("a");
+      link.dataset.control = "history";
+      link.href = historyUrl(series[0].run, series[0].key);
+      link.textContent = "all points (JSON)";
+      controls.querySelector('[data-control="note"]').before(link);
+    }
     const plot = document.createElement("div");
     plot.className = "chart-plot";
     const problem = document.createElement("p");
@@ -292,5 +306,5 @@ window.ShipyardCharts = (() => {
     return redraw();
   }
 
-  return { metricChart, ema, seriesUrl };
+  return { metricChart, ema, seriesUrl, historyUrl };
 })();
