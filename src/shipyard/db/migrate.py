@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,10 +55,10 @@ def head_revision() -> str:
 
 def current_revision(db: Database) -> str | None:
     """The revision the database is at (None when empty)."""
-    from alembic.runtime.migration import MigrationContext
-
-    with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    revisions = stored_revisions(db)
+    if len(revisions) > 1:
+        raise RuntimeError(f"the database records several heads: {', '.join(revisions)}")
+    return revisions[0] if revisions else None
 
 
 def tree_head(versions: Path = MIGRATIONS / "versions") -> str | None:
@@ -96,10 +97,15 @@ def stored_revisions(db: Database) -> list[str]:
         return list(conn.execute(version_num).scalars())
 
 
+@lru_cache(maxsize=1)
+def _packaged_head() -> str:
+    # Once a process: the packaged tree does not change under it.
+    return tree_head() or head_revision()
+
+
 def at_head(db: Database) -> bool:
     """Whether the database is at the newest revision of the tree."""
-    head = tree_head() or head_revision()
-    return stored_revisions(db) == [head]
+    return stored_revisions(db) == [_packaged_head()]
 
 
 def upgrade(db: Database, revision: str = "head") -> None:

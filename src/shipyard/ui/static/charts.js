@@ -21,21 +21,25 @@ window.ShipyardCharts = (() => {
   const COLORS = ["#2f6fde", "#e4572e", "#17a398", "#f3a712", "#8e44ad",
                   "#4c9f38", "#d81b60", "#6d4c41", "#00838f", "#7f8c8d"];
 
+  /** The API path of a run's metric; the key keeps its slashes (system/cpu_percent). */
+  function metricPath(run, key) {
+    const path = key.split("/").map(encodeURIComponent).join("/");
+    return `/api/v1/runs/${encodeURIComponent(run)}/metrics/${path}`;
+  }
+
   /** The API URL of a run's whole history of one metric (every point, as JSON). */
   function historyUrl(run, key) {
-    const path = key.split("/").map(encodeURIComponent).join("/");
-    return `/api/v1/runs/${encodeURIComponent(run)}/metrics/${path}/history`;
+    return `${metricPath(run, key)}/history`;
   }
 
   /**
-   * The API URL of a series; the key keeps its slashes (system/cpu_percent) as path
-   * segments. ``window`` ([first, last] step, or null) asks for that range only.
+   * The API URL of a series. ``window`` ([first, last] step, or null) asks for that
+   * range only.
    */
   function seriesUrl(run, key, xAxis, raw, window) {
-    const path = key.split("/").map(encodeURIComponent).join("/");
     const points = raw ? 0 : DEFAULT_POINTS;
     const range = window ? `&start=${window[0]}&end=${window[1]}` : "";
-    return `/api/v1/runs/${encodeURIComponent(run)}/metrics/${path}/series?points=${points}&x=${xAxis}${range}`;
+    return `${metricPath(run, key)}/series?points=${points}&x=${xAxis}${range}`;
   }
 
   /**
