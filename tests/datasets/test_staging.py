@@ -47,6 +47,48 @@ def test_batches_gather_into_one_row_group(tmp_path: Path) -> None:
     assert table.column("id").to_pylist() == list(range(20_000))
 
 
+def _encodings(path: Path) -> dict[str, tuple[str, ...]]:
+    meta = pq.ParquetFile(path).metadata
+    group = meta.row_group(0)
+    return {meta.schema.column(i).name: group.column(i).encodings for i in range(group.num_columns)}
+
+
+def test_a_large_first_batch_picks_the_columns_to_dictionary_encode(tmp_path: Path) -> None:
+    rows = staging.JUDGED_ROWS * 2
+    ids = list(range(rows))
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("bucket", pa.int64()),
+            ("price", pa.float64()),
+            ("score", pa.float64()),
+            ("city", pa.string()),
+            ("code", pa.string()),
+        ]
+    )
+    batch = pa.record_batch(
+        [
+            ids,
+            [i % 7 for i in ids],
+            [float(i % 3) for i in ids],
+            [i / 7 for i in ids],
+            [f"c{i % 5}" for i in ids],
+            [f"k{i}" for i in ids],
+        ],
+        schema=schema,
+    )
+    writer = PartWriter(tmp_path, "data", schema)
+    writer.write(batch)
+    writer.close()
+    encodings = _encodings(writer.parts[0][1])
+    # Values that repeat are dictionary-encoded whatever their type; unique ones are not.
+    for repeating in ("bucket", "price", "city"):
+        assert "RLE_DICTIONARY" in encodings[repeating], repeating
+    for unique in ("id", "score", "code"):
+        assert "RLE_DICTIONARY" not in encodings[unique], unique
+    assert pq.read_table(writer.parts[0][1]).equals(pa.Table.from_batches([batch]))
+
+
 def test_row_groups_and_parts_split_where_their_limits_say(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ behind: no version, no blob.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -59,6 +60,10 @@ if TYPE_CHECKING:
     from shipyard.datasets.validation import Validator
 
 WORKERS = 2
+STREAM_PROFILE_THREADS = max(1, (os.cpu_count() or 1) - 2)
+"""Threads profiling a streamed source: the reading and the writing thread hold two
+cores already, and on a machine with no more, a pool per batch only adds work
+(profiling 2M rows took 0.96 s on two threads against 0.73 s on one, here)."""
 
 
 @dataclass
@@ -303,8 +308,8 @@ class Ingest:
         """Stream batches through the row checks into kept and quarantined parts."""
         keep_writer = PartWriter(folder, item.name, schema)
         bad_writer = PartWriter(folder, f"{item.name}-quarantine", schema)
-        profile = ProfileBuilder(schema)
-        bad_profile = ProfileBuilder(schema)
+        profile = ProfileBuilder(schema, threads=STREAM_PROFILE_THREADS)
+        bad_profile = ProfileBuilder(schema, threads=STREAM_PROFILE_THREADS)
         quarantine = self._suite.policy == "quarantine"
         seen = 0
         # Closed whatever happens: a SQL stream holds a connection (and locks) until then.
