@@ -36,9 +36,10 @@ from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message, fail
 from shipyard.platform import Platform
 from shipyard.tracking import experiments
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
-from shipyard.tracking.runs import run_dicts, writable_run
+from shipyard.tracking.planner import refresh_if_stale
+from shipyard.tracking.runs import RUN_HEAD_KEYS, run_dicts, search_page_rows, writable_run
 from shipyard.tracking.tables import ExperimentRow, ExperimentTagRow, RunTagRow
-from shipyard.tracking.types import ACTIVE, Experiment, ExperimentCreate, check_keys
+from shipyard.tracking.types import ACTIVE, Experiment, ExperimentCreate, RunSearch, check_keys
 from shipyard.tracking.upserts import driver_cursor, driver_sql
 
 M = TypeVar("M", bound=BaseModel)
@@ -254,11 +255,18 @@ def _number(value: float | None) -> float | str:
     return "NaN" if value is None else value
 
 
-def runs_to_mlflow(platform: Platform, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs (dicts shaped like :class:`~shipyard.tracking.types.Run`) as MLflow's ``Run``
-    messages, with each latest metric's step and time, and the run's inputs and outputs."""
+def search_messages(
+    platform: Platform, project_id: int, spec: RunSearch
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the project's runs that ``spec`` finds, as MLflow's ``Run`` messages,
+    and the next page's token: built straight from the rows (no Shipyard ``Run`` in
+    between, which on a page of 1,000 runs cost as much as the queries)."""
+    refresh_if_stale(platform.db)
     with platform.db.read() as session:
-        return run_messages(session, runs)
+        rows, token = search_page_rows(session, project_id, spec)
+        return run_messages(
+            session, [dict(zip(RUN_HEAD_KEYS, row, strict=True)) for row in rows]
+        ), token
 
 
 def read_mlflow_run(session: Session, run_id: str) -> dict[str, Any]:
@@ -270,14 +278,23 @@ def read_mlflow_run(session: Session, run_id: str) -> dict[str, Any]:
 
 
 def run_messages(session: Session, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:func:`runs_to_mlflow` in an open session."""
+    """MLflow's ``Run`` messages of ``runs`` (dicts with at least the fields of
+    :data:`~shipyard.tracking.runs.RUN_HEAD_KEYS`), their children read in one query."""
     # inputs.py imports this module (conflict_as): import it when first used.
     from shipyard.mlflow_compat.inputs import run_inputs_messages
 
-    latest, with_inputs, outputs = _run_extras(session, [run["id"] for run in runs])
+    children = _children(session, [run["id"] for run in runs])
+    with_inputs = [run_id for run_id, child in children.items() if child[3]]
     inputs = run_inputs_messages(session, with_inputs) if with_inputs else {}
     return [
-        run_to_mlflow(run, latest.get(run["id"], ()), inputs.get(run["id"]), outputs.get(run["id"]))
+        run_to_mlflow(
+            run,
+            children[run["id"]][2],
+            inputs.get(run["id"]),
+            children[run["id"]][4],
+            params=children[run["id"]][0],
+            tags=children[run["id"]][1],
+        )
         for run in runs
     ]
 
@@ -305,22 +322,28 @@ def run_to_mlflow(
     metrics: Sequence[dict[str, Any]] = (),
     inputs: dict[str, Any] | None = None,
     outputs: list[dict[str, Any]] | None = None,
+    *,
+    params: list[dict[str, Any]] | None = None,
+    tags: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A run as MLflow's ``Run`` message, given its latest metrics (MLflow ``Metric``
-    messages, in key order), inputs and outputs; a new run has none of them."""
-    tags = dict(run["tags"])
-    tags.setdefault(RUN_NAME_TAG, run["name"])
-    if run["parent_run_id"]:
-        tags.setdefault(PARENT_RUN_TAG, run["parent_run_id"])
-    if run["description"]:
-        tags.setdefault(NOTE_TAG, run["description"])
+    messages, in key order), inputs and outputs; a new run has none of them.
+    ``params`` and ``tags`` (``{"key", "value"}`` messages) default to the run's own."""
+    if params is None:
+        params = [{"key": k, "value": v} for k, v in run["params"].items()]
+    if tags is None:
+        tags = [{"key": k, "value": v} for k, v in run["tags"].items()]
+    # The run's name, parent and description are columns here and tags in MLflow.
+    named = {tag["key"] for tag in tags} if tags else ()
+    if RUN_NAME_TAG not in named:
+        tags.append({"key": RUN_NAME_TAG, "value": run["name"]})
+    if run["parent_run_id"] and PARENT_RUN_TAG not in named:
+        tags.append({"key": PARENT_RUN_TAG, "value": run["parent_run_id"]})
+    if run["description"] and NOTE_TAG not in named:
+        tags.append({"key": NOTE_TAG, "value": run["description"]})
     message: dict[str, Any] = {
         "info": run_info(run),
-        "data": {
-            "metrics": list(metrics),
-            "params": [{"key": k, "value": v} for k, v in run["params"].items()],
-            "tags": [{"key": k, "value": v} for k, v in tags.items()],
-        },
+        "data": {"metrics": list(metrics), "params": params, "tags": tags},
         # As MLflow's server answers a run without inputs (and cheaper for clients to parse).
         "inputs": inputs if inputs is not None else {},
     }
@@ -329,61 +352,69 @@ def run_to_mlflow(
     return message
 
 
-# What MLflow's Run message needs beyond what run_dicts/search_runs give: each latest
-# metric's step and time, which runs have inputs (few do; those are read in full
-# after) and the model outputs. One statement over the driver's cursor, the run ids
-# passed as ONE parameter (as in tracking/runs.py): SQLAlchemy's rows would cost
-# more than the query on a page of 1,000 runs.
-_EXTRAS_SQL = (
+# Everything MLflow's Run message holds beyond the run's own columns, for a page of
+# runs, in one statement over the driver's cursor, the run ids passed as ONE parameter
+# (as in tracking/runs.py): params, tags, each latest metric with its step and time,
+# whether the run has inputs (few do; those are read in full after) and its model
+# outputs. SQLAlchemy's rows would cost more than the query on a page of 1,000 runs.
+# The first SELECT types the columns for PostgreSQL: kind, run, key, text, number,
+# timestamp, step.
+_CHILDREN_SQL = (
     "WITH page(id) AS ({ids}) "
-    "SELECT 0, run_id, key, value, timestamp, step FROM latest_metrics "
+    "SELECT 0, run_id, key, value, CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), "
+    "CAST(NULL AS BIGINT) FROM params WHERE run_id IN (SELECT id FROM page) "
+    "UNION ALL "
+    "SELECT 1, run_id, key, value, NULL, NULL, NULL FROM run_tags "
     "WHERE run_id IN (SELECT id FROM page) "
     "UNION ALL "
-    "SELECT DISTINCT 1, run_id, CAST(NULL AS TEXT), CAST(NULL AS DOUBLE PRECISION), "
-    "CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM run_inputs "
+    "SELECT 2, run_id, key, NULL, value, timestamp, step FROM latest_metrics "
     "WHERE run_id IN (SELECT id FROM page) "
     "UNION ALL "
-    "SELECT 2, run_id, model_id, CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), step "
-    "FROM run_outputs WHERE run_id IN (SELECT id FROM page)"
+    "SELECT DISTINCT 3, run_id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
+    "CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM run_inputs "
+    "WHERE run_id IN (SELECT id FROM page) "
+    "UNION ALL "
+    "SELECT 4, run_id, model_id, NULL, NULL, NULL, step FROM run_outputs "
+    "WHERE run_id IN (SELECT id FROM page)"
 )
-_EXTRAS = {
-    "postgresql": _EXTRAS_SQL.format(ids="SELECT unnest(string_to_array(%s, ','))"),
-    "sqlite": _EXTRAS_SQL.format(ids="SELECT value FROM json_each(?)"),
+_CHILDREN = {
+    "postgresql": _CHILDREN_SQL.format(ids="SELECT unnest(string_to_array(%s, ','))"),
+    "sqlite": _CHILDREN_SQL.format(ids="SELECT value FROM json_each(?)"),
 }
 
+# Per run: params, tags, latest metrics (MLflow messages), whether it has inputs, and
+# its model outputs.
+_Children = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], bool, list]
 
-def _run_extras(
-    session: Session, ids: Sequence[str]
-) -> tuple[dict[str, list[dict[str, Any]]], list[str], dict[str, list[dict[str, Any]]]]:
-    """``(latest metrics by run, ids of the runs with inputs, model outputs by run)``."""
-    latest: dict[str, list[dict[str, Any]]] = {}
-    with_inputs: list[str] = []
-    outputs: dict[str, list[dict[str, Any]]] = {}
+
+def _children(session: Session, ids: Sequence[str]) -> dict[str, _Children]:
+    """What :data:`_CHILDREN_SQL` reads, by run (metrics in key order)."""
+    found: dict[str, _Children] = {run_id: ([], [], [], False, []) for run_id in ids}
     if not ids:
-        return latest, with_inputs, outputs
+        return found
     cursor, dialect = driver_cursor(session)
     arg = ",".join(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
     try:
-        cursor.execute(_EXTRAS[dialect], (arg,))
+        cursor.execute(_CHILDREN[dialect], (arg,))
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    for kind, run_id, key, value, timestamp, step in rows:
-        if kind == 0:
-            point = {"key": key, "value": _number(value), "timestamp": timestamp, "step": step}
-            found = latest.get(run_id)
-            if found is None:
-                latest[run_id] = [point]
-            else:
-                found.append(point)
-        elif kind == 1:
-            with_inputs.append(run_id)
+    for kind, run_id, key, text, number, timestamp, step in rows:
+        child = found[run_id]
+        if kind == 2:
+            child[2].append(
+                {"key": key, "value": _number(number), "timestamp": timestamp, "step": step}
+            )
+        elif kind < 2:
+            child[kind].append({"key": key, "value": text})
+        elif kind == 3:
+            found[run_id] = (*child[:3], True, child[4])
         else:
-            outputs.setdefault(run_id, []).append({"model_id": key, "step": step})
-    for points in latest.values():
-        if len(points) > 1:
-            points.sort(key=itemgetter("key"))
-    return latest, with_inputs, outputs
+            child[4].append({"model_id": key, "step": step})
+    for child in found.values():
+        if len(child[2]) > 1:
+            child[2].sort(key=itemgetter("key"))
+    return found
 
 
 def delete_run_tag(ctx: RequestContext, run_id: str, key: str) -> None:

@@ -47,8 +47,9 @@ from shipyard.mlflow_compat.tracking import (
     key_values,
     read_mlflow_run,
     run_info,
+    run_messages,
     run_to_mlflow,
-    runs_to_mlflow,
+    search_messages,
     status_of,
     validated,
     view_type_of,
@@ -461,12 +462,11 @@ def search_runs(
         return FastJSON({"runs": []})
     if view == "DELETED_ONLY":
         found, token = _deleted_runs(ctx, spec)
+        with ctx.platform.db.read() as session:
+            messages = run_messages(session, found)
     else:
-        # MLflow's messages carry each latest metric's step and time, which
-        # runs_to_mlflow reads itself: the search need not load the values too.
-        page = runs.search_runs(ctx.platform, _project(ctx), spec, metrics=False)
-        found, token = page["runs"], page["next_page_token"]
-    body: dict[str, Any] = {"runs": runs_to_mlflow(ctx.platform, found)}
+        messages, token = search_messages(ctx.platform, _project(ctx), spec)
+    body: dict[str, Any] = {"runs": messages}
     if token:
         body["next_page_token"] = token
     return FastJSON(body)

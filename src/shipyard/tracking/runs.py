@@ -50,6 +50,8 @@ _RUN_COLUMNS = (
     RunRow.lifecycle,
     RunRow.description,
 )
+RUN_HEAD_KEYS = tuple(column.key for column in _RUN_COLUMNS)
+"""The fields of the rows :func:`search_page_rows` returns, in order."""
 
 
 def _run_dict(r: Sequence[Any]) -> dict[str, Any]:
@@ -89,12 +91,9 @@ _CHILDREN_SQL = (
     "WITH page(id) AS ({ids}) "
     "SELECT 0, run_id, key, value, {no_number} FROM params WHERE run_id IN (SELECT id FROM page) "
     "UNION ALL "
-    "SELECT 1, run_id, key, value, NULL FROM run_tags WHERE run_id IN (SELECT id FROM page)"
-)
-_METRICS_SQL = (
-    " UNION ALL "
-    "SELECT 2, run_id, key, NULL, value FROM latest_metrics "
-    "WHERE run_id IN (SELECT id FROM page)"
+    "SELECT 1, run_id, key, value, NULL FROM run_tags WHERE run_id IN (SELECT id FROM page) "
+    "UNION ALL "
+    "SELECT 2, run_id, key, NULL, value FROM latest_metrics WHERE run_id IN (SELECT id FROM page)"
 )
 # How each dialect takes the ids, and types the number column: PostgreSQL types a
 # UNION from its first SELECT on, where a bare NULL would be text.
@@ -102,17 +101,11 @@ _DIALECT_PARTS = {
     "postgresql": {"ids": "SELECT unnest(string_to_array(%s, ','))", "no_number": "NULL::float8"},
     "sqlite": {"ids": "SELECT value FROM json_each(?)", "no_number": "NULL"},
 }
-# (dialect, with latest metrics) -> statement
-_CHILD_SQL = {
-    (dialect, metrics): (_CHILDREN_SQL + (_METRICS_SQL if metrics else "")).format(**parts)
-    for dialect, parts in _DIALECT_PARTS.items()
-    for metrics in (True, False)
-}
+_CHILD_SQL = {dialect: _CHILDREN_SQL.format(**parts) for dialect, parts in _DIALECT_PARTS.items()}
 
 
-def add_children(session: Session, runs: Sequence[dict[str, Any]], *, metrics: bool = True) -> None:
-    """Fill the params, tags and (unless ``metrics`` is False) latest metrics of
-    ``runs`` (dicts from :func:`_run_dict`).
+def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
+    """Fill the params, tags and latest metrics of ``runs`` (dicts from :func:`_run_dict`).
 
     One query over the driver's cursor, whatever the number of runs:
     SQLAlchemy's row objects would cost more than the query. The keys of
@@ -124,7 +117,7 @@ def add_children(session: Session, runs: Sequence[dict[str, Any]], *, metrics: b
     cursor, dialect = driver_cursor(session)
     arg = ",".join(ids) if dialect == "postgresql" else orjson.dumps(ids).decode()
     try:
-        cursor.execute(_CHILD_SQL[dialect, metrics], (arg,))
+        cursor.execute(_CHILD_SQL[dialect], (arg,))
         rows = cursor.fetchall()
     finally:
         cursor.close()
@@ -348,54 +341,61 @@ def set_run_lifecycle(ctx: RequestContext, run_id: str, lifecycle: str) -> None:
 _SEARCH_STATEMENTS: BoundedCache[Select[Any]] = BoundedCache(256)
 
 
-def search_runs(
-    platform: Platform, project_id: int, spec: RunSearch, *, metrics: bool = True
-) -> dict[str, Any]:
+def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
     """A page of the project's runs matching ``spec``, as a plain dict shaped like RunPage.
 
     One query finds the page's runs (filtered and ordered by the search
     language), then :func:`add_children` loads their params, tags and latest
-    metrics (``metrics=False`` leaves those empty, for a caller that reads them
-    its own way). Search results carry no ``code_version`` nor ``environment``
+    metrics. Search results carry no ``code_version`` nor ``environment``
     (empty dicts): those can be large; ``GET /runs/{id}`` returns them.
     """
+    refresh_if_stale(platform.db)
+    with platform.db.read() as session:
+        rows, token = search_page_rows(session, project_id, spec)
+        runs = [_run_dict(r) for r in rows]
+        add_children(session, runs)
+    return {"runs": runs, "next_page_token": token}
+
+
+def search_page_rows(
+    session: Session, project_id: int, spec: RunSearch
+) -> tuple[list[Sequence[Any]], str | None]:
+    """The rows (fields :data:`RUN_HEAD_KEYS`) of the page of the project's runs that
+    ``spec`` finds, and the next page's token (None on the last page). Callers run
+    :func:`~shipyard.tracking.planner.refresh_if_stale` before opening ``session``."""
     from shipyard.tracking.search import build_search_query
 
     offset = decode_page_token(spec.page_token)
     experiments = select(ExperimentRow.id).where(ExperimentRow.project_id == project_id)
     if not spec.include_deleted:
         experiments = experiments.where(ExperimentRow.lifecycle == ACTIVE)
-    refresh_if_stale(platform.db)
-    with platform.db.read() as session:
-        if spec.experiment_ids is not None:
-            wanted = set(spec.experiment_ids)
-            found = set(
-                session.scalars(
-                    select(ExperimentRow.id).where(
-                        ExperimentRow.project_id == project_id, ExperimentRow.id.in_(wanted)
-                    )
+    if spec.experiment_ids is not None:
+        wanted = set(spec.experiment_ids)
+        found = set(
+            session.scalars(
+                select(ExperimentRow.id).where(
+                    ExperimentRow.project_id == project_id, ExperimentRow.id.in_(wanted)
                 )
             )
-            if wanted - found:
-                missing = sorted(wanted - found)
-                raise NotFound(f"experiment {missing[0]} not found in this project")
-            experiments = experiments.where(ExperimentRow.id.in_(wanted))
-        key = (
-            project_id,
-            None if spec.experiment_ids is None else tuple(sorted(set(spec.experiment_ids))),
-            spec.include_deleted,
-            spec.filter,
-            tuple(spec.order_by or ()),
         )
-        stmt = _SEARCH_STATEMENTS.get(key)
-        if stmt is None:
-            stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
-            if not spec.include_deleted:
-                stmt = stmt.where(RunRow.lifecycle == ACTIVE)
-            stmt = _SEARCH_STATEMENTS.put(key, build_search_query(stmt, spec.filter, spec.order_by))
-        rows = session.execute(stmt.offset(offset).limit(spec.max_results + 1)).all()
-        more = len(rows) > spec.max_results
-        runs = [_run_dict(r) for r in rows[: spec.max_results]]
-        add_children(session, runs, metrics=metrics)
+        if wanted - found:
+            missing = sorted(wanted - found)
+            raise NotFound(f"experiment {missing[0]} not found in this project")
+        experiments = experiments.where(ExperimentRow.id.in_(wanted))
+    key = (
+        project_id,
+        None if spec.experiment_ids is None else tuple(sorted(set(spec.experiment_ids))),
+        spec.include_deleted,
+        spec.filter,
+        tuple(spec.order_by or ()),
+    )
+    stmt = _SEARCH_STATEMENTS.get(key)
+    if stmt is None:
+        stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
+        if not spec.include_deleted:
+            stmt = stmt.where(RunRow.lifecycle == ACTIVE)
+        stmt = _SEARCH_STATEMENTS.put(key, build_search_query(stmt, spec.filter, spec.order_by))
+    rows = session.execute(stmt.offset(offset).limit(spec.max_results + 1)).all()
+    more = len(rows) > spec.max_results
     token = encode_page_token(offset + spec.max_results) if more else None
-    return {"runs": runs, "next_page_token": token}
+    return rows[: spec.max_results], token
