@@ -9,7 +9,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -281,21 +281,27 @@ def test_a_file_that_is_not_parquet_is_refused(tmp_path: Path) -> None:
 
 
 def test_known_schemas_spare_reading_the_footers(tmp_path: Path) -> None:
-    path = tmp_path / "x.parquet"
-    pq.write_table(pa.table({"a": [1]}), path)
-    asked: list[tuple[Path, int]] = []
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for name in ("x", "y"):
+        pq.write_table(pa.table({"a": [1]}), folder / f"{name}.parquet")
+    calls: list[list[tuple[Path, int]]] = []
     remembered = pa.schema([("a", pa.int64())])
 
-    def lookup(p: Path, st: os.stat_result) -> pa.Schema | None:
-        asked.append((p, st.st_ino))
-        return remembered
+    def lookup(files: Sequence[tuple[Path, os.stat_result]]) -> list[pa.Schema | None]:
+        calls.append([(p, st.st_ino) for p, st in files])
+        return [remembered if p.name == "x.parquet" else None for p, _ in files]
 
-    path.write_bytes(b"not parquet any more")  # a cache hit never opens the file
-    source = open_source(path, known_schemas=lookup)
-    assert asked == [(path.resolve(), path.stat().st_ino)]
-    assert source.inputs[0].schema is remembered  # type: ignore[union-attr]
+    x = folder / "x.parquet"
+    x.write_bytes(b"not parquet any more")  # a cache hit never opens the file
+    source = open_source(folder, known_schemas=lookup)
+    # Asked once for the whole folder; the file it did not know was read.
+    expected = [(p.resolve(), p.stat().st_ino) for p in sorted(folder.iterdir())]
+    assert calls == [expected]
+    assert [i.schema for i in source.inputs][0] is remembered  # type: ignore[union-attr]
+    assert source.inputs[1].schema.equals(remembered)  # type: ignore[union-attr]
     with pytest.raises(InvalidInput):
-        open_source(path, known_schemas=lambda p, st: None)
+        open_source(folder, known_schemas=lambda files: [None] * len(files))
 
 
 # --- files: paths, formats and failures ----------------------------------------------------

@@ -131,6 +131,9 @@ def test_uploads_are_checked_and_scoped_to_the_project(client: Client, tmp_path:
         assert [e.details for e in client.audit.list(action="datasets.claim_blobs")] == [
             {"blobs": 1}
         ]
+        # A blob the project holds already is not claimed (nor audited) again.
+        transfer.publish({blob.hash: path})
+        assert len(list(client.audit.list(action="datasets.claim_blobs"))) == 1
     assert api.post("/projects/default/datasets/-/missing-blobs", {"hashes": [blob.hash]}) == {
         "missing": []
     }

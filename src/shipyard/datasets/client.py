@@ -207,7 +207,7 @@ class DatasetsClient:
                 query=query,
                 settings=self.client.settings,
                 as_is=not row_checks,
-                known_schemas=cache.schema_for,
+                known_schemas=cache.schemas_for,
             )
             ingest = Ingest(
                 self, project, name, suite, cache=cache, progress=progress, create=dataset is None

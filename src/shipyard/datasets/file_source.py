@@ -97,11 +97,16 @@ def _common_format(files: list[SourceFile]) -> Format:
 def _parquet_inputs(
     files: list[SourceFile], as_is: bool, batch_rows: int, known_schemas: SchemaLookup | None
 ) -> tuple[Inputs, pa.Schema]:
-    if len(files) > 8:  # footers are small reads: overlap their latency
+    schemas = _known_schemas(files, known_schemas)
+    unknown = [i for i, schema in enumerate(schemas) if schema is None]
+    if len(unknown) > 8:  # footers are small reads: overlap their latency
         with ThreadPoolExecutor(4) as pool:
-            schemas = list(pool.map(lambda f: _footer_schema(f, known_schemas), files))
+            read = pool.map(lambda i: _footer_schema(files[i]), unknown)
+            for i, schema in zip(unknown, read, strict=True):
+                schemas[i] = schema
     else:
-        schemas = [_footer_schema(file, known_schemas) for file in files]
+        for i in unknown:
+            schemas[i] = _footer_schema(files[i])
     first = schemas[0].remove_metadata()
     nullable = {f.name for f in first if f.nullable}
     for file, schema in zip(files[1:], schemas[1:], strict=False):
@@ -127,11 +132,20 @@ def _parquet_inputs(
     return inputs, schema
 
 
-def _footer_schema(file: SourceFile, known_schemas: SchemaLookup | None) -> pa.Schema:
-    if known_schemas is not None and file.path is not None and file.stat is not None:
-        known = known_schemas(file.path, file.stat)
-        if known is not None:
-            return known
+def _known_schemas(
+    files: list[SourceFile], known_schemas: SchemaLookup | None
+) -> list[pa.Schema | None]:
+    """What the stat cache remembers of each file (None where it does not), asked once."""
+    found: list[pa.Schema | None] = [None] * len(files)
+    local = [i for i, f in enumerate(files) if f.path is not None and f.stat is not None]
+    if known_schemas is not None and local:
+        asked = [(files[i].path, files[i].stat) for i in local]
+        for i, schema in zip(local, known_schemas(asked), strict=True):  # type: ignore[arg-type]
+            found[i] = schema
+    return found
+
+
+def _footer_schema(file: SourceFile) -> pa.Schema:
     try:
         with file.opener() as raw:
             return pq.read_schema(raw)

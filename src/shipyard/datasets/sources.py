@@ -26,7 +26,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Union
@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Format = Literal["csv", "parquet", "jsonl"]
-SchemaLookup = Callable[[Path, os.stat_result], "pa.Schema | None"]
-"""The schema a cache remembers for a local file with this stat, or None to read the footer."""
+SchemaLookup = Callable[[Sequence[tuple[Path, os.stat_result]]], "list[pa.Schema | None]"]
+"""The schemas a cache remembers for local files with these stats (None: read the footer),
+all in one call."""
 
 Ingestible = Union[
     str, os.PathLike[str], "pd.DataFrame", pa.Table, pa.RecordBatch, pa.RecordBatchReader

@@ -69,7 +69,7 @@ class StatCache:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(_SCHEMA)
         self._lock = threading.Lock()
-        self._hits: dict[str, CachedFile] = {}  # what schema_for found, for lookup
+        self._hits: dict[str, CachedFile] = {}  # what schemas_for found, for lookup
         self._schemas: dict[bytes, pa.Schema] = {}  # files of a folder share one schema
 
     def lookup(self, stats: Sequence[FileStat]) -> dict[str, CachedFile]:
@@ -95,20 +95,28 @@ class StatCache:
                         found[path] = CachedFile(stat, digest, nrows, schema, profile)
         return found
 
-    def schema_for(self, path: Path, info: os.stat_result) -> pa.Schema | None:
-        """The Arrow schema remembered for an unchanged local file (for ``open_source``'s
-        ``known_schemas``), or None to read its footer."""
-        stat = FileStat(str(path), info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-        hit = self.lookup([stat]).get(stat.path)
-        if hit is None:
-            return None
-        self._hits[stat.path] = hit
-        schema = self._schemas.get(hit.schema)
-        if schema is None:
-            import pyarrow as pa
+    def schemas_for(self, files: Sequence[tuple[Path, os.stat_result]]) -> list[pa.Schema | None]:
+        """The Arrow schemas remembered for unchanged local files (``open_source``'s
+        ``known_schemas``), None for each file whose footer must be read; one lookup."""
+        stats = [
+            FileStat(str(path), info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            for path, info in files
+        ]
+        hits = self.lookup(stats)
+        self._hits.update(hits)
+        found: list[pa.Schema | None] = []
+        for stat in stats:
+            hit = hits.get(stat.path)
+            if hit is None:
+                found.append(None)
+                continue
+            schema = self._schemas.get(hit.schema)
+            if schema is None:
+                import pyarrow as pa
 
-            schema = self._schemas[hit.schema] = pa.ipc.read_schema(pa.py_buffer(hit.schema))
-        return schema
+                schema = self._schemas[hit.schema] = pa.ipc.read_schema(pa.py_buffer(hit.schema))
+            found.append(schema)
+        return found
 
     def remember(self, entries: Iterable[CachedFile]) -> None:
         """Keep (or replace) entries."""
