@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,47 @@ def test_errors_are_json_without_traces(platform: Platform, server_for) -> None:
         r = http.post("/api/v1/projects", json={"name": 5})
         assert r.status_code == 400 and "name" in r.json()["error"]["message"]
         assert http.get("/no/such/route").status_code == 404
+
+
+def test_an_unexpected_error_is_answered_and_the_connection_kept(
+    platform: Platform,
+    server_for,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from shipyard.projects import service
+    from shipyard.tracking import experiments
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "list_projects", broken)
+    monkeypatch.setattr(experiments, "list_experiments", broken)
+
+    # The exception is not raised past the app (httpx's ASGI transport would raise it).
+    async def answers() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(platform), raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as local:
+            return [
+                await local.get("/api/v1/projects"),
+                await local.get("/api/2.0/mlflow/experiments/search"),
+            ]
+
+    native, mlflow = asyncio.run(answers())
+    assert native.status_code == 500 and "a bug" not in native.text
+    assert native.json()["error"]["code"] == "internal_error"
+    assert mlflow.status_code == 500 and mlflow.json()["error_code"] == "INTERNAL_ERROR"
+    # Over HTTP the kept-alive connection stays usable: a client retrying a 5xx on it
+    # gets the answer again, not a reset connection.
+    srv = server_for(platform)
+    opened: list[object] = []
+    with httpx.Client(
+        base_url=srv.url, event_hooks={"request": [lambda req: opened.append(req)]}
+    ) as http:
+        for _ in range(3):
+            assert http.get("/api/v1/projects").status_code == 500
+            assert http.get("/healthz").status_code == 200
+        pool = http._transport._pool  # type: ignore[attr-defined]
+        assert len(pool.connections) == 1 and len(opened) == 6
 
 
 def test_request_size_limit(tmp_path: Path, platform: Platform, server_for) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
 from shipyard.mlflow_compat.protocol import MLFLOW_CODE, is_mlflow_path, mlflow_error
@@ -45,6 +46,45 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+_INTERNAL = "internal error; the server log has the details"
+
+
+class AnswerUnexpected:
+    """Answers an exception no handler knows as the JSON 500 of the error tree, and
+    logs it, without raising it further.
+
+    Starlette's outermost handler (the one for ``Exception``) answers and then raises
+    again, and uvicorn closes the connection on an exception: a client that keeps its
+    connection alive and retries 5xx answers (the mlflow client does) then meets a
+    reset connection instead of the error. This middleware sits inside that one, so
+    only exceptions from the outer middlewares still reach it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            request = Request(scope)
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            if started:  # too late for an answer: the connection must close
+                raise
+            await _respond(ShipyardError(_INTERNAL), request)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -96,7 +136,10 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("database error: %s", exc)
         return _respond(Unavailable("the metadata store is unavailable"), request)
 
+    app.add_middleware(AnswerUnexpected)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Only what the middlewares outside AnswerUnexpected raise comes here.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _respond(ShipyardError("internal error; the server log has the details"), request)
+        return _respond(ShipyardError(_INTERNAL), request)
