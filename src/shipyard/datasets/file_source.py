@@ -99,14 +99,14 @@ def _parquet_inputs(
 ) -> tuple[Inputs, pa.Schema]:
     schemas = _known_schemas(files, known_schemas)
     unknown = [i for i, schema in enumerate(schemas) if schema is None]
-    if len(unknown) > 8:  # footers are small reads: overlap their latency
+    to_read = [files[i] for i in unknown]
+    if len(to_read) > 8:  # footers are small reads: overlap their latency
         with ThreadPoolExecutor(4) as pool:
-            read = pool.map(lambda i: _footer_schema(files[i]), unknown)
-            for i, schema in zip(unknown, read, strict=True):
-                schemas[i] = schema
+            read = list(pool.map(_footer_schema, to_read))
     else:
-        for i in unknown:
-            schemas[i] = _footer_schema(files[i])
+        read = [_footer_schema(file) for file in to_read]
+    for i, schema in zip(unknown, read, strict=True):
+        schemas[i] = schema
     first = schemas[0].remove_metadata()
     nullable = {f.name for f in first if f.nullable}
     for file, schema in zip(files[1:], schemas[1:], strict=False):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -33,13 +33,21 @@ from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, NotFound
 from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message, fail
+from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking import experiments
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
 from shipyard.tracking.planner import refresh_if_stale
 from shipyard.tracking.runs import RUN_HEAD_KEYS, run_dicts, search_page_rows, writable_run
 from shipyard.tracking.tables import ExperimentRow, ExperimentTagRow, RunTagRow
-from shipyard.tracking.types import ACTIVE, Experiment, ExperimentCreate, RunSearch, check_keys
+from shipyard.tracking.types import (
+    ACTIVE,
+    DELETED,
+    Experiment,
+    ExperimentCreate,
+    RunSearch,
+    check_keys,
+)
 from shipyard.tracking.upserts import driver_cursor, driver_sql
 
 M = TypeVar("M", bound=BaseModel)
@@ -264,9 +272,42 @@ def search_messages(
     refresh_if_stale(platform.db)
     with platform.db.read() as session:
         rows, token = search_page_rows(session, project_id, spec)
-        return run_messages(
-            session, [dict(zip(RUN_HEAD_KEYS, row, strict=True)) for row in rows]
-        ), token
+        return run_messages(session, _heads(rows)), token
+
+
+def deleted_messages(
+    platform: Platform, project_id: int, spec: RunSearch
+) -> tuple[list[dict[str, Any]], str | None]:
+    """:func:`search_messages` of deleted runs only (MLflow's ``DELETED_ONLY``).
+
+    Shipyard's search has no "deleted only" view, so this walks the search that
+    includes them (``spec.include_deleted``) and keeps the deleted ones; the page token
+    is the position in that walk. Only the kept runs' children are read."""
+    offset = decode_page_token(spec.page_token)
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    refresh_if_stale(platform.db)
+    with platform.db.read() as session:
+        while True:
+            page_spec = spec.model_copy(update={"page_token": encode_page_token(offset)})
+            rows, following = search_page_rows(session, project_id, page_spec)
+            heads = _heads(rows)
+            for index, head in enumerate(heads):
+                if head["lifecycle"] != DELETED:
+                    continue
+                found.append(head)
+                if len(found) == spec.max_results:
+                    if index + 1 < len(heads) or following:
+                        token = encode_page_token(offset + index + 1)
+                    return run_messages(session, found), token
+            if not following:
+                return run_messages(session, found), None
+            offset += len(heads)
+
+
+def _heads(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`~shipyard.tracking.runs.search_page_rows` as dicts by field."""
+    return [dict(zip(RUN_HEAD_KEYS, row, strict=True)) for row in rows]
 
 
 def read_mlflow_run(session: Session, run_id: str) -> dict[str, Any]:
@@ -284,19 +325,22 @@ def run_messages(session: Session, runs: Sequence[dict[str, Any]]) -> list[dict[
     from shipyard.mlflow_compat.inputs import run_inputs_messages
 
     children = _children(session, [run["id"] for run in runs])
-    with_inputs = [run_id for run_id, child in children.items() if child[3]]
+    with_inputs = [run_id for run_id, child in children.items() if child.has_inputs]
     inputs = run_inputs_messages(session, with_inputs) if with_inputs else {}
-    return [
-        run_to_mlflow(
-            run,
-            children[run["id"]][2],
-            inputs.get(run["id"]),
-            children[run["id"]][4],
-            params=children[run["id"]][0],
-            tags=children[run["id"]][1],
+    messages = []
+    for run in runs:
+        child = children[run["id"]]
+        messages.append(
+            run_to_mlflow(
+                run,
+                child.metrics,
+                inputs.get(run["id"]),
+                child.outputs,
+                params=child.params,
+                tags=child.tags,
+            )
         )
-        for run in runs
-    ]
+    return messages
 
 
 def run_info(run: dict[str, Any]) -> dict[str, Any]:
@@ -382,14 +426,21 @@ _CHILDREN = {
     "sqlite": _CHILDREN_SQL.format(ids="SELECT value FROM json_each(?)"),
 }
 
-# Per run: params, tags, latest metrics (MLflow messages), whether it has inputs, and
-# its model outputs.
-_Children = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], bool, list]
+
+@dataclass(slots=True)
+class _Children:
+    """What a run's MLflow message holds beyond its own columns (MLflow messages)."""
+
+    params: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # in key order
+    has_inputs: bool = False  # few runs have: read in full by the caller
+    outputs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _children(session: Session, ids: Sequence[str]) -> dict[str, _Children]:
-    """What :data:`_CHILDREN_SQL` reads, by run (metrics in key order)."""
-    found: dict[str, _Children] = {run_id: ([], [], [], False, []) for run_id in ids}
+    """What :data:`_CHILDREN_SQL` reads, by run."""
+    found = {run_id: _Children() for run_id in ids}
     if not ids:
         return found
     cursor, dialect = driver_cursor(session)
@@ -401,19 +452,21 @@ def _children(session: Session, ids: Sequence[str]) -> dict[str, _Children]:
         cursor.close()
     for kind, run_id, key, text, number, timestamp, step in rows:
         child = found[run_id]
-        if kind == 2:
-            child[2].append(
+        if kind == 0:
+            child.params.append({"key": key, "value": text})
+        elif kind == 1:
+            child.tags.append({"key": key, "value": text})
+        elif kind == 2:
+            child.metrics.append(
                 {"key": key, "value": _number(number), "timestamp": timestamp, "step": step}
             )
-        elif kind < 2:
-            child[kind].append({"key": key, "value": text})
         elif kind == 3:
-            found[run_id] = (*child[:3], True, child[4])
+            child.has_inputs = True
         else:
-            child[4].append({"model_id": key, "step": step})
+            child.outputs.append({"model_id": key, "step": step})
     for child in found.values():
-        if len(child[2]) > 1:
-            child[2].sort(key=itemgetter("key"))
+        if len(child.metrics) > 1:
+            child.metrics.sort(key=itemgetter("key"))
     return found
 
 

@@ -39,6 +39,7 @@ from shipyard.mlflow_compat.tracking import (
     default_experiment_id,
     delete_experiment_tag,
     delete_run_tag,
+    deleted_messages,
     experiment_id_of,
     experiment_to_mlflow,
     float_of,
@@ -47,7 +48,6 @@ from shipyard.mlflow_compat.tracking import (
     key_values,
     read_mlflow_run,
     run_info,
-    run_messages,
     run_to_mlflow,
     search_messages,
     status_of,
@@ -460,38 +460,12 @@ def search_runs(
     )
     if not experiment_ids:
         return FastJSON({"runs": []})
-    if view == "DELETED_ONLY":
-        found, token = _deleted_runs(ctx, spec)
-        with ctx.platform.db.read() as session:
-            messages = run_messages(session, found)
-    else:
-        messages, token = search_messages(ctx.platform, _project(ctx), spec)
+    find = deleted_messages if view == "DELETED_ONLY" else search_messages
+    messages, token = find(ctx.platform, _project(ctx), spec)
     body: dict[str, Any] = {"runs": messages}
     if token:
         body["next_page_token"] = token
     return FastJSON(body)
-
-
-def _deleted_runs(ctx: RequestContext, spec: RunSearch) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of deleted runs only: Shipyard's search has no "deleted only" view, so
-    this walks the search that includes them and keeps the deleted ones; the page
-    token is the position in that walk."""
-    offset = decode_page_token(spec.page_token)
-    wanted = spec.max_results
-    found: list[dict[str, Any]] = []
-    while True:
-        page_spec = spec.model_copy(update={"page_token": encode_page_token(offset)})
-        page = runs.search_runs(ctx.platform, _project(ctx), page_spec)
-        for index, run in enumerate(page["runs"]):
-            if run["lifecycle"] == DELETED:
-                found.append(run)
-                if len(found) == wanted:
-                    resume = offset + index + 1
-                    more = index + 1 < len(page["runs"]) or page["next_page_token"]
-                    return found, encode_page_token(resume) if more else None
-        if not page["next_page_token"]:
-            return found, None
-        offset += len(page["runs"])
 
 
 # --- metric history ---------------------------------------------------------------------------

@@ -80,10 +80,10 @@ class AnswerUnexpected:
         try:
             await self.app(scope, receive, watched)
         except Exception:
+            if started:  # too late for an answer: the outer handler logs it, closes
+                raise
             request = Request(scope)
             log.exception("unhandled error on %s %s", request.method, request.url.path)
-            if started:  # too late for an answer: the connection must close
-                raise
             await _respond(ShipyardError(_INTERNAL), request)(scope, receive, send)
 
 

@@ -65,11 +65,10 @@ def refresh_if_stale(db: Database) -> None:
     key = _key(db)
     now = time.monotonic()
     with _lock:
-        noted = _noted.pop(key, Counter())
+        noted = _noted.get(key, Counter())
         if now - _last_check.get(key, 0.0) < CHECK_EVERY_S and noted.total() <= MIN_CHANGES:
-            if noted:
-                _noted.setdefault(key, Counter()).update(noted)  # kept for the next check
-            return
+            return  # what was noted stays for the next check
+        _noted.pop(key, None)
         _last_check[key] = now
     # Autocommit: statistics written by ANALYZE inside a rolled-back transaction vanish.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
