@@ -142,3 +142,52 @@ def test_tree_head_defers_on_a_merge_revision(tmp_path: Path) -> None:
         'revision = "m"\ndown_revision = ("a1", "b2")\n', encoding="utf-8"
     )
     assert tree_head(tmp_path) is None
+
+
+def test_keyed_run_tables_move_to_without_rowid_with_their_rows(tmp_path: Path) -> None:
+    """Migration 0004 rebuilds SQLite's params, run_tags and latest_metrics keyed by
+    (run_id, key) alone, keeping every row, the foreign keys and the index."""
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(db, revision="0003")
+    with db.write() as session:
+        session.execute(
+            text(
+                "INSERT INTO experiments (project_id, name, description, lifecycle, created_at, "
+                "updated_at) VALUES (1, 'e', '', 'active', 0, 0)"
+            )
+        )
+        session.execute(
+            text(
+                "INSERT INTO runs (id, experiment_id, name, status, user, start_time, "
+                "lifecycle, description, code_version, environment) "
+                "VALUES ('r1', 1, 'n', 'finished', 'u', 0, 'active', '', '{}', '{}')"
+            )
+        )
+        session.execute(text("INSERT INTO params VALUES ('r1', 'lr', '0.1')"))
+        session.execute(text("INSERT INTO run_tags VALUES ('r1', 't', 'x')"))
+        session.execute(text("INSERT INTO latest_metrics VALUES ('r1', 'acc', 3, 7, 0.25)"))
+    upgrade(db)
+    with db.write() as session:
+        layouts = dict(
+            session.execute(
+                text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                    "AND name IN ('params', 'run_tags', 'latest_metrics')"
+                )
+            ).all()
+        )
+        assert sorted(layouts) == ["latest_metrics", "params", "run_tags"]
+        assert all(sql.rstrip().endswith("WITHOUT ROWID") for sql in layouts.values())
+        assert session.execute(text("SELECT * FROM params")).all() == [("r1", "lr", "0.1")]
+        assert session.execute(text("SELECT * FROM run_tags")).all() == [("r1", "t", "x")]
+        assert session.execute(text("SELECT * FROM latest_metrics")).all() == [
+            ("r1", "acc", 3, 7, 0.25)
+        ]
+        plan = session.execute(
+            text("EXPLAIN QUERY PLAN SELECT run_id FROM latest_metrics WHERE key = 'acc'")
+        ).all()
+        assert "COVERING INDEX ix_latest_metrics_key_value" in str(plan)
+        # The foreign key still holds: a param of no run is refused.
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            session.execute(text("INSERT INTO params VALUES ('nope', 'lr', '1')"))
+    db.dispose()

@@ -350,6 +350,30 @@ def test_filters_on_the_sorted_key(platform: Platform) -> None:
         search(platform, "metrics.acc > 'x' and status = 'x'", ["metrics.acc"])
 
 
+def test_comparisons_on_unsorted_keys_join(platform: Platform) -> None:
+    """Top-level comparisons on keys nobody sorts by (each key one inner join, its
+    comparisons in the ON) keep the meaning they have under OR and NOT."""
+    exp = seed(platform).main
+    check(
+        platform,
+        exp,
+        {
+            "metrics.acc > 0.5 and metrics.acc < 0.92 and params.lr = '0.001'": ["run4"],
+            "params.lr = '0.01' and metrics.acc IS NULL": ["run3"],
+            "tags.team = 'vision' and params.model LIKE 'res%' and metrics.loss < 1": ["run4"],
+            "params.lr != '0.1' and (tags.rank = 'a' or tags.rank = 'b')": ["run4", "run1"],
+            "params.lr = '0.01' and metrics.acc > 0.9": ["run1"],  # run5: other experiment
+            "metrics.loss >= 0 and not params.lr = '0.01'": ["run4", "run2"],  # NaN loss: out
+            "tags.note LIKE 'a%' and tags.note != 'axb' and user = 'bob'": ["run2"],
+        },
+    )
+    # Across experiments, and with a sort on another key.
+    assert search(platform, "params.lr = '0.01' and metrics.acc > 0.9", ["metrics.acc"]) == [
+        "run1",
+        "run5",
+    ]
+
+
 def test_start_time_ties_break_on_id(platform: Platform) -> None:
     with platform.db.write() as session:
         exp = ExperimentRow(project_id=1, name="ties", created_at=0, updated_at=0)

@@ -73,6 +73,7 @@ class ParamRow(Base):
     6000 characters, and search reaches params through the (run_id, key) key."""
 
     __tablename__ = "params"
+    __table_args__ = {"sqlite_with_rowid": False}  # see migration 0004
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
@@ -81,6 +82,7 @@ class ParamRow(Base):
 
 class RunTagRow(Base):
     __tablename__ = "run_tags"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
@@ -112,7 +114,10 @@ class LatestMetricRow(Base):
     search filters and orders by."""
 
     __tablename__ = "latest_metrics"
-    __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
+    __table_args__ = (
+        Index("ix_latest_metrics_key_value", "key", "value"),
+        {"sqlite_with_rowid": False},
+    )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
