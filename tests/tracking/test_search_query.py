@@ -350,9 +350,9 @@ def test_filters_on_the_sorted_key(platform: Platform) -> None:
         search(platform, "metrics.acc > 'x' and status = 'x'", ["metrics.acc"])
 
 
-def test_comparisons_on_unsorted_keys_join(platform: Platform) -> None:
-    """Top-level comparisons on keys nobody sorts by (each key one inner join, its
-    comparisons in the ON) keep the meaning they have under OR and NOT."""
+def test_comparisons_on_several_keys(platform: Platform) -> None:
+    """Comparisons on several keys, and several on one key, beside OR, NOT and
+    IS NULL: each keeps its meaning, and only the runs of the experiment match."""
     exp = seed(platform).main
     check(
         platform,
