@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
@@ -64,16 +63,15 @@ class Points:
         return len(self.keys)
 
 
-def relax_commit(session: Session, platform: Platform) -> None:
-    """On PostgreSQL, let this transaction commit without waiting for the WAL flush.
+def relaxed_commit(platform: Platform) -> bool:
+    """Whether a transaction of metric points only may commit on PostgreSQL without
+    waiting for the WAL flush (``synchronous_commit = off`` for it alone).
 
     For batches of metric points only (the hot path): waiting for the disk is most
     of their cost. Params, tags, status changes and everything outside tracking
     stay durable. ``SHIPYARD_DURABLE_METRICS=true`` turns this off.
     """
-    if platform.settings.durable_metrics or platform.db.is_sqlite:
-        return
-    session.execute(text("SET LOCAL synchronous_commit = off"))
+    return not (platform.settings.durable_metrics or platform.db.is_sqlite)
 
 
 def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
@@ -87,11 +85,12 @@ def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
     ending = batch.status is not None or batch.end_time is not None
     if not (points or batch.params or batch.tags or ending):
         return
+    relaxed = bool(points) and not (batch.params or batch.tags or ending)
     with ctx.platform.db.write() as session:
-        if points and not (batch.params or batch.tags or ending):
-            relax_commit(session, ctx.platform)
         try:
-            start_time, stored_end_time = writable_run(session, run_id)
+            start_time, stored_end_time = writable_run(
+                session, run_id, relaxed_commit=relaxed and relaxed_commit(ctx.platform)
+            )
         except Conflict:
             raise Conflict(f"run {run_id!r} is deleted; restore it to log to it") from None
         changes = (
