@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="Server authentication. auto: required unless the server listens on "
         "loopback only. 'off' is refused for a non-loopback host.",
     )
+    secure_cookies: Literal["auto", "always"] = Field(
+        default="auto",
+        description="The web UI's session cookie is Secure (sent over HTTPS only) when the "
+        "request came over HTTPS or a proxy says so in X-Forwarded-Proto (auto), or always. "
+        "Set 'always' behind a TLS proxy that sends no X-Forwarded-Proto.",
+    )
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024,
         description="Largest JSON request body the server accepts.",

@@ -153,3 +153,29 @@ def test_sign_in_form_slows_guessing(secure_site: Site) -> None:
     page.click("button[type=submit]")
     assert page.locator("[role=alert]").inner_text().startswith("Too many failed sign-ins")
     assert not [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]
+
+
+def _login_cookie_header(site: Site, headers: dict[str, str] | None = None) -> str:
+    r = httpx.post(
+        site.url + "/login",
+        data={"username": "ada", "password": PASSWORD, "next": "/"},
+        headers=headers or {},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return next(v for v in r.headers.get_list("set-cookie") if v.startswith(SESSION_COOKIE))
+
+
+def test_session_cookie_is_secure_behind_a_tls_proxy(secure_site: Site) -> None:
+    """Plain HTTP to the server itself: no Secure (the browser would drop the cookie);
+    a TLS proxy saying so in X-Forwarded-Proto, or the setting: Secure."""
+    secure_site.user("ada")
+    assert "secure" not in _login_cookie_header(secure_site).lower()
+    proxied = _login_cookie_header(secure_site, {"X-Forwarded-Proto": "https"})
+    assert "; secure" in proxied.lower()
+    assert "; secure" not in _login_cookie_header(secure_site, {"X-Forwarded-Proto": "http"})
+    secure_site.platform.settings.secure_cookies = "always"
+    try:
+        assert "; secure" in _login_cookie_header(secure_site).lower()
+    finally:
+        secure_site.platform.settings.secure_cookies = "auto"

@@ -64,8 +64,23 @@ def check_origin(request: Request) -> None:
         raise PermissionDenied("cross-site request refused: Origin does not match Host")
 
 
+def cookie_is_secure(request: Request, setting: str) -> bool:
+    """Whether the session cookie must be Secure: ``setting`` is ``always``, or the
+    request came over HTTPS, seen by the server or by a proxy in front of it.
+
+    ``X-Forwarded-Proto`` is believed from anyone here: it can only add the flag,
+    and a cookie that is Secure without need is merely not sent over plain HTTP.
+    """
+    if setting == "always" or request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return forwarded.split(",")[0].strip().lower() == "https"
+
+
 def set_session_cookie(response: Response, request: Request, secret: str, max_age_s: int) -> None:
-    """Put the session token in an HttpOnly, SameSite cookie (Secure over HTTPS)."""
+    """Put the session token in an HttpOnly, SameSite cookie (Secure over HTTPS: see
+    :func:`cookie_is_secure`)."""
+    settings = request.app.state.platform.settings
     response.set_cookie(
         SESSION_COOKIE,
         secret,
@@ -73,7 +88,7 @@ def set_session_cookie(response: Response, request: Request, secret: str, max_ag
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=cookie_is_secure(request, settings.secure_cookies),
     )
 
 
