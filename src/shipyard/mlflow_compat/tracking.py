@@ -37,8 +37,13 @@ from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking import experiments
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
-from shipyard.tracking.planner import refresh_if_stale
-from shipyard.tracking.runs import RUN_HEAD_KEYS, run_dicts, search_page_rows, writable_run
+from shipyard.tracking.runs import (
+    RUN_HEAD_KEYS,
+    prepare_search,
+    run_dicts,
+    search_page_rows,
+    writable_run,
+)
 from shipyard.tracking.tables import ExperimentRow, ExperimentTagRow, RunTagRow
 from shipyard.tracking.types import (
     ACTIVE,
@@ -269,7 +274,7 @@ def search_messages(
     """A page of the project's runs that ``spec`` finds, as MLflow's ``Run`` messages,
     and the next page's token: built straight from the rows (no Shipyard ``Run`` in
     between, which on a page of 1,000 runs cost as much as the queries)."""
-    refresh_if_stale(platform.db)
+    prepare_search(platform, project_id, spec)
     with platform.db.read() as session:
         rows, token = search_page_rows(session, project_id, spec)
         return run_messages(session, _heads(rows)), token
@@ -286,7 +291,7 @@ def deleted_messages(
     offset = decode_page_token(spec.page_token)
     found: list[dict[str, Any]] = []
     token: str | None = None
-    refresh_if_stale(platform.db)
+    prepare_search(platform, project_id, spec)
     with platform.db.read() as session:
         while True:
             page_spec = spec.model_copy(update={"page_token": encode_page_token(offset)})

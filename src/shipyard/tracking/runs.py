@@ -17,7 +17,7 @@ from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking.planner import refresh_if_stale
-from shipyard.tracking.resolvers import project_of_run, run_project
+from shipyard.tracking.resolvers import project_of_experiment, project_of_run, run_project
 from shipyard.tracking.tables import (
     ExperimentRow,
     ParamRow,
@@ -363,10 +363,6 @@ def set_run_lifecycle(ctx: RequestContext, run_id: str, lifecycle: str) -> None:
 # repeat the same search. A statement holds no data (only the inputs it was
 # built from), so reusing one is always correct.
 _SEARCH_STATEMENTS: BoundedCache[Select[Any]] = BoundedCache(256)
-_PROJECT_EXPERIMENTS = select(ExperimentRow.id).where(
-    ExperimentRow.project_id == bindparam("project_id"),
-    ExperimentRow.id.in_(bindparam("ids", expanding=True)),
-)
 
 
 def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
@@ -377,7 +373,7 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
     metrics. Search results carry no ``code_version`` nor ``environment``
     (empty dicts): those can be large; ``GET /runs/{id}`` returns them.
     """
-    refresh_if_stale(platform.db)
+    prepare_search(platform, project_id, spec)
     with platform.db.read() as session:
         rows, token = search_page_rows(session, project_id, spec)
         runs = [_run_dict(r) for r in rows]
@@ -385,12 +381,26 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
     return {"runs": runs, "next_page_token": token}
 
 
+def prepare_search(platform: Platform, project_id: int, spec: RunSearch) -> None:
+    """What a search does before opening its session: NotFound for an experiment of
+    ``spec`` that is not the project's (from the resolvers' cache: an experiment never
+    changes project), and fresh planner statistics (PostgreSQL)."""
+    for experiment_id in sorted(set(spec.experiment_ids or ())):
+        try:
+            owner = project_of_experiment(platform, experiment_id)
+        except NotFound:
+            owner = None
+        if owner != project_id:
+            raise NotFound(f"experiment {experiment_id} not found in this project")
+    refresh_if_stale(platform.db)
+
+
 def search_page_rows(
     session: Session, project_id: int, spec: RunSearch
 ) -> tuple[list[Sequence[Any]], str | None]:
     """The rows (fields :data:`RUN_HEAD_KEYS`) of the page of the project's runs that
     ``spec`` finds, and the next page's token (None on the last page). Callers run
-    :func:`~shipyard.tracking.planner.refresh_if_stale` before opening ``session``."""
+    :func:`prepare_search` before opening ``session``."""
     from shipyard.tracking.search import build_search_query
 
     offset = decode_page_token(spec.page_token)
@@ -399,14 +409,6 @@ def search_page_rows(
         experiments = experiments.where(ExperimentRow.lifecycle == ACTIVE)
     if spec.experiment_ids is not None:
         wanted = set(spec.experiment_ids)
-        found = set(
-            session.connection()
-            .execute(_PROJECT_EXPERIMENTS, {"project_id": project_id, "ids": sorted(wanted)})
-            .scalars()
-        )
-        if wanted - found:
-            missing = sorted(wanted - found)
-            raise NotFound(f"experiment {missing[0]} not found in this project")
         experiments = experiments.where(ExperimentRow.id.in_(wanted))
     key = (
         project_id,
