@@ -65,6 +65,20 @@ def test_show_and_versions(home: Client) -> None:
     assert [(v["version"], v["aliases"]) for v in orjson.loads(out)] == [(2, []), (1, ["champion"])]
 
 
+def test_versions_show_the_newest_and_say_there_are_more(home: Client) -> None:
+    code, out, _ = _run("versions", "churn", "--max", "1", "--json")
+    assert code == 0 and [v["version"] for v in orjson.loads(out)] == [2]
+    code, out, _ = _run("versions", "churn", "--max", "1")
+    assert code == 0 and "Only the newest 1" in out
+    code, out, _ = _run("show", "churn", "-n", "1", "--json")
+    data = orjson.loads(out)
+    assert [v["version"] for v in data["versions"]] == [2] and data["more_versions"] is True
+    code, out, _ = _run("show", "churn", "-n", "1")
+    assert code == 0 and "Older versions: shipyard models versions churn" in out
+    code, _, err = _run("versions", "churn", "--max", "0")
+    assert code != 0 and "Traceback" not in err
+
+
 def test_alias_moves(home: Client) -> None:
     code, out, _ = _run("alias", "churn", "champion", "2")
     assert code == 0 and "churn@champion -> version 2" in out

@@ -183,3 +183,29 @@ def test_duplicate_model_is_conflict(client: Client) -> None:
         client.models.create("m", "second")
     assert client.models.get("m").description == "first"
     assert [m.name for m in client.models.list()] == ["m"]
+
+
+def test_versions_come_a_page_at_a_time(client: Client, run_id: str) -> None:
+    client.models.create("m")
+    for _ in range(5):
+        client.models.create_version("m", run_id)
+    client.models.delete_version("m", 4)  # deleted versions are not listed
+    pages: list[list[int]] = []
+    token: str | None = None
+    while True:
+        page = client.models.version_page("m", max_results=2, page_token=token)
+        pages.append([v.version for v in page.versions])
+        token = page.next_page_token
+        if token is None:
+            break
+    assert pages == [[5, 3], [2, 1]]
+    assert [v.version for v in client.models.list_versions("m")] == [5, 3, 2, 1]
+    assert client.models.version_page("m", max_results=4).next_page_token is None
+    # Bad paging is a clear 4xx, an unknown model a 404.
+    for bad in (0, 1001):
+        with pytest.raises(InvalidInput, match="max_results"):
+            client.models.version_page("m", max_results=bad)
+    with pytest.raises(InvalidInput, match="page_token"):
+        client.models.version_page("m", page_token="not-a-token")
+    with pytest.raises(NotFound):
+        client.models.version_page("nope")

@@ -121,6 +121,27 @@ def test_editor_moves_an_alias_and_the_move_is_audited(site: tuple[Site, Registr
     assert [(e.actor, e.details["alias"]) for e in removed] == [("ed", "champion")]
 
 
+def test_a_model_page_shows_its_versions_a_page_at_a_time(
+    site: tuple[Site, Registry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newest first; older ones behind a link, and back."""
+    from shipyard.ui.pages import models as model_pages
+
+    monkeypatch.setattr(model_pages, "VERSIONS_PAGE_SIZE", 1)
+    s, _ = site
+    page = s.sign_in("vic")
+    page.goto(_model_path())
+    rows = page.locator("table.versions tr[data-version]")
+    assert [rows.nth(i).get_attribute("data-version") for i in range(rows.count())] == ["2"]
+    page.locator("nav.pager a[rel=next]", has_text="Older versions").click()
+    page.wait_for_url(re.compile(r".*/models/churn%20model\?page=.+"))
+    assert rows.count() == 1 and rows.first.get_attribute("data-version") == "1"
+    assert page.locator("nav.pager a[rel=next]").count() == 0  # the oldest page
+    page.locator("nav.pager a", has_text="Newest versions").click()
+    page.wait_for_url(re.compile(r".*/models/churn%20model$"))
+    assert rows.first.get_attribute("data-version") == "2"
+
+
 def test_bad_alias_from_the_page_shows_the_error_and_changes_nothing(
     site: tuple[Site, Registry],
 ) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from shipyard.cli.common import JsonOption, ProjectOption, command, get_client
 from shipyard.cli.output import console, print_json, print_record, print_table
+
+if TYPE_CHECKING:
+    from shipyard.registry.types import ModelVersion
 
 models_app = typer.Typer(
     help="The model registry: models, versions, aliases.", no_args_is_help=True
@@ -59,29 +64,58 @@ def list_models(
     )
 
 
+def _newest_versions(name: str, project: str | None, limit: int) -> tuple[list[ModelVersion], bool]:
+    """The ``limit`` newest versions of a model, and whether it has older ones."""
+    models = get_client(project).models
+    found: list[ModelVersion] = []
+    token: str | None = None
+    while len(found) < limit:
+        page = models.version_page(
+            name, max_results=min(limit - len(found), 1000), page_token=token
+        )
+        found.extend(page.versions)
+        token = page.next_page_token
+        if token is None:
+            break
+    return found, token is not None
+
+
 @models_app.command("show")
 @command
-def show(name: str, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
-    """A model with its versions and aliases."""
-    client = get_client(project)
-    model = client.models.get(name)
-    versions = client.models.list_versions(name)
+def show(
+    name: str,
+    max_results: int = typer.Option(20, "--max", "-n", min=1, help="Most versions to show."),
+    project: str = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """A model with its aliases and its newest versions."""
+    model = get_client(project).models.get(name)
+    versions, more = _newest_versions(name, project, max_results)
     if as_json:
-        print_json({"model": model, "versions": versions})
+        print_json({"model": model, "versions": versions, "more_versions": more})
         return
     print_record(model, title=f"Model {name}")
     print_table(_version_rows(versions), _VERSION_COLUMNS, title="Versions")
+    if more:
+        console.print(f"Older versions: shipyard models versions {name} --max N")
 
 
 @models_app.command("versions")
 @command
-def list_versions(name: str, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
+def list_versions(
+    name: str,
+    max_results: int = typer.Option(50, "--max", "-n", min=1, help="Most versions to show."),
+    project: str = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Versions of a model, newest first."""
-    versions = get_client(project).models.list_versions(name)
+    versions, more = _newest_versions(name, project, max_results)
     if as_json:
         print_json(versions)
         return
     print_table(_version_rows(versions), _VERSION_COLUMNS, title="Versions")
+    if more:
+        console.print(f"Only the newest {len(versions)}; --max N shows more.")
 
 
 @models_app.command("alias")

@@ -21,6 +21,7 @@ from shipyard.registry.types import (
     ModelRef,
     ModelVersion,
     RegisteredModel,
+    VersionPage,
 )
 
 if TYPE_CHECKING:
@@ -187,9 +188,34 @@ class ModelsClient:
         parsed = ModelRef.parse(ref)
         return self.get_version(parsed.name, parsed.selector, project)
 
+    def version_page(
+        self,
+        name: str,
+        *,
+        max_results: int = 100,
+        page_token: str | None = None,
+        project: str | None = None,
+    ) -> VersionPage:
+        """One page of a model's versions, newest first (``files`` is None in this
+        listing); pass ``next_page_token`` back for older ones."""
+        return VersionPage(
+            **self._api.get(
+                f"{self._model(name, project)}/versions",
+                max_results=max_results,
+                page_token=page_token,
+            )
+        )
+
     def list_versions(self, name: str, project: str | None = None) -> list[ModelVersion]:
-        """Every version of a model, newest first (``files`` is None in this listing)."""
-        return [ModelVersion(**v) for v in self._api.get(f"{self._model(name, project)}/versions")]
+        """Every version of a model, newest first (all pages of :meth:`version_page`)."""
+        found: list[ModelVersion] = []
+        token: str | None = None
+        while True:
+            page = self.version_page(name, max_results=1000, page_token=token, project=project)
+            found.extend(page.versions)
+            token = page.next_page_token
+            if token is None:
+                return found
 
     def update_version(
         self, name: str, version: int | str, description: str, project: str | None = None

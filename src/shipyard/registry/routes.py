@@ -24,6 +24,7 @@ from shipyard.registry.types import (
     ModelVersionCreate,
     RegisteredModel,
     RegisteredModelCreate,
+    VersionPage,
     check_alias,
 )
 
@@ -127,9 +128,16 @@ def create_version(
 
 @router.get(MODEL + "/versions")
 def list_versions(
-    project: str, name: str, ctx: RequestContext = require(Action.READ, project_from_path)
-) -> list[ModelVersion]:
-    return versions.list_versions(ctx.platform, _pid(ctx), name)
+    project: str,
+    name: str,
+    max_results: int = 100,
+    page_token: str | None = None,
+    ctx: RequestContext = require(Action.READ, project_from_path),
+) -> VersionPage:
+    """The model's versions, newest first; pass ``next_page_token`` back for older ones."""
+    return versions.list_versions(
+        ctx.platform, _pid(ctx), name, max_results=max_results, page_token=page_token
+    )
 
 
 @router.get(VERSION)

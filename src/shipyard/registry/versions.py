@@ -20,6 +20,7 @@ from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.registry.models import (
+    MAX_RESULTS,
     check_tags,
     compare,
     model_row,
@@ -340,8 +341,18 @@ def create_version(
     raise Conflict(f"could not number a new version of {name!r}: too many concurrent writers")
 
 
-def list_versions(platform: Platform, project_id: int, name: str) -> list[ModelVersion]:
-    """Every version of a model, newest first (without their file lists)."""
+def list_versions(
+    platform: Platform,
+    project_id: int,
+    name: str,
+    *,
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> VersionPage:
+    """A model's live versions, newest first, one page at a time (without file lists)."""
+    if not 1 <= max_results <= MAX_RESULTS:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
+    offset = decode_page_token(page_token)
     with platform.db.read() as session:
         model = model_row(session, project_id, name)
         rows = list(
@@ -351,9 +362,16 @@ def list_versions(platform: Platform, project_id: int, name: str) -> list[ModelV
                     ModelVersionRow.model_id == model.id, ModelVersionRow.status != DELETED_STATUS
                 )
                 .order_by(ModelVersionRow.version.desc())
+                .offset(offset)
+                .limit(max_results + 1)
             )
         )
-        return _to_api(session, name, rows)
+        more = len(rows) > max_results
+        found = _to_api(session, name, rows[:max_results])
+    return VersionPage(
+        versions=found,
+        next_page_token=encode_page_token(offset + max_results) if more else None,
+    )
 
 
 def _version_conditions(stmt: Select, conditions: Sequence[Condition]) -> Select:  # type: ignore[type-arg]

@@ -30,6 +30,7 @@ from shipyard.ui.render import render, url_part
 router = page_router()
 
 PAGE_SIZE = 50
+VERSIONS_PAGE_SIZE = 100  # of a model page: the newest first, older ones a link away
 # A version page summarizes its run; the run page has the rest.
 SUMMARY_LIMIT = 25
 # Versions drawn beside the current one in the lineage graph (a sweep can register many).
@@ -91,12 +92,17 @@ def model_page(
     request: Request,
     project: str,
     name: str,
+    page: str | None = Query(None, description="The page token of older versions."),
     ctx: RequestContext = require(Action.READ, project_from_path),
 ) -> HTMLResponse:
-    """One model: description, tags, aliases and its versions."""
+    """One model: description, tags, aliases and its versions, newest first, a page at
+    a time."""
     pid = _project_id(ctx)
     model = models.get_model(ctx.platform, pid, name)
-    found = versions.list_versions(ctx.platform, pid, name)
+    listed = versions.list_versions(
+        ctx.platform, pid, name, max_results=VERSIONS_PAGE_SIZE, page_token=page
+    )
+    found = listed.versions
     project_name = _project_name(ctx)
     return render(
         request,
@@ -106,6 +112,8 @@ def model_page(
         nav="models",
         model=model,
         versions=found,
+        next_page=listed.next_page_token,
+        first_page=page is not None,
         can_write=can_write(ctx),
         data={
             "project": project_name,
