@@ -138,7 +138,9 @@ def test_warn_policy_validate_expect(home: Client, tmp_path: Path) -> None:
     assert home.datasets.get_version("churn").rows == 2
 
 
-def test_diff_tag_download_lineage(home: Client, tmp_path: Path) -> None:
+def test_diff_tag_download_lineage(
+    home: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert _run("ingest", "churn", _file(tmp_path, "a.csv", GOOD))[0] == 0
     assert _run("ingest", "churn", _file(tmp_path, "b.csv", CHANGED))[0] == 0
 
@@ -179,6 +181,14 @@ def test_diff_tag_download_lineage(home: Client, tmp_path: Path) -> None:
     ]
     code, out, _ = _run("inputs", run.id)
     assert code == 0 and "default/churn@2" in out
+    # More readers than lineage lists: it says how many there are.
+    later = home.runs.create(name="eval")
+    home.datasets.log_input(later.id, "churn", 2, context="eval")
+    from shipyard.datasets import versions
+
+    monkeypatch.setattr(versions, "LINEAGE_RUNS", 1)
+    code, out, _ = _run("lineage", "churn")
+    assert code == 0 and "The newest 1 of 2 runs that read it." in out
 
 
 def test_project_option(home: Client, tmp_path: Path) -> None:

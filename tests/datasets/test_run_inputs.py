@@ -186,3 +186,40 @@ def test_mlflow_client_sees_the_input(
     assert (dataset.name, dataset.digest) == ("churn", version.digest)
     assert (dataset.source_type, dataset.source) == ("shipyard.dataset", "default/churn@1")
     assert {(t.key, t.value) for t in inputs[0].tags} == {("mlflow.data.context", "training")}
+
+
+def test_lineage_lists_the_newest_readers_and_pages_through_all(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version read by many runs: lineage names the newest few and counts them all;
+    ``readers`` pages through every one, newest first."""
+    from shipyard.datasets import versions
+
+    make_version(client, tmp_path, "churn", [1, 2, 3])
+    ids = []
+    for i in range(5):
+        run = client.runs.create("sweep", name=f"r{i}", start_time=1_700_000_000_000 + i)
+        client.datasets.log_input(run.id, "churn", 1, context="training")
+        ids.append(run.id)
+    newest_first = ids[::-1]
+    monkeypatch.setattr(versions, "LINEAGE_RUNS", 2)
+    lineage = client.datasets.lineage("churn", 1)
+    assert [r.run_id for r in lineage.runs] == newest_first[:2]
+    assert lineage.runs_total == 5
+    pages: list[list[str]] = []
+    token: str | None = None
+    while True:
+        page = client.datasets.readers("churn", 1, max_results=2, page_token=token)
+        pages.append([r.run_id for r in page.runs])
+        token = page.next_page_token
+        if token is None:
+            break
+    assert pages == [newest_first[:2], newest_first[2:4], newest_first[4:]]
+    assert client.datasets.readers("churn", "latest", max_results=5).next_page_token is None
+    for bad in (0, 1001):
+        with pytest.raises(InvalidInput, match="max_results"):
+            client.datasets.readers("churn", 1, max_results=bad)
+    with pytest.raises(InvalidInput, match="page_token"):
+        client.datasets.readers("churn", 1, page_token="???")
+    with pytest.raises(NotFound):
+        client.datasets.readers("churn", 9)

@@ -65,7 +65,7 @@ def _bar_counts(page: Any, column: str) -> list[int]:
 
 
 def test_version_page_shows_histograms_the_report_and_the_runs_that_read_it(
-    secure_site: Site,
+    secure_site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     editor = secure_site.user("eve", roles={"default": "editor"})
     run_id = make_sales(secure_site.secured.sdk(editor))  # type: ignore[union-attr]
@@ -122,6 +122,17 @@ def test_version_page_shows_histograms_the_report_and_the_runs_that_read_it(
     page.reload()
     assert page.locator(".runs-read a").inner_text() == "train-sales"
     assert page.locator(".runs-read .status").inner_text() == "deleted"
+    assert page.locator(".runs-read .more-readers").count() == 0
+    # Read by more runs than the page lists: the newest are shown, and it says so.
+    with secure_site.secured.sdk(editor) as sdk:  # type: ignore[union-attr]
+        later = sdk.runs.create("sales-training", name="retrain")
+        sdk.datasets.log_input(later.id, "sales", 2)
+    from shipyard.datasets import versions
+
+    monkeypatch.setattr(versions, "LINEAGE_RUNS", 1)
+    page.reload()
+    assert page.locator(".runs-read a").inner_text() == "retrain"
+    assert "The newest 1 of 2 runs" in page.locator(".runs-read .more-readers").inner_text()
 
     # Version 1 was read by no run, and says so.
     page.goto(f"{BASE}/sales/versions/prod")

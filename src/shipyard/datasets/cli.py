@@ -587,6 +587,8 @@ def lineage(
             title=title,
         )
     print_table(result.runs, ["run_id", "name", "experiment_id", "context"], title="Runs")
+    if result.runs_total > len(result.runs):
+        console.print(f"The newest {len(result.runs)} of {result.runs_total} runs that read it.")
 
 
 @data_app.command("inputs")

@@ -23,6 +23,7 @@ from shipyard.datasets.types import (
     DatasetVersionDetail,
     ExpectationSuite,
     Lineage,
+    ReaderPage,
     ValidationReport,
     VersionCreate,
     VersionDiff,
@@ -268,8 +269,27 @@ class DatasetsClient:
     def lineage(
         self, name: str, version: int | str = "latest", *, project: str | None = None
     ) -> Lineage:
-        """Parents, children and the runs that read the version."""
+        """Parents, children and the newest runs that read the version (``runs_total``
+        counts them all; :meth:`readers` pages through them)."""
         return Lineage(**self._api.get(f"{self._version(name, version, project)}/lineage"))
+
+    def readers(
+        self,
+        name: str,
+        version: int | str = "latest",
+        *,
+        max_results: int = 100,
+        page_token: str | None = None,
+        project: str | None = None,
+    ) -> ReaderPage:
+        """One page of the runs that read the version, newest first."""
+        return ReaderPage(
+            **self._api.get(
+                f"{self._version(name, version, project)}/readers",
+                max_results=max_results,
+                page_token=page_token,
+            )
+        )
 
     def diff(
         self,

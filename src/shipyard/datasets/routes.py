@@ -27,6 +27,7 @@ from shipyard.datasets.types import (
     DatasetVersionDetail,
     ExpectationSuite,
     Lineage,
+    ReaderPage,
     ValidationReport,
     VersionCreate,
     VersionDiff,
@@ -160,8 +161,24 @@ def get_lineage(
     version: str,
     ctx: RequestContext = require(Action.READ, project_from_path),
 ) -> Lineage:
-    """The versions it was made from, those made from it, and the runs that read it."""
+    """The versions it was made from, those made from it, and the newest runs that read
+    it with their count (all of them: ``/readers``)."""
     return versions.lineage(ctx.platform, _pid(ctx), name, version)
+
+
+@router.get(VERSION + "/readers")
+def list_readers(
+    project: str,
+    name: str,
+    version: str,
+    max_results: int = 100,
+    page_token: str | None = None,
+    ctx: RequestContext = require(Action.READ, project_from_path),
+) -> ReaderPage:
+    """Every run that read the version, newest first, a page at a time."""
+    return versions.readers(
+        ctx.platform, _pid(ctx), name, version, max_results=max_results, page_token=page_token
+    )
 
 
 @router.get(VERSION + "/files/{path:path}", response_class=StreamingResponse)

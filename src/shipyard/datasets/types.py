@@ -402,4 +402,15 @@ class Lineage(BaseModel):
     version: VersionRef
     parents: list[VersionRef]
     children: list[VersionRef]
-    runs: list[RunRef]  # runs that read this version
+    runs: list[RunRef] = Field(
+        description="The newest runs that read this version (at most ``max_runs``, newest "
+        "first); all of them are a page at a time at .../readers."
+    )
+    runs_total: int = Field(0, description="How many runs read this version.")
+
+
+class ReaderPage(BaseModel):
+    """One page of the runs that read a dataset version, newest first."""
+
+    runs: list[RunRef]
+    next_page_token: str | None

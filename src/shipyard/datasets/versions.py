@@ -31,6 +31,7 @@ from shipyard.datasets.types import (
     DatasetVersionDetail,
     Lineage,
     Profile,
+    ReaderPage,
     RunRef,
     ValidationReport,
     VersionCreate,
@@ -488,8 +489,37 @@ def _refs(rows: Any) -> list[VersionRef]:
     ]
 
 
-def lineage(platform: Platform, project_id: int, name: str, selector: str | int) -> Lineage:
-    """The version's parents and children, and the runs that read it."""
+LINEAGE_RUNS = 100
+"""Most runs a lineage lists (the newest): a popular version may be read by thousands."""
+MAX_READERS_PAGE = 1000
+
+
+def _reader_rows(session: Session, version_id: int, offset: int, limit: int) -> list[RunRef]:
+    """Runs that read a version, newest first, ``limit`` of them from ``offset``."""
+    rows = session.execute(
+        select(RunRow.id, RunRow.experiment_id, RunRow.name, RunInputRow.context, RunRow.lifecycle)
+        .join(RunInputRow, RunInputRow.run_id == RunRow.id)
+        .where(RunInputRow.dataset_version_id == version_id)
+        .order_by(RunRow.start_time.desc(), RunRow.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [
+        RunRef(run_id=r, experiment_id=e, name=n or "", context=c or "", lifecycle=lc)
+        for r, e, n, c, lc in rows
+    ]
+
+
+def lineage(
+    platform: Platform,
+    project_id: int,
+    name: str,
+    selector: str | int,
+    *,
+    max_runs: int | None = None,
+) -> Lineage:
+    """The version's parents and children, and the newest ``max_runs`` (default
+    :data:`LINEAGE_RUNS`) runs that read it, with their total count."""
     with platform.db.read() as session:
         dataset = dataset_row(session, project_id, name)
         row = version_row(session, dataset, selector)
@@ -512,20 +542,38 @@ def lineage(platform: Platform, project_id: int, name: str, selector: str | int)
             )
             return _refs(session.execute(stmt))
 
-        runs = session.execute(
-            select(
-                RunRow.id, RunRow.experiment_id, RunRow.name, RunInputRow.context, RunRow.lifecycle
-            )
-            .join(RunInputRow, RunInputRow.run_id == RunRow.id)
+        total = session.scalar(
+            select(func.count())
+            .select_from(RunInputRow)
             .where(RunInputRow.dataset_version_id == row.id)
-            .order_by(RunRow.start_time, RunRow.id)
         )
         return Lineage(
             version=VersionRef(project=project, dataset=name, version=row.version),
             parents=edges(DatasetParentRow.child_id, DatasetParentRow.parent_id),
             children=edges(DatasetParentRow.parent_id, DatasetParentRow.child_id),
-            runs=[
-                RunRef(run_id=r, experiment_id=e, name=n or "", context=c or "", lifecycle=lc)
-                for r, e, n, c, lc in runs
-            ],
+            runs=_reader_rows(session, row.id, 0, LINEAGE_RUNS if max_runs is None else max_runs),
+            runs_total=total or 0,
         )
+
+
+def readers(
+    platform: Platform,
+    project_id: int,
+    name: str,
+    selector: str | int,
+    *,
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> ReaderPage:
+    """Every run that read the version, newest first, one page at a time."""
+    if not 1 <= max_results <= MAX_READERS_PAGE:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_READERS_PAGE}")
+    offset = decode_page_token(page_token)
+    with platform.db.read() as session:
+        row = version_row(session, dataset_row(session, project_id, name), selector)
+        found = _reader_rows(session, row.id, offset, max_results + 1)
+    more = len(found) > max_results
+    return ReaderPage(
+        runs=found[:max_results],
+        next_page_token=encode_page_token(offset + max_results) if more else None,
+    )
