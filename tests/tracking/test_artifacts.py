@@ -147,7 +147,19 @@ def test_file_and_folder_cannot_share_a_path(client: Client, run_id: str, tmp_pa
     ]
 
 
-BAD_PATHS = ["../escape", "a/../../escape", "a//b", "./a", "a/./b", "a\\b", "a\x00b", "x" * 1001]
+BAD_PATHS = [
+    "../escape",
+    "a/../../escape",
+    "a//b",
+    "./a",
+    "a/./b",
+    "a\\b",
+    "a\x00b",
+    "a\x1fb",
+    "a\x7fb",
+    "a\nb",
+    "x" * 1001,
+]
 
 
 @pytest.mark.parametrize("bad", BAD_PATHS)
