@@ -7,6 +7,7 @@ A version is named by number, by tag (``prod``) or ``latest``. Every method take
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from shipyard.datasets.types import (
     check_dataset_name,
 )
 from shipyard.errors import NotFound
+from shipyard.heap import older_objects_frozen
 from shipyard.registry.integrity import safe_target
 
 if TYPE_CHECKING:
@@ -201,7 +203,8 @@ class DatasetsClient:
         if append and dataset is not None and dataset.latest_version is not None:
             parent = self.get_version(name, dataset.latest_version, project=project)
         cache = StatCache(self.client.settings.home / "cache")
-        try:
+        # Thousands of short-lived objects per folder of files: see shipyard.heap.
+        with older_objects_frozen(), contextlib.closing(cache):
             opened = open_source(
                 source,
                 format=format,  # type: ignore[arg-type]
@@ -216,8 +219,6 @@ class DatasetsClient:
             return ingest.run(
                 opened, message=message, parent=parent, parent_refs=parents, tags=tags
             )
-        finally:
-            cache.close()
 
     def append(self, name: str, source: Any, **kwargs: Any) -> DatasetVersion:
         """``ingest(..., append=True)``: the latest version's files plus ``source``'s."""
