@@ -24,3 +24,18 @@ def decode_page_token(token: str | None) -> int:
     if offset < 0:
         raise InvalidInput(f"invalid page_token {token[:100]!r}")
     return offset
+
+
+def page_offset(max_results: int, page_token: str | None, most: int) -> int:
+    """The offset a page request starts at; InvalidInput when ``max_results`` is outside
+    1..``most`` or the token is not ours. Fetch ``max_results + 1`` rows from there and
+    give them to :func:`next_token`."""
+    if not 1 <= max_results <= most:
+        raise InvalidInput(f"max_results must be between 1 and {most}")
+    return decode_page_token(page_token)
+
+
+def next_token(fetched: int, offset: int, max_results: int) -> str | None:
+    """The next page's token when ``fetched`` rows (up to ``max_results + 1``) came back
+    from ``offset``; None on the last page."""
+    return encode_page_token(offset + max_results) if fetched > max_results else None

@@ -41,7 +41,7 @@ from shipyard.datasets.types import (
     check_tag,
 )
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.paging import next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.projects.tables import ProjectRow
 from shipyard.tracking.paths import normalize_artifact_path
@@ -354,9 +354,7 @@ def list_versions(
     page_token: str | None = None,
 ) -> VersionPage:
     """The dataset's versions, newest first, without profiles and reports."""
-    if not 1 <= max_results <= MAX_RESULTS:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
-    offset = decode_page_token(page_token)
+    offset = page_offset(max_results, page_token, MAX_RESULTS)
     with platform.db.read() as session:
         dataset = dataset_row(session, project_id, name)
         rows = list(
@@ -369,9 +367,8 @@ def list_versions(
             )
         )
         versions = to_api(session, dataset, rows[:max_results], full=False)
-    more = len(rows) > max_results
     return VersionPage(
-        versions=versions, next_page_token=encode_page_token(offset + max_results) if more else None
+        versions=versions, next_page_token=next_token(len(rows), offset, max_results)
     )
 
 
@@ -575,14 +572,10 @@ def readers(
     page_token: str | None = None,
 ) -> ReaderPage:
     """Every run that read the version, newest first, one page at a time."""
-    if not 1 <= max_results <= MAX_READERS_PAGE:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_READERS_PAGE}")
-    offset = decode_page_token(page_token)
+    offset = page_offset(max_results, page_token, MAX_READERS_PAGE)
     with platform.db.read() as session:
         row = version_row(session, dataset_row(session, project_id, name), selector)
         found = _reader_rows(session, row.id, offset, max_results + 1)
-    more = len(found) > max_results
     return ReaderPage(
-        runs=found[:max_results],
-        next_page_token=encode_page_token(offset + max_results) if more else None,
+        runs=found[:max_results], next_page_token=next_token(len(found), offset, max_results)
     )

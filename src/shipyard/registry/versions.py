@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
-from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.paging import decode_page_token, encode_page_token, next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.registry.models import (
     MAX_RESULTS,
@@ -350,9 +350,7 @@ def list_versions(
     page_token: str | None = None,
 ) -> VersionPage:
     """A model's live versions, newest first, one page at a time (without file lists)."""
-    if not 1 <= max_results <= MAX_RESULTS:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
-    offset = decode_page_token(page_token)
+    offset = page_offset(max_results, page_token, MAX_RESULTS)
     with platform.db.read() as session:
         model = model_row(session, project_id, name)
         rows = list(
@@ -366,12 +364,8 @@ def list_versions(
                 .limit(max_results + 1)
             )
         )
-        more = len(rows) > max_results
         found = _to_api(session, name, rows[:max_results])
-    return VersionPage(
-        versions=found,
-        next_page_token=encode_page_token(offset + max_results) if more else None,
-    )
+    return VersionPage(versions=found, next_page_token=next_token(len(rows), offset, max_results))
 
 
 def _version_conditions(stmt: Select, conditions: Sequence[Condition]) -> Select:  # type: ignore[type-arg]
