@@ -30,7 +30,7 @@ from shipyard.datasets.types import (
 )
 from shipyard.db.patterns import contains_text
 from shipyard.errors import Conflict, InvalidInput, NotFound
-from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.paging import next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.tracking.tables import RunInputRow
 from shipyard.tracking.upserts import dialect_insert
@@ -161,19 +161,17 @@ def list_datasets(
 ) -> DatasetPage:
     """The project's datasets, most recently changed first; ``query`` is a substring of
     the name (any case)."""
-    if not 1 <= max_results <= MAX_RESULTS:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
-    offset = decode_page_token(page_token)
+    offset = page_offset(max_results, page_token, MAX_RESULTS)
     stmt = select(DatasetRow).where(DatasetRow.project_id == project_id)
     if query:
         stmt = stmt.where(contains_text(DatasetRow.name, query))
     stmt = stmt.order_by(DatasetRow.updated_at.desc(), DatasetRow.id.desc())
     with platform.db.read() as session:
         rows = list(session.scalars(stmt.offset(offset).limit(max_results + 1)))
-        more = len(rows) > max_results
         datasets = to_api(session, rows[:max_results])
-    token = encode_page_token(offset + max_results) if more else None
-    return DatasetPage(datasets=datasets, next_page_token=token)
+    return DatasetPage(
+        datasets=datasets, next_page_token=next_token(len(rows), offset, max_results)
+    )
 
 
 def update_dataset(

@@ -521,11 +521,9 @@ def lineage(
     project_id: int,
     name: str,
     selector: str | int,
-    *,
-    max_runs: int | None = None,
 ) -> Lineage:
-    """The version's parents and children, and the newest ``max_runs`` (default
-    :data:`LINEAGE_RUNS`) runs that read it, with their total count."""
+    """The version's parents and children, and the newest :data:`LINEAGE_RUNS` runs
+    that read it, with their total count."""
     with platform.db.read() as session:
         dataset = dataset_row(session, project_id, name)
         row = version_row(session, dataset, selector)
@@ -557,7 +555,7 @@ def lineage(
             version=VersionRef(project=project, dataset=name, version=row.version),
             parents=edges(DatasetParentRow.child_id, DatasetParentRow.parent_id),
             children=edges(DatasetParentRow.parent_id, DatasetParentRow.child_id),
-            runs=_reader_rows(session, row.id, 0, LINEAGE_RUNS if max_runs is None else max_runs),
+            runs=_reader_rows(session, row.id, 0, LINEAGE_RUNS),
             runs_total=total or 0,
         )
 

@@ -10,6 +10,7 @@ from shipyard.cli.common import JsonOption, ProjectOption, command, get_client
 from shipyard.cli.output import console, print_json, print_record, print_table
 
 if TYPE_CHECKING:
+    from shipyard.registry.client import ModelsClient
     from shipyard.registry.types import ModelVersion
 
 models_app = typer.Typer(
@@ -64,20 +65,12 @@ def list_models(
     )
 
 
-def _newest_versions(name: str, project: str | None, limit: int) -> tuple[list[ModelVersion], bool]:
+def _newest_versions(
+    models: ModelsClient, name: str, limit: int
+) -> tuple[list[ModelVersion], bool]:
     """The ``limit`` newest versions of a model, and whether it has older ones."""
-    models = get_client(project).models
-    found: list[ModelVersion] = []
-    token: str | None = None
-    while len(found) < limit:
-        page = models.version_page(
-            name, max_results=min(limit - len(found), 1000), page_token=token
-        )
-        found.extend(page.versions)
-        token = page.next_page_token
-        if token is None:
-            break
-    return found, token is not None
+    versions = models.list_versions(name, limit=limit + 1)
+    return versions[:limit], len(versions) > limit
 
 
 @models_app.command("show")
@@ -89,8 +82,9 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """A model with its aliases and its newest versions."""
-    model = get_client(project).models.get(name)
-    versions, more = _newest_versions(name, project, max_results)
+    models = get_client(project).models
+    model = models.get(name)
+    versions, more = _newest_versions(models, name, max_results)
     if as_json:
         print_json({"model": model, "versions": versions, "more_versions": more})
         return
@@ -109,7 +103,7 @@ def list_versions(
     as_json: bool = JsonOption,
 ) -> None:
     """Versions of a model, newest first."""
-    versions, more = _newest_versions(name, project, max_results)
+    versions, more = _newest_versions(get_client(project).models, name, max_results)
     if as_json:
         print_json(versions)
         return

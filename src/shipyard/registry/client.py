@@ -206,16 +206,21 @@ class ModelsClient:
             )
         )
 
-    def list_versions(self, name: str, project: str | None = None) -> list[ModelVersion]:
-        """Every version of a model, newest first (all pages of :meth:`version_page`)."""
+    def list_versions(
+        self, name: str, project: str | None = None, *, limit: int | None = None
+    ) -> list[ModelVersion]:
+        """Every version of a model, newest first (the pages of :meth:`version_page`),
+        or the newest ``limit`` of them."""
         found: list[ModelVersion] = []
         token: str | None = None
-        while True:
-            page = self.version_page(name, max_results=1000, page_token=token, project=project)
+        while limit is None or len(found) < limit:
+            want = 1000 if limit is None else min(limit - len(found), 1000)
+            page = self.version_page(name, max_results=want, page_token=token, project=project)
             found.extend(page.versions)
             token = page.next_page_token
             if token is None:
-                return found
+                break
+        return found
 
     def update_version(
         self, name: str, version: int | str, description: str, project: str | None = None

@@ -13,7 +13,7 @@ from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.db.patterns import contains_text
 from shipyard.errors import Conflict, InvalidInput, NotFound
-from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.paging import next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.registry.tables import (
     ModelAliasRow,
@@ -261,9 +261,7 @@ def search_models(
     ``key`` (the tag is set) or ``key=value``. ``conditions`` (on ``name`` and
     ``tag``) are the MLflow protocol's filter.
     """
-    if not 1 <= max_results <= MAX_RESULTS:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS}")
-    offset = decode_page_token(page_token)
+    offset = page_offset(max_results, page_token, MAX_RESULTS)
     stmt = select(RegisteredModelRow).where(RegisteredModelRow.project_id == project_id)
     if query:
         stmt = stmt.where(contains_text(RegisteredModelRow.name, query))
@@ -275,11 +273,8 @@ def search_models(
     stmt = _order(stmt, order_by).offset(offset).limit(max_results + 1)
     with platform.db.read() as session:
         rows = list(session.scalars(stmt))
-        more = len(rows) > max_results
         models = _to_api(session, rows[:max_results])
-    return ModelPage(
-        models=models, next_page_token=encode_page_token(offset + max_results) if more else None
-    )
+    return ModelPage(models=models, next_page_token=next_token(len(rows), offset, max_results))
 
 
 def update_model(ctx: RequestContext, name: str, description: str) -> RegisteredModel:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
-from shipyard.paging import decode_page_token, encode_page_token, next_token, page_offset
+from shipyard.paging import next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.registry.models import (
     MAX_RESULTS,
@@ -399,9 +399,7 @@ def search_versions(
     each optionally followed by ASC or DESC; ties go by name, then newest version.
     ``source_path`` conditions compare the version's source URI.
     """
-    if not 1 <= max_results <= MAX_VERSION_RESULTS:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_VERSION_RESULTS}")
-    offset = decode_page_token(page_token)
+    offset = page_offset(max_results, page_token, MAX_VERSION_RESULTS)
     stmt = (
         select(ModelVersionRow, RegisteredModelRow.name)
         .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
@@ -417,13 +415,11 @@ def search_versions(
     stmt = stmt.offset(offset).limit(max_results + 1)
     with platform.db.read() as session:
         found = session.execute(stmt).all()
-        more = len(found) > max_results
-        found = found[:max_results]
-        names = {row.model_id: name for row, name in found}
-        versions = _to_api(session, names, [row for row, _ in found])
+        page = found[:max_results]
+        names = {row.model_id: name for row, name in page}
+        versions = _to_api(session, names, [row for row, _ in page])
     return VersionPage(
-        versions=versions,
-        next_page_token=encode_page_token(offset + max_results) if more else None,
+        versions=versions, next_page_token=next_token(len(found), offset, max_results)
     )
 
 

@@ -26,7 +26,7 @@ from shipyard.auth.resolvers import CachedResolver
 from shipyard.blobs import BlobRef
 from shipyard.clock import new_id, now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
-from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.paging import decode_page_token, next_token
 from shipyard.platform import Platform
 from shipyard.tracking.artifact_types import ArtifactInfo
 from shipyard.tracking.artifacts import path_clash
@@ -671,5 +671,4 @@ def search_logged_models(
     with platform.db.read() as session:
         rows = list(session.scalars(stmt))
         models = _load(session, rows[:limit])
-    token = encode_page_token(offset + limit) if len(rows) > limit else None
-    return models, token
+    return models, next_token(len(rows), offset, limit)

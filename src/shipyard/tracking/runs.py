@@ -14,7 +14,7 @@ from shipyard.auth.authz import RequestContext
 from shipyard.cache import BoundedCache
 from shipyard.clock import new_id, now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
-from shipyard.paging import decode_page_token, encode_page_token
+from shipyard.paging import decode_page_token, next_token
 from shipyard.platform import Platform
 from shipyard.tracking.planner import refresh_if_stale
 from shipyard.tracking.resolvers import project_of_experiment, project_of_run, run_project
@@ -428,6 +428,4 @@ def search_page_rows(
     # Core, not the ORM session: the rows are plain tuples anyway (0.5 ms less a page).
     page = {"page_offset": offset, "page_limit": spec.max_results + 1}
     rows = session.connection().execute(stmt, page).all()
-    more = len(rows) > spec.max_results
-    token = encode_page_token(offset + spec.max_results) if more else None
-    return rows[: spec.max_results], token
+    return rows[: spec.max_results], next_token(len(rows), offset, spec.max_results)
