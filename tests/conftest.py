@@ -294,10 +294,10 @@ def home_client(home: Path) -> Iterator[Client]:
 
 
 def embedded_client(platform: Platform, **kwargs: object) -> Client:
-    """An SDK client mounting the app in-process over ``platform``."""
-    http = httpx.Client(
-        transport=InProcessTransport(create_app(platform)), base_url="http://embedded.shipyard"
-    )
+    """An SDK client mounting the app in-process over ``platform``, as ``Client()``
+    does with no URL (the SDK's routes only, each domain's built when first called)."""
+    app = create_app(platform, mlflow=False, ui=False, lazy=True)
+    http = httpx.Client(transport=InProcessTransport(app), base_url="http://embedded.shipyard")
     return Client(settings=platform.settings, http=http, **kwargs)  # type: ignore[arg-type]
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import threading
 import weakref
+from pathlib import Path
 
 from shipyard.heap import older_objects_frozen
 
@@ -65,3 +69,73 @@ def test_a_process_that_froze_objects_itself_is_left_alone() -> None:
         assert gc.get_freeze_count() == frozen  # not unfrozen by us
     finally:
         gc.unfreeze()
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}, **env},
+    )
+
+
+def test_a_command_starts_with_rare_passes_then_collects_as_usual() -> None:
+    code = """
+import gc, weakref
+from shipyard.heap import START_UP_THRESHOLD, quiet_start_up, start_up_done
+default = gc.get_threshold()
+quiet_start_up()
+assert gc.get_threshold()[0] == START_UP_THRESHOLD, gc.get_threshold()
+old = [object() for _ in range(10)]
+start_up_done()
+assert gc.get_threshold() == default, gc.get_threshold()
+assert gc.get_freeze_count() > 0  # start-up's objects are out of every pass
+class Node:
+    def __init__(self):
+        self.me = self
+node = Node()
+ref = weakref.ref(node)
+del node
+gc.collect()
+assert ref() is None  # the command's own garbage is collected
+start_up_done()  # a second call changes nothing
+assert gc.get_threshold() == default
+print("ok")
+"""
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_a_server_keeps_its_heap_unfrozen() -> None:
+    code = """
+import gc
+from shipyard.heap import quiet_start_up, start_up_done
+default = gc.get_threshold()
+quiet_start_up()
+start_up_done(freeze=False)
+assert gc.get_threshold() == default and gc.get_freeze_count() == 0
+print("ok")
+"""
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_command_exits_with_its_status_and_a_closed_database(tmp_path: Path) -> None:
+    """Exit skips Python's last pass over the heap, not the work before it: the exit
+    status is the command's and the embedded SQLite database is closed (its write-ahead
+    log folded back), as after a plain exit."""
+    home = tmp_path / "home"
+    cli = "import sys; from shipyard.cli.main import main; sys.argv[1:] = {args!r}; main()"
+    made = _run(cli.format(args=["projects", "create", "p1"]), SHIPYARD_HOME=str(home))
+    assert made.returncode == 0, made.stderr
+    assert "p1" in made.stdout
+    assert (home / "shipyard.db").exists()
+    assert not list(home.glob("shipyard.db-*"))  # no -wal, no -shm
+    missing = _run(cli.format(args=["runs", "show", "nope"]), SHIPYARD_HOME=str(home))
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr
+    listed = _run(cli.format(args=["projects", "list", "--json"]), SHIPYARD_HOME=str(home))
+    assert listed.returncode == 0 and '"p1"' in listed.stdout

@@ -29,8 +29,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 def get_client(project: str | None = None) -> Client:
     """The SDK client the CLI runs on: remote if SHIPYARD_URL is set, else embedded."""
     from shipyard.client import Client
+    from shipyard.heap import start_up_done
 
-    return Client(project=project)
+    client = Client(project=project)
+    start_up_done()
+    return client
 
 
 @contextmanager

@@ -50,5 +50,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The ``shipyard`` console script."""
+    from shipyard.heap import quiet_start_up
+
+    quiet_start_up()
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ def server(
     import uvicorn
 
     from shipyard.config import Settings
+    from shipyard.heap import start_up_done
     from shipyard.platform import Platform
     from shipyard.server.app import create_app
 
@@ -34,6 +35,7 @@ def server(
     console.print(f"Shipyard on http://{host}:{port}  auth: {mode}")
     console.print(f"  metadata: {platform.db.url.render_as_string(hide_password=True)}")
     console.print(f"  blobs:    {settings.resolved_blob_url}")
+    start_up_done(freeze=False)
     if workers > 1:
         import os
 

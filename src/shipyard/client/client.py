@@ -8,6 +8,7 @@ once.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import TYPE_CHECKING
@@ -35,15 +36,26 @@ def embedded_platform(settings: Settings) -> Platform:
     key = (settings.resolved_database_url, settings.resolved_blob_url)
     with _EMBEDDED_LOCK:
         if key not in _EMBEDDED:
+            if not _EMBEDDED:
+                atexit.register(_close_embedded)
             _EMBEDDED[key] = Platform.from_settings(settings)
         return _EMBEDDED[key]
+
+
+def _close_embedded() -> None:
+    """At exit: close the embedded stores' connections (SQLite then folds its
+    write-ahead log into the database file), rather than leave it to finalisation,
+    which a CLI command skips (``shipyard.heap``). They reopen if used again."""
+    with _EMBEDDED_LOCK:
+        for platform in _EMBEDDED.values():
+            platform.close()
 
 
 def _embedded_http(settings: Settings) -> httpx.Client:
     from shipyard.client.inprocess import InProcessTransport
     from shipyard.server.app import create_app
 
-    app = create_app(embedded_platform(settings), mlflow=False, ui=False)
+    app = create_app(embedded_platform(settings), mlflow=False, ui=False, lazy=True)
     return httpx.Client(transport=InProcessTransport(app), base_url=EMBEDDED_BASE_URL, timeout=None)
 
 

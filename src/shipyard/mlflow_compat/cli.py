@@ -77,11 +77,13 @@ def import_mlflow_command(
     objects failed (re-running retries them).
     """
     from shipyard.client import Client
+    from shipyard.heap import start_up_done
     from shipyard.mlflow_compat.importer import import_mlflow
 
     # MLflow draws its own bar per artifact download; ours covers the whole import.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with Client(url, project=project) as client:
+        start_up_done()
         summary = import_mlflow(
             source,
             client,

@@ -27,12 +27,16 @@ DOMAIN_ROUTES = (
 )
 
 
-def create_app(platform: Platform, *, mlflow: bool = True, ui: bool = True) -> FastAPI:
+def create_app(
+    platform: Platform, *, mlflow: bool = True, ui: bool = True, lazy: bool = False
+) -> FastAPI:
     """Build the application over ``platform``'s stores.
 
     ``mlflow=False`` leaves out MLflow's protocol and ``ui=False`` the web pages: the
     embedded SDK calls neither, and building their routes would cost every CLI start
-    a few tenths of a second.
+    a few tenths of a second. ``lazy`` (the embedded SDK too) imports each domain's
+    routes when the first request for one of its paths comes (:class:`LazyDomains`),
+    so that a ``shipyard data`` command does not build the registry's routes.
     """
     app = FastAPI(
         title="Shipyard",
@@ -42,8 +46,9 @@ def create_app(platform: Platform, *, mlflow: bool = True, ui: bool = True) -> F
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(health_router)
-    for module in DOMAIN_ROUTES:
-        app.include_router(importlib.import_module(module).router, prefix=API_PREFIX)
+    if not lazy:
+        for module in DOMAIN_ROUTES:
+            include_domain(app, module)
     if ui:
         from shipyard.ui.routes import build_router
 
@@ -53,12 +58,75 @@ def create_app(platform: Platform, *, mlflow: bool = True, ui: bool = True) -> F
 
         mount_mlflow_protocol(app)
         app.add_middleware(ProtocolFastPath, protocol=_protocol_app(app))
+    if lazy:
+        app.add_middleware(LazyDomains, target=app)
     app.add_middleware(
         BodyLimit,
         max_bytes=platform.settings.max_request_bytes,
         streaming=("/artifacts", "/mlflow-artifacts/", "/dataset-blobs/"),
     )
     return app
+
+
+def include_domain(app: FastAPI, module: str) -> None:
+    """Serve the routes of ``module`` (one of DOMAIN_ROUTES) under API_PREFIX."""
+    app.include_router(importlib.import_module(module).router, prefix=API_PREFIX)
+
+
+# Which module serves a path under API_PREFIX, by its first segment, or by its first and
+# third (``projects/{project}/models``, ``runs/{run_id}/artifacts``) where those decide.
+# tests/core/test_lazy_domains.py checks every route of every module against it.
+_PROJECTS, _AUTH, _TRACKING, _ARTIFACTS, _REGISTRY, _DATASETS, _INPUTS = DOMAIN_ROUTES
+_DOMAIN_BY_SEGMENTS = {
+    "projects": _PROJECTS,
+    "projects/members": _PROJECTS,
+    "projects/experiments": _TRACKING,
+    "projects/runs": _TRACKING,
+    "projects/models": _REGISTRY,
+    "projects/datasets": _DATASETS,
+    "projects/dataset-blobs": _DATASETS,
+    "audit": _AUTH,
+    "auth": _AUTH,
+    "tokens": _AUTH,
+    "users": _AUTH,
+    "experiments": _TRACKING,
+    "runs": _TRACKING,
+    "runs/artifacts": _ARTIFACTS,
+    "runs/dataset-inputs": _INPUTS,
+}
+
+
+def domains_for(path: str) -> tuple[str, ...]:
+    """The route modules that may serve ``path``: one, or all where the path is not
+    one of theirs (so that a stray path is answered as by the whole app)."""
+    if not path.startswith(API_PREFIX + "/"):
+        return ()
+    parts = path[len(API_PREFIX) + 1 :].split("/")
+    for key in (f"{parts[0]}/{parts[2]}" if len(parts) > 2 else None, parts[0]):
+        if key in _DOMAIN_BY_SEGMENTS:
+            return (_DOMAIN_BY_SEGMENTS[key],)
+    return DOMAIN_ROUTES
+
+
+class LazyDomains:
+    """Includes a domain's routes in ``target`` before the first request they serve.
+
+    For an app that one event loop runs (the embedded SDK's): checking and including
+    happen with no await between them, so no request sees a half-built router.
+    """
+
+    def __init__(self, app: ASGIApp, target: FastAPI) -> None:
+        self.app = app
+        self.target = target
+        self.loaded: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for module in domains_for(scope["path"]):
+                if module not in self.loaded:
+                    include_domain(self.target, module)
+                    self.loaded.add(module)
+        await self.app(scope, receive, send)
 
 
 def _protocol_app(app: FastAPI) -> FastAPI:
