@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -65,7 +66,10 @@ def test_an_unexpected_error_is_answered_and_the_connection_kept(
                 await local.get("/api/2.0/mlflow/experiments/search"),
             ]
 
-    native, mlflow = asyncio.run(answers())
+    # In a thread of its own: once the session's Playwright browser has started, this
+    # thread has a running event loop, and asyncio.run refuses to start another here.
+    with ThreadPoolExecutor(1) as thread:
+        native, mlflow = thread.submit(asyncio.run, answers()).result()
     assert native.status_code == 500 and "a bug" not in native.text
     assert native.json()["error"]["code"] == "internal_error"
     assert mlflow.status_code == 500 and mlflow.json()["error_code"] == "INTERNAL_ERROR"
