@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shipyard.clock import now_ms
+from shipyard.datasets.profile_groups import merge_files
 from shipyard.datasets.profiles import (
     PARQUET_SAMPLE_ROWS,
     PartialProfile,
@@ -84,6 +85,8 @@ class _Outcome:
     kept: list[_Stored] = field(default_factory=list)
     quarantined: list[_Stored] = field(default_factory=list)
     profile: list[PartialProfile] = field(default_factory=list)
+    file_profiles: list[tuple[str, bytes]] = field(default_factory=list)
+    """Parquet files stored as they are: name and profile state bytes, merged by groups."""
     quarantine_profile: list[PartialProfile] = field(default_factory=list)
 
 
@@ -260,7 +263,7 @@ class Ingest:
 
         def take(
             job: tuple[tuple[int, ParquetInput], tuple[PartialProfile, pa.Schema]],
-        ) -> tuple[ParquetInput, CachedFile, PartialProfile]:
+        ) -> tuple[ParquetInput, CachedFile]:
             (_, item), (partial, schema) = job
             blob = self._transfer.put(item.path) if store_now else None
             digest = blob.hash if blob else hash_file(item.path)
@@ -272,9 +275,9 @@ class Ingest:
                 partial.to_bytes(),
             )
             advance(item.size)
-            return item, hit, partial
+            return item, hit
 
-        results: list[tuple[ParquetInput, CachedFile, PartialProfile] | None] = []
+        results: list[tuple[ParquetInput, CachedFile] | None] = []
         todo = []
         for index, item in enumerate(inputs):
             hit = known.get(str(item.path))
@@ -282,7 +285,7 @@ class Ingest:
                 results.append(None)
                 todo.append((index, item))
             else:  # unchanged: not read again
-                results.append((item, hit, PartialProfile.from_bytes(hit.profile)))
+                results.append((item, hit))
                 advance(item.size)
         with ThreadPoolExecutor(WORKERS) as pool:
             # Every new file is read (footer, sample) before any is stored: an unreadable
@@ -292,10 +295,10 @@ class Ingest:
             for (index, _), done in zip(todo, taken_now, strict=True):
                 results[index] = done
         taken = [r for r in results if r is not None]
-        cache.remember([hit for item, hit, _ in taken if str(item.path) not in known])
-        for item, hit, partial in taken:
+        cache.remember([hit for item, hit in taken if str(item.path) not in known])
+        for item, hit in taken:
             outcome.kept.append(_Stored(item.name, item.path, hit.hash, item.size, hit.rows))
-            outcome.profile.append(partial)
+            outcome.file_profiles.append((item.name, hit.profile))
 
     def _take_batches(
         self,
@@ -416,6 +419,8 @@ class Ingest:
     ) -> DatasetVersion:
         files = self._store(outcome.kept)
         partials = list(outcome.profile)
+        if outcome.file_profiles:
+            partials.append(merge_files(outcome.file_profiles, self._cache))
         if parent is not None:
             files = _rename_clashes(parent.files, files)
             files = parent.files + files

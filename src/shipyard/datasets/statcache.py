@@ -1,6 +1,8 @@
 """The client's memory of local files it has versioned: ``(path, inode, size, mtime)``
 -> content hash, row count, and mergeable profile state. A file whose stat is unchanged
 is not read again when a folder is versioned anew (as ``git status`` and DVC do).
+It also keeps the merged profile states of groups of files (``profile_groups.py``), so
+that a folder where a few files changed merges only their groups again.
 
 A small SQLite file under ``<home>/cache``; a stale or unreadable cache only costs a
 re-read, never a wrong version: the blob store checks hashes on every read.
@@ -12,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,15 @@ CREATE TABLE IF NOT EXISTS files_v2 (
     profile BLOB NOT NULL
 )
 """
+_MERGED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS merged_v1 (
+    key TEXT PRIMARY KEY,
+    profile BLOB NOT NULL,
+    used_ns INTEGER NOT NULL
+)
+"""
+MAX_MERGED = 4096
+"""Merged group states kept (a few KiB each); the least recently used go first."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class StatCache:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(_SCHEMA)
+        self._conn.execute(_MERGED_SCHEMA)
         self._lock = threading.Lock()
         self._hits: dict[str, CachedFile] = {}  # what schemas_for found, for lookup
         self._schemas: dict[bytes, pa.Schema] = {}  # files of a folder share one schema
@@ -141,6 +154,47 @@ class StatCache:
             try:
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO files_v2 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def merged(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The merged profile states remembered under ``keys`` (marked as used)."""
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                rows = self._conn.execute(
+                    "SELECT key, profile FROM merged_v1 "
+                    "WHERE key IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(keys[start : start + 500])),),
+                ).fetchall()
+                found.update(rows)
+            if found:
+                self._conn.executemany(
+                    "UPDATE merged_v1 SET used_ns = ? WHERE key = ?",
+                    [(time.time_ns(), key) for key in found],
+                )
+        return found
+
+    def remember_merged(self, states: dict[str, bytes]) -> None:
+        """Keep merged profile states by key, then forget the least recently used
+        beyond :data:`MAX_MERGED`."""
+        if not states:
+            return
+        now = time.time_ns()
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO merged_v1 VALUES (?, ?, ?)",
+                    [(key, state, now) for key, state in states.items()],
+                )
+                self._conn.execute(
+                    "DELETE FROM merged_v1 WHERE key IN (SELECT key FROM merged_v1 "
+                    "ORDER BY used_ns DESC LIMIT -1 OFFSET ?)",
+                    (MAX_MERGED,),
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
