@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from shipyard.datasets import statcache
-from shipyard.datasets.profile_groups import groups_of, merge_files
+from shipyard.datasets.profile_groups import GROUP_MARK, groups_of, merge_files
 from shipyard.datasets.profiles import PartialProfile, ProfileBuilder
 from shipyard.datasets.statcache import StatCache
 
@@ -42,7 +42,7 @@ def test_groups_keep_their_members_when_a_file_comes_or_goes() -> None:
     names = [f"part-{i:05d}.parquet" for i in range(400)]
     before = groups_of([(name, name.encode()) for name in names])
     assert sum(map(len, before)) == 400
-    assert 6 <= len(before) <= 30  # about one group per 32 files
+    assert 400 / GROUP_MARK / 2 <= len(before) <= 400 / GROUP_MARK * 2
     with_one_more = names[:200] + ["part-00199b.parquet"] + names[200:]
     after = groups_of([(name, name.encode()) for name in with_one_more])
     changed = [g for g in after if g not in before]

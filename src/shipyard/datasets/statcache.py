@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS merged_v1 (
     used_ns INTEGER NOT NULL
 )
 """
-MAX_MERGED = 4096
+MAX_MERGED = 8192
 """Merged group states kept (a few KiB each); the least recently used go first."""
 
 
