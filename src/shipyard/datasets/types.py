@@ -403,8 +403,8 @@ class Lineage(BaseModel):
     parents: list[VersionRef]
     children: list[VersionRef]
     runs: list[RunRef] = Field(
-        description="The newest runs that read this version (at most ``max_runs``, newest "
-        "first); all of them are a page at a time at .../readers."
+        description="The newest runs that read this version (at most 100, newest first); "
+        "all of them are a page at a time at .../readers."
     )
     runs_total: int = Field(0, description="How many runs read this version.")
 

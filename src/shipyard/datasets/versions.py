@@ -516,12 +516,7 @@ def _reader_rows(session: Session, version_id: int, offset: int, limit: int) -> 
     ]
 
 
-def lineage(
-    platform: Platform,
-    project_id: int,
-    name: str,
-    selector: str | int,
-) -> Lineage:
+def lineage(platform: Platform, project_id: int, name: str, selector: str | int) -> Lineage:
     """The version's parents and children, and the newest :data:`LINEAGE_RUNS` runs
     that read it, with their total count."""
     with platform.db.read() as session:

@@ -15,16 +15,30 @@ from shipyard.server.limits import BodyLimit
 
 API_PREFIX = "/api/v1"
 
-# Each domain exposes `router` in its routes module; order does not matter.
-DOMAIN_ROUTES = (
-    "shipyard.projects.routes",
-    "shipyard.auth.routes",
-    "shipyard.tracking.routes",
-    "shipyard.tracking.artifact_routes",
-    "shipyard.registry.routes",
-    "shipyard.datasets.routes",
-    "shipyard.datasets.inputs",
-)
+# Each domain exposes `router` in its routes module, served under API_PREFIX. Which
+# module serves a path: by its first segment, or by its first and third
+# (``projects/{project}/models``, ``runs/{run_id}/artifacts``) where those decide. A
+# lazy app imports a module on the first request for one of its paths;
+# tests/core/test_lazy_domains.py checks every route of every module against this.
+_ROUTES_BY_SEGMENTS = {
+    "projects": "shipyard.projects.routes",
+    "projects/members": "shipyard.projects.routes",
+    "audit": "shipyard.auth.routes",
+    "auth": "shipyard.auth.routes",
+    "tokens": "shipyard.auth.routes",
+    "users": "shipyard.auth.routes",
+    "experiments": "shipyard.tracking.routes",
+    "runs": "shipyard.tracking.routes",
+    "projects/experiments": "shipyard.tracking.routes",
+    "projects/runs": "shipyard.tracking.routes",
+    "runs/artifacts": "shipyard.tracking.artifact_routes",
+    "projects/models": "shipyard.registry.routes",
+    "projects/datasets": "shipyard.datasets.routes",
+    "projects/dataset-blobs": "shipyard.datasets.routes",
+    "runs/dataset-inputs": "shipyard.datasets.inputs",
+}
+DOMAIN_ROUTES = tuple(dict.fromkeys(_ROUTES_BY_SEGMENTS.values()))
+"""Every domain's routes module (order does not matter)."""
 
 
 def create_app(
@@ -73,29 +87,6 @@ def include_domain(app: FastAPI, module: str) -> None:
     app.include_router(importlib.import_module(module).router, prefix=API_PREFIX)
 
 
-# Which module serves a path under API_PREFIX, by its first segment, or by its first and
-# third (``projects/{project}/models``, ``runs/{run_id}/artifacts``) where those decide.
-# tests/core/test_lazy_domains.py checks every route of every module against it.
-_PROJECTS, _AUTH, _TRACKING, _ARTIFACTS, _REGISTRY, _DATASETS, _INPUTS = DOMAIN_ROUTES
-_DOMAIN_BY_SEGMENTS = {
-    "projects": _PROJECTS,
-    "projects/members": _PROJECTS,
-    "projects/experiments": _TRACKING,
-    "projects/runs": _TRACKING,
-    "projects/models": _REGISTRY,
-    "projects/datasets": _DATASETS,
-    "projects/dataset-blobs": _DATASETS,
-    "audit": _AUTH,
-    "auth": _AUTH,
-    "tokens": _AUTH,
-    "users": _AUTH,
-    "experiments": _TRACKING,
-    "runs": _TRACKING,
-    "runs/artifacts": _ARTIFACTS,
-    "runs/dataset-inputs": _INPUTS,
-}
-
-
 def domains_for(path: str) -> tuple[str, ...]:
     """The route modules that may serve ``path``: one, or all where the path is not
     one of theirs (so that a stray path is answered as by the whole app)."""
@@ -103,8 +94,8 @@ def domains_for(path: str) -> tuple[str, ...]:
         return ()
     parts = path[len(API_PREFIX) + 1 :].split("/")
     for key in (f"{parts[0]}/{parts[2]}" if len(parts) > 2 else None, parts[0]):
-        if key in _DOMAIN_BY_SEGMENTS:
-            return (_DOMAIN_BY_SEGMENTS[key],)
+        if key in _ROUTES_BY_SEGMENTS:
+            return (_ROUTES_BY_SEGMENTS[key],)
     return DOMAIN_ROUTES
 
 
