@@ -171,10 +171,11 @@ class StatCache:
                     (json.dumps(list(keys[start : start + 500])),),
                 ).fetchall()
                 found.update(rows)
-            if found:
-                self._conn.executemany(
-                    "UPDATE merged_v1 SET used_ns = ? WHERE key = ?",
-                    [(time.time_ns(), key) for key in found],
+            if found:  # one statement: the connection commits each one on its own
+                self._conn.execute(
+                    "UPDATE merged_v1 SET used_ns = ? "
+                    "WHERE key IN (SELECT value FROM json_each(?))",
+                    (time.time_ns(), json.dumps(list(found))),
                 )
         return found
 
