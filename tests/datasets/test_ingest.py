@@ -366,6 +366,61 @@ def test_reversioning_a_parquet_folder(client: Client, tmp_path: Path) -> None:
     assert column(detail, "id").min == 200
 
 
+def test_reversioning_publishes_only_what_changed(client: Client, tmp_path: Path) -> None:
+    """Files the stat cache answers for are not claimed again; the changed one is."""
+    folder = tmp_path / "data"
+    for i in range(6):
+        write_parquet(folder / f"f{i}.parquet", ints(100, start=100 * i))
+    client.datasets.ingest("d", folder)
+    write_parquet(folder / "f3.parquet", ints(100, start=7000))
+    requests: list[tuple[str, int]] = []
+    post = client.api.post
+
+    def counting_post(path: str, body: Any = None, **kwargs: Any) -> Any:
+        if path.endswith(("/claim-blobs", "/missing-blobs")):
+            requests.append((path.rsplit("/", 1)[-1], len(body["hashes"])))
+        return post(path, body, **kwargs)
+
+    client.api.post = counting_post  # type: ignore[method-assign]
+    try:
+        v2 = client.datasets.ingest("d", folder)
+    finally:
+        del client.api.post
+    asked = "claim-blobs" if client.embedded else "missing-blobs"
+    # One request: the changed file and the version's new profile state.
+    assert requests == [(asked, 2)]
+    assert v2.rows == 600
+    assert sorted(r["id"] for r in rows(client, "d"))[-100:] == list(range(7000, 7100))
+
+
+def test_cached_files_another_project_holds_are_published(client: Client, tmp_path: Path) -> None:
+    """The stat cache is shared by the projects of a home: files it knows from one
+    project's ingest become the other project's blobs too, and a refused version's
+    remembered files are stored once a version is made of them."""
+    folder = tmp_path / "data"
+    for i in range(3):
+        write_parquet(folder / f"f{i}.parquet", ints(100, start=100 * i))
+    client.datasets.ingest("d", folder)
+    client.projects.create("other")
+    v = client.datasets.ingest("d", folder, project="other")
+    assert v.rows == 300
+    got = client.datasets.download("d", tmp_path / "out", project="other")
+    assert len(got) == 3
+    assert (tmp_path / "out" / "f1.parquet").read_bytes() == (folder / "f1.parquet").read_bytes()
+
+    # Refused first (the files are hashed and remembered, not stored), then accepted.
+    dup = tmp_path / "dup"
+    write_parquet(dup / "a.parquet", ints(100, start=10_000))
+    write_parquet(dup / "b.parquet", ints(100, start=10_050))
+    client.datasets.create("u", expectations=[{"kind": "unique", "columns": ["id"]}])
+    with pytest.raises(ValidationFailed):
+        client.datasets.ingest("u", dup)
+    client.datasets.update("u", expectations=[])
+    v = client.datasets.ingest("u", dup)
+    assert v.rows == 200
+    assert len(client.datasets.download("u", tmp_path / "out-u")) == 2
+
+
 def test_stat_cache_never_gives_a_stale_hash(client: Client, tmp_path: Path) -> None:
     folder = tmp_path / "data"
     for i in range(3):

@@ -10,6 +10,7 @@ content both succeed (the last move wins with identical bytes).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,7 @@ from shipyard.hashing import hash_file
 CHUNK = 4 * 1024 * 1024
 """Read and write unit: large enough for throughput, small enough for flat memory."""
 
-_HEX = frozenset("0123456789abcdef")
+_HASH = re.compile("[0-9a-f]{64}")  # fullmatch: a trailing newline is refused too
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class BlobRef:
 
 def check_hash(value: object) -> str:
     """Refuse anything that is not a 64-char lowercase hex digest (it becomes a path)."""
-    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
+    if not isinstance(value, str) or _HASH.fullmatch(value) is None:
         raise InvalidInput(f"not a blob hash: {str(value)[:80]!r}")
     return value
 

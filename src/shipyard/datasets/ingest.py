@@ -76,6 +76,8 @@ class _Stored:
     hash: str
     size: int
     rows: int
+    cached: bool = False
+    """Its hash came from the stat cache: the project most likely holds the blob already."""
 
 
 @dataclass
@@ -297,7 +299,10 @@ class Ingest:
         taken = [r for r in results if r is not None]
         cache.remember([hit for item, hit in taken if str(item.path) not in known])
         for item, hit in taken:
-            outcome.kept.append(_Stored(item.name, item.path, hit.hash, item.size, hit.rows))
+            cached = str(item.path) in known
+            outcome.kept.append(
+                _Stored(item.name, item.path, hit.hash, item.size, hit.rows, cached)
+            )
             outcome.file_profiles.append((item.name, hit.profile))
 
     def _take_batches(
@@ -386,25 +391,50 @@ class Ingest:
     # --- storing and recording -----------------------------------------------------------
 
     def _store(self, stored: list[_Stored]) -> list[DataFile]:
-        """Put staged parts into the store (hashing them) and publish every file."""
+        """Put the staged parts among ``stored`` into the store (hashing them); the
+        files listed as they are were stored (or hashed) when they were taken."""
 
-        def put(item: _Stored) -> _Stored:
-            if not item.hash:
-                blob = self._transfer.put(item.path, move=True)  # a staged part
-                item.hash, item.size = blob.hash, blob.size
-            return item
+        def put(item: _Stored) -> None:
+            blob = self._transfer.put(item.path, move=True)
+            item.hash, item.size = blob.hash, blob.size
 
-        with ThreadPoolExecutor(WORKERS) as pool:
-            done = list(pool.map(put, stored))
-        self._transfer.publish({s.hash: s.path for s in done})
-        return [DataFile(path=s.name, hash=s.hash, size=s.size, rows=s.rows) for s in done]
+        staged = [s for s in stored if not s.hash]
+        if staged:
+            with ThreadPoolExecutor(WORKERS) as pool:
+                list(pool.map(put, staged))
+        return [DataFile(path=s.name, hash=s.hash, size=s.size, rows=s.rows) for s in stored]
 
-    def _profile_state(self, partials: Sequence[PartialProfile]) -> tuple[Any, str]:
+    def _profile_state(self, partials: Sequence[PartialProfile]) -> tuple[Any, str, bytes]:
+        """The finished profile, and the hash and bytes of the state (stored, not yet
+        published)."""
         merged = PartialProfile.merge_all(list(partials))
         state = merged.to_bytes()
         blob = self._transfer.put_bytes(state)
-        self._transfer.publish({blob.hash: state})
-        return merged.finish(), blob.hash
+        return merged.finish(), blob.hash, state
+
+    def _publish(self, stored: Sequence[_Stored], state: tuple[str, bytes]) -> None:
+        """Publish the files and the profile state this ingest read and stored.
+
+        Files whose hash came from the stat cache are not claimed again: re-versioning a
+        folder of 1,000 files where 10 changed would claim 990 blobs the project holds.
+        :meth:`_create_version` publishes them where the server says otherwise."""
+        fresh: dict[str, Path | bytes] = {s.hash: s.path for s in stored if not s.cached}
+        fresh[state[0]] = state[1]
+        self._transfer.publish(fresh)
+
+    def _create_version(self, spec: VersionCreate, stored: Sequence[_Stored]) -> DatasetVersion:
+        """Record the version. Where a file taken from the stat cache is not the
+        project's after all (the cache is shared by every project of the home, and a
+        refused version leaves its files remembered but not stored), the server names
+        the missing blobs: the cached files are published and the version asked again."""
+        try:
+            return self._datasets.create_version(self._name, spec, project=self._project)
+        except InvalidInput as exc:
+            cached = {s.hash: s.path for s in stored if s.cached}
+            if "missing" not in exc.details or not cached:
+                raise
+        self._transfer.publish(cached)
+        return self._datasets.create_version(self._name, spec, project=self._project)
 
     def _record(
         self,
@@ -428,7 +458,8 @@ class Ingest:
                 partials.insert(
                     0, PartialProfile.from_bytes(self._transfer.read_bytes(parent.profile_state))
                 )
-        profile, state = self._profile_state(partials)
+        profile, state, state_bytes = self._profile_state(partials)
+        self._publish(outcome.kept, (state, state_bytes))
         spec = VersionCreate(
             files=files,
             columns=columns_of(source.schema),
@@ -447,12 +478,14 @@ class Ingest:
                 self._datasets.create(self._name, project=self._project)
             except Conflict:
                 pass  # made meanwhile by another ingest: its (empty) suite stands
-        version = self._datasets.create_version(self._name, spec, project=self._project)
+        version = self._create_version(spec, outcome.kept)
         if outcome.quarantined:
             bad_files = self._store(outcome.quarantined)
-            bad_profile, bad_state = self._profile_state(outcome.quarantine_profile)
-            self._datasets.create_version(
-                self._name,
+            bad_profile, bad_state, bad_state_bytes = self._profile_state(
+                outcome.quarantine_profile
+            )
+            self._publish(outcome.quarantined, (bad_state, bad_state_bytes))
+            self._create_version(
                 VersionCreate(
                     files=bad_files,
                     columns=spec.columns,
@@ -465,7 +498,7 @@ class Ingest:
                     quarantine_of=version.version,
                     source=source.description,
                 ),
-                project=self._project,
+                outcome.quarantined,
             )
         return version
 
