@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 from dataclasses import dataclass
 from enum import StrEnum
@@ -43,8 +44,14 @@ class Principal:
     @classmethod
     def local(cls) -> Principal:
         """The caller when auth is off: the OS user, with every right (it owns the files)."""
-        try:
-            name = getpass.getuser()
-        except Exception:  # no passwd entry in some containers
-            name = "local"
-        return cls(username=name, user_id=None, is_admin=True)
+        return cls(username=_os_user(), user_id=None, is_admin=True)
+
+
+@functools.cache
+def _os_user() -> str:
+    # Once per process: getuser() reads four environment variables and then the
+    # password database, and a server with auth off asks on every request.
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "local"

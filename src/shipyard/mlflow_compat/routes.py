@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import re
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 # Each module exposes `router` with paths as the mlflow client calls them
 # (/api/2.0/mlflow/..., /api/3.0/mlflow/..., /api/2.0/mlflow-artifacts/...).
@@ -37,3 +38,25 @@ def mount(app: FastAPI) -> None:
         router = importlib.import_module(module).router
         app.include_router(router, include_in_schema=False)
         app.include_router(router, prefix=PROJECT_PREFIX, include_in_schema=False)
+
+
+def routers_by_path() -> dict[str, APIRouter]:
+    """For each protocol path without parameters, a router holding its routes alone.
+
+    A path that a parametrised route also matches is left out: which route serves it
+    depends on the order of all of them."""
+    static: dict[str, APIRouter] = {}
+    parametrised: list[APIRoute] = []
+    for module in COMPAT_ROUTES:
+        for route in importlib.import_module(module).router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            if "{" in route.path:
+                parametrised.append(route)
+            else:
+                static.setdefault(route.path, APIRouter()).routes.append(route)
+    return {
+        path: router
+        for path, router in static.items()
+        if not any(r.path_regex.match(path) for r in parametrised)
+    }
