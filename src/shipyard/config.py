@@ -9,7 +9,7 @@ local blob folder.
 from __future__ import annotations
 
 import ipaddress
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+@lru_cache(maxsize=1024)  # asked on every request of a server with auth off
 def is_loopback_host(name: str) -> bool:
     """Whether host ``name`` can only mean this machine: localhost (and its
     subdomains), 127.0.0.0/8, or ::1 (bracketed or not)."""
