@@ -427,10 +427,10 @@ class Ingest:
         project's after all (the cache is shared by every project of the home, and a
         refused version leaves its files remembered but not stored), the server names
         the missing blobs: the cached files are published and the version asked again."""
+        cached: dict[str, Path | bytes] = {s.hash: s.path for s in stored if s.cached}
         try:
             return self._datasets.create_version(self._name, spec, project=self._project)
         except InvalidInput as exc:
-            cached = {s.hash: s.path for s in stored if s.cached}
             if "missing" not in exc.details or not cached:
                 raise
         self._transfer.publish(cached)
