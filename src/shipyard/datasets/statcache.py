@@ -162,15 +162,15 @@ class StatCache:
 
     def merged(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The merged profile states remembered under ``keys`` (marked as used)."""
-        found: dict[str, bytes] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                rows = self._conn.execute(
+            # The keys travel as one JSON parameter: no limit on bound variables to chunk for.
+            found: dict[str, bytes] = dict(
+                self._conn.execute(
                     "SELECT key, profile FROM merged_v1 "
                     "WHERE key IN (SELECT value FROM json_each(?))",
-                    (json.dumps(list(keys[start : start + 500])),),
+                    (json.dumps(list(keys)),),
                 ).fetchall()
-                found.update(rows)
+            )
             if found:  # one statement: the connection commits each one on its own
                 self._conn.execute(
                     "UPDATE merged_v1 SET used_ns = ? "
