@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -231,3 +235,56 @@ def test_formatting_helpers() -> None:
     line = sparkline([0, 1, 5, 10])
     assert len(line) == 4 and line[0] == " " and line[-1] == SPARKS[-1]
     assert SPARKS.index(line[1]) < SPARKS.index(line[2]) < SPARKS.index(line[3])
+
+
+# What an embedded `shipyard data ingest` must not import: each costs every such command
+# tens of milliseconds (pandas a quarter of a second) and the ingest has no use for it.
+NOT_FOR_AN_INGEST = [
+    "pandas",
+    "shipyard.mlflow_compat.protocol",
+    "shipyard.tracking.client",
+    "shipyard.registry.client",
+    "sqlalchemy.dialects.postgresql",
+]
+
+
+def test_an_ingest_imports_only_what_it_uses(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    table = pa.table(
+        {
+            "id": pa.array(range(5000), pa.int64()),
+            "x": pa.array([i / 7 for i in range(5000)]),
+            "label": pa.array([f"l{i % 13}" for i in range(5000)]),
+            "city": pa.array([f"c{i % 3}" for i in range(5000)]).dictionary_encode(),
+            "at": pa.array(range(5000), pa.timestamp("s")),
+        }
+    )
+    for part in range(2):
+        pq.write_table(table, data / f"part-{part}.parquet")
+    code = (
+        "import sys\n"
+        "from shipyard.cli.main import main\n"
+        f"sys.argv = ['shipyard', 'data', 'ingest', 'events', {str(data)!r}, '-m', 'x']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        f"print('LOADED', [m for m in {NOT_FOR_AN_INGEST!r} if m in sys.modules])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_HOME"] = str(tmp_path / "home")
+
+    def ingest() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # The first command also creates the home (migrations import every dialect).
+    assert "events@1" in ingest()
+    pq.write_table(table.slice(100), data / "part-1.parquet")
+    again = ingest()
+    assert "events@2" in again
+    assert "LOADED []" in again

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipyard.datasets.profile_sketches import hash_numbers, hash_strings
+from shipyard.datasets.profile_sketches import hash_numbers, hash_strings, numpy_values
 from shipyard.datasets.profiles import PartialProfile, ProfileBuilder, profile_parquet
 from shipyard.datasets.types import ColumnProfile, Profile
 from shipyard.errors import InvalidInput
@@ -501,3 +501,22 @@ def test_profile_parquet_refuses_what_is_not_parquet(tmp_path: Path) -> None:
     for source in (path, b"PAR1 nothing here", tmp_path / "missing.parquet"):
         with pytest.raises(InvalidInput):
             profile_parquet(source)
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        pa.array(np.arange(-5, 20, dtype=np.int8)),
+        pa.array(np.arange(1000, dtype=np.uint64) * 7919),
+        pa.array(np.linspace(-1.0, 1.0, 33, dtype=np.float32)),
+        pa.array(np.linspace(-1e300, 1e300, 50)).slice(7, 20),  # a view with an offset
+        pa.array([1, None, 3], pa.int32()),  # nulls: converted, not viewed
+        pa.array([True, False, True]),  # bit-packed: converted
+    ],
+    ids=["int8", "uint64", "float32", "sliced-float64", "nulls", "bool"],
+)
+def test_numpy_values_match_pyarrows_conversion(arr: pa.Array) -> None:
+    got = numpy_values(arr)
+    want = arr.to_numpy(zero_copy_only=False)
+    assert got.dtype == want.dtype and len(got) == len(arr)
+    np.testing.assert_array_equal(got, want)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import httpx
@@ -19,7 +20,13 @@ from shipyard.client.api import Api
 from shipyard.config import Settings
 
 if TYPE_CHECKING:
+    from shipyard.auth.client import AuditClient, TokensClient, UsersClient
+    from shipyard.datasets.client import DatasetsClient
     from shipyard.platform import Platform
+    from shipyard.projects.client import ProjectsClient
+    from shipyard.registry.client import ModelsClient
+    from shipyard.tracking.artifacts_client import ArtifactsClient
+    from shipyard.tracking.client import ExperimentsClient, RunsClient
 
 _EMBEDDED: dict[tuple[str, str], Platform] = {}
 _EMBEDDED_LOCK = threading.Lock()
@@ -76,13 +83,6 @@ class Client:
         settings: Settings | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        from shipyard.auth.client import AuditClient, TokensClient, UsersClient
-        from shipyard.datasets.client import DatasetsClient
-        from shipyard.projects.client import ProjectsClient
-        from shipyard.registry.client import ModelsClient
-        from shipyard.tracking.artifacts_client import ArtifactsClient
-        from shipyard.tracking.client import ExperimentsClient, RunsClient
-
         self.settings = settings or Settings()
         self.url = url or self.settings.url
         token = token or self.settings.token
@@ -98,15 +98,72 @@ class Client:
                 http = _embedded_http(self.settings)
         self.api = Api(http)
         self.project = project or self.settings.project
-        self.projects = ProjectsClient(self.api)
-        self.artifacts = ArtifactsClient(self.api)
-        self.experiments = ExperimentsClient(self.api, self)
-        self.runs = RunsClient(self.api, self)
-        self.models = ModelsClient(self.api, self)
-        self.datasets = DatasetsClient(self.api, self)
-        self.users = UsersClient(self.api)
-        self.tokens = TokensClient(self.api)
-        self.audit = AuditClient(self.api)
+
+    # Each domain's client is made on first use: importing one costs its pydantic
+    # types, which a command of another domain never needs.
+
+    @cached_property
+    def projects(self) -> ProjectsClient:
+        """Projects and their members."""
+        from shipyard.projects.client import ProjectsClient
+
+        return ProjectsClient(self.api)
+
+    @cached_property
+    def artifacts(self) -> ArtifactsClient:
+        """Run artifacts: upload, list, download."""
+        from shipyard.tracking.artifacts_client import ArtifactsClient
+
+        return ArtifactsClient(self.api)
+
+    @cached_property
+    def experiments(self) -> ExperimentsClient:
+        """Experiments of a project."""
+        from shipyard.tracking.client import ExperimentsClient
+
+        return ExperimentsClient(self.api, self)
+
+    @cached_property
+    def runs(self) -> RunsClient:
+        """Runs: params, metrics, tags, search."""
+        from shipyard.tracking.client import RunsClient
+
+        return RunsClient(self.api, self)
+
+    @cached_property
+    def models(self) -> ModelsClient:
+        """The model registry."""
+        from shipyard.registry.client import ModelsClient
+
+        return ModelsClient(self.api, self)
+
+    @cached_property
+    def datasets(self) -> DatasetsClient:
+        """Datasets: ingest, versions, validation, diffs, lineage."""
+        from shipyard.datasets.client import DatasetsClient
+
+        return DatasetsClient(self.api, self)
+
+    @cached_property
+    def users(self) -> UsersClient:
+        """User accounts."""
+        from shipyard.auth.client import UsersClient
+
+        return UsersClient(self.api)
+
+    @cached_property
+    def tokens(self) -> TokensClient:
+        """API tokens."""
+        from shipyard.auth.client import TokensClient
+
+        return TokensClient(self.api)
+
+    @cached_property
+    def audit(self) -> AuditClient:
+        """The audit log."""
+        from shipyard.auth.client import AuditClient
+
+        return AuditClient(self.api)
 
     @property
     def embedded(self) -> bool:

@@ -22,6 +22,7 @@ from shipyard.datasets.profile_sketches import (
     SPARSE_MAX,
     Bottom,
     Distinct,
+    arrow_values,
     bottom_from_bytes,
     bottom_to_bytes,
     hash_numbers,
@@ -29,6 +30,7 @@ from shipyard.datasets.profile_sketches import (
     merge_bottoms,
     mix64,
     number_bits,
+    numpy_values,
     unique_counts,
 )
 from shipyard.datasets.schema import column_kind
@@ -108,10 +110,10 @@ def _numbers(arr: pa.Array, kind: str) -> np.ndarray:
     t = arr.type
     if kind == "temporal":
         raw = arr.view(pa.int32() if t.bit_width == 32 else pa.int64())
-        return raw.to_numpy().astype(np.int64, copy=False)
+        return numpy_values(raw).astype(np.int64, copy=False)
     if pa.types.is_decimal(t) or pa.types.is_float16(t):
         arr = pc.cast(arr, pa.float64())
-    x = arr.to_numpy()
+    x = numpy_values(arr)
     return x.astype(np.float64, copy=False) if kind == "float" else x
 
 
@@ -205,7 +207,7 @@ class Column:
             if len(fin) < n:
                 total = float(np.sum(fin))
             if len(fin):
-                var = pc.variance(pa.array(fin), ddof=0).as_py()
+                var = pc.variance(arrow_values(fin), ddof=0).as_py()
                 self._moments(len(fin), total / len(fin), var * len(fin))
         lo, hi = x.min(), x.max()
         if x.dtype.kind == "f" and math.isnan(lo):
@@ -214,11 +216,11 @@ class Column:
         self.extremes(lo, hi)
         self._feed_quantiles(fin, rng)
         if n <= 2 * _PROBE or len(np.unique(x[_spread(n, _PROBE, rng)])) <= _PROBE // 4:
-            vc = pc.value_counts(pa.array(x))  # few values: count them all
-            vals = vc.field(0).to_numpy(zero_copy_only=False)
+            vc = pc.value_counts(arrow_values(x))  # few values: count them all
+            vals = numpy_values(vc.field(0))
             self.distinct.add(hash_numbers(vals))
             if self.fv is not None:
-                self._count_values(vals.tolist(), vc.field(1).to_numpy().tolist(), True)
+                self._count_values(vals.tolist(), numpy_values(vc.field(1)).tolist(), True)
         else:
             self.distinct.add(hash_numbers(x))
             self.fv, self.fv_complete = None, False
@@ -227,14 +229,14 @@ class Column:
     def _add_strings(self, arr: pa.Array, rng: np.random.Generator) -> None:
         n, vals = len(arr), None
         if pa.types.is_dictionary(arr.type):
-            counts = np.bincount(arr.indices.to_numpy(zero_copy_only=False), minlength=1)
+            counts = np.bincount(numpy_values(arr.indices), minlength=1)
             used = np.flatnonzero(counts)
-            vals, seen = arr.dictionary.take(pa.array(used)), counts[used]
+            vals, seen = arr.dictionary.take(arrow_values(used)), counts[used]
         else:
-            probe = None if n <= 2 * _PROBE else arr.take(_spread(n, _PROBE, rng))
+            probe = None if n <= 2 * _PROBE else arr.take(arrow_values(_spread(n, _PROBE, rng)))
             if probe is None or pc.count_distinct(probe).as_py() <= _PROBE // 4:
                 vc = pc.value_counts(arr)
-                vals, seen = vc.field(0), vc.field(1).to_numpy()
+                vals, seen = vc.field(0), numpy_values(vc.field(1))
         self.hashed += n
         if vals is not None:
             self.distinct.add(hash_strings(vals))
@@ -247,11 +249,11 @@ class Column:
             self.extremes(*pc.min_max(arr).as_py().values())
             # Values seen 4 times in a sample are frequent; the rest would be noise.
             idx = _spread(n, _FV_SAMPLE, rng)
-            sample = pc.value_counts(arr.take(idx))
-            seen = sample.field(1).to_numpy()
+            sample = pc.value_counts(arr.take(arrow_values(idx)))
+            seen = numpy_values(sample.field(1))
             keep = np.flatnonzero(seen >= 4)
             counts = (seen[keep] * (n / len(idx))).tolist()
-            self._count_values(sample.field(0).take(keep).to_pylist(), counts, False)
+            self._count_values(sample.field(0).take(arrow_values(keep)).to_pylist(), counts, False)
 
     # -- a sample --------------------------------------------------------------------------
 
@@ -270,7 +272,7 @@ class Column:
             self.trues += w * (pc.sum(arr).as_py() or 0)
         elif self.kind in ("string", "binary"):
             vc = pc.value_counts(arr)
-            vals, seen = vc.field(0), vc.field(1).to_numpy()
+            vals, seen = vc.field(0), numpy_values(vc.field(1))
             h = hash_strings(vals)
             order = np.argsort(h)
             self.sampled_hashes(h[order], seen[order], len(arr))
@@ -395,8 +397,9 @@ def sample_numbers(items: list[tuple[Column, np.ndarray, float]]) -> None:
         col, x, w = items[k]
         col.sampled_hashes(hashes[pos], seen[pos], n)
         if col.fv is not None and len(hashes[pos]) <= n // 4:
-            vc = pc.value_counts(pa.array(x))
-            col._count_values(vc.field(0).to_pylist(), (vc.field(1).to_numpy() * w).tolist(), False)
+            vc = pc.value_counts(arrow_values(x))
+            counts = (numpy_values(vc.field(1)) * w).tolist()
+            col._count_values(vc.field(0).to_pylist(), counts, False)
         else:
             col.fv = None
         if col.kind == "temporal":

@@ -26,7 +26,8 @@ from shipyard.auth.principal import Action
 from shipyard.auth.resolvers import CachedResolver
 from shipyard.blobs.http import blob_response
 from shipyard.errors import NotFound
-from shipyard.mlflow_compat.protocol import fail, field, message_of, run_message
+from shipyard.mlflow_compat.errors import fail
+from shipyard.mlflow_compat.protocol import field, message_of, run_message
 from shipyard.mlflow_compat.tracking import conflict_as, run_artifact_uri
 from shipyard.platform import Platform
 from shipyard.server.responses import FastJSON

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, NotFound
-from shipyard.mlflow_compat.protocol import Message, fail
+from shipyard.mlflow_compat.errors import fail
+from shipyard.mlflow_compat.protocol import Message
 from shipyard.tracking.runs import writable_run
 from shipyard.tracking.tables import ExperimentRow, LoggedModelRow, RunInputRow
 from shipyard.tracking.upserts import dialect_insert

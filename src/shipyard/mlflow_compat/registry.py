@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.mlflow_compat.artifact_routes import model_artifact_uri, parse_target
-from shipyard.mlflow_compat.protocol import fail
+from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.tracking import run_artifact_uri
 from shipyard.platform import Platform
 from shipyard.registry import versions

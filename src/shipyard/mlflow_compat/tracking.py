@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, NotFound
-from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message, fail
+from shipyard.mlflow_compat.errors import fail
+from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking import experiments

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
-from shipyard.mlflow_compat.protocol import MLFLOW_CODE, is_mlflow_path, mlflow_error
+from shipyard.mlflow_compat.errors import MLFLOW_CODE, is_mlflow_path, mlflow_error
 from shipyard.server.responses import FastJSON
 from shipyard.ui.page_route import is_page
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
@@ -22,6 +21,7 @@ from shipyard.platform import Platform
 from shipyard.tracking.artifact_types import ArtifactInfo
 from shipyard.tracking.paths import normalize_artifact_path, normalize_artifact_prefix
 from shipyard.tracking.tables import ArtifactRow, RunRow
+from shipyard.tracking.upserts import dialect_insert
 
 
 def _run(session: Session, run_id: str) -> RunRow:
@@ -83,20 +83,12 @@ def record_upload(ctx: RequestContext, run_id: str, path: str, blob: BlobRef) ->
     }
     with ctx.platform.db.write() as session:
         _check_writable(session, run_id, path)
-        dialect = session.get_bind().dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            module = postgresql if dialect == "postgresql" else sqlite
-            stmt = module.insert(ArtifactRow).values(values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["run_id", "path"],
-                set_={k: stmt.excluded[k] for k in ("blob_hash", "size", "created_at")},
-            )
-            session.execute(stmt)
-        else:  # pragma: no cover - only the two supported databases exist today
-            session.execute(
-                delete(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.path == path)
-            )
-            session.add(ArtifactRow(**values))
+        stmt = dialect_insert(session, ArtifactRow.__table__).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "path"],
+            set_={k: stmt.excluded[k] for k in ("blob_hash", "size", "created_at")},
+        )
+        session.execute(stmt)
         ctx.audit(
             session,
             "artifacts.upload",

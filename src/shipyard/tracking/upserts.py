@@ -13,7 +13,6 @@ from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shipyard.errors import Conflict
@@ -22,8 +21,14 @@ from shipyard.tracking.tables import ParamRow
 
 def dialect_insert(session: Session, table: Table) -> Any:
     """An ``INSERT`` that knows ``on_conflict_do_*`` for the session's database."""
+    # Imported here: the session's engine has loaded its own dialect already, and the
+    # other one costs a SQLite command ~40 ms of imports.
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table)
 
 
