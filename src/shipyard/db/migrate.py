@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import FileLock
 from sqlalchemy import inspect, text
 
 from shipyard.db.engine import Database
@@ -124,6 +123,8 @@ def upgrade(db: Database, revision: str = "head") -> None:
 @contextmanager
 def _migration_lock(db: Database) -> Iterator[None]:
     if db.is_sqlite:
+        from filelock import FileLock  # imported by the rare start that migrates
+
         path = Path(db.url.database or "shipyard.db")
         with FileLock(str(path) + ".migrate.lock"):
             yield
