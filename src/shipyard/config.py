@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     system_metrics_interval: float = Field(
         default=10.0, description="Seconds between system metric samples; 0 turns them off."
     )
+    otel: bool = Field(
+        default=False,
+        description="Let the server's FastAPI export OpenTelemetry spans, metrics and logs of "
+        "its HTTP requests through the OpenTelemetry SDK this process configures (for example "
+        "under `opentelemetry-instrument`). Off (the default), requests skip the check for a "
+        "configured SDK that FastAPI otherwise makes on each of them.",
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -135,3 +135,29 @@ def test_create_app_without_network(platform: Platform) -> None:
     assert app.state.platform is platform
     with pytest.raises(AttributeError):
         _ = app.state.nothing
+
+
+@pytest.mark.parametrize("otel", [False, True])
+def test_request_telemetry_follows_the_otel_setting(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, otel: bool
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # As `opentelemetry-instrument` would: a configured SDK (not set globally, which
+    # the OpenTelemetry API allows once per process).
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    monkeypatch.setattr(platform.settings, "otel", otel)
+    app = create_app(platform, ui=False)
+    with httpx.Client(transport=InProcessTransport(app), base_url="http://t") as http:
+        assert http.get("/healthz").status_code == 200
+        # An MLflow path goes through an app of its own inside the server's.
+        got = http.get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=none")
+        assert got.status_code == 404
+    served = [s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert len(served) == (2 if otel else 0), [s.name for s in served]
