@@ -17,7 +17,6 @@ from pathlib import Path
 import mlflow
 from common import (
     FILTER,
-    MB,
     ORDER_BY,
     Results,
     Sizes,
@@ -28,7 +27,7 @@ from common import (
     percentile,
     run_values,
     stopwatch,
-    write_random_file,
+    timed_transfers,
 )
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
@@ -131,17 +130,19 @@ def artifacts(client: MlflowClient, results: Results, sizes: Sizes, tmp: Path) -
     """log_artifact up and download_artifacts down, both through the server's proxy."""
     exp_id = client.create_experiment("bench-artifacts")
     run_id = client.create_run(exp_id).info.run_id
-    source = tmp / "blob.bin"
-    write_random_file(source, sizes.artifact_mb)
-    with stopwatch(f"upload {sizes.artifact_mb} MB") as up:
-        client.log_artifact(run_id, str(source))
-    dest = tmp / "down"
-    dest.mkdir()
-    with stopwatch(f"download {sizes.artifact_mb} MB") as down:
-        got = client.download_artifacts(run_id, "blob.bin", str(dest))
-    check(Path(got).stat().st_size == sizes.artifact_mb * MB, "downloaded artifact size")
-    results.put("artifact_up.mbps", sizes.artifact_mb / up[0])
-    results.put("artifact_down.mbps", sizes.artifact_mb / down[0])
+
+    def download(folder: str, name: str, dest: Path) -> Path:
+        return Path(client.download_artifacts(run_id, f"{folder}/{name}", str(dest)))
+
+    up, down = timed_transfers(
+        lambda path, folder: client.log_artifact(run_id, str(path), folder),
+        download,
+        sizes.artifact_mb,
+        sizes.artifact_repeats,
+        tmp,
+    )
+    results.put("artifact_up.mbps", sizes.artifact_mb / up)
+    results.put("artifact_down.mbps", sizes.artifact_mb / down)
 
 
 def main() -> None:

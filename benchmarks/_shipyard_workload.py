@@ -28,7 +28,7 @@ from common import (
     percentile,
     run_values,
     stopwatch,
-    write_random_file,
+    timed_transfers,
 )
 
 import shipyard
@@ -129,22 +129,24 @@ def searches(
         results.put("search_unfiltered.ms", seconds * 1000)
 
 
-def artifacts(client: Client, results: Results, size_mb: int, tmp: Path, prefix: str) -> None:
+def artifacts(
+    client: Client, results: Results, size_mb: int, repeats: int, tmp: Path, prefix: str
+) -> None:
     """upload_file up and download down, through the server."""
     run_id = client.runs.create("bench-artifacts").id
-    source = tmp / f"{prefix}.bin"
-    write_random_file(source, size_mb)
-    with stopwatch(f"upload {size_mb:,} MB") as up:
-        client.artifacts.upload_file(run_id, source)
-    dest = tmp / f"{prefix}-down"
-    dest.mkdir()
-    with stopwatch(f"download {size_mb:,} MB") as down:
-        got = client.artifacts.download(run_id, source.name, dest)
-    check(Path(got).stat().st_size == size_mb * MB, "downloaded artifact size")
-    results.put(f"{prefix}_up.mbps", size_mb / up[0])
-    results.put(f"{prefix}_down.mbps", size_mb / down[0])
-    source.unlink()
-    Path(got).unlink()
+
+    def download(folder: str, name: str, dest: Path) -> Path:
+        return Path(client.artifacts.download(run_id, f"{folder}/{name}", dest))
+
+    up, down = timed_transfers(
+        lambda path, folder: client.artifacts.upload_file(run_id, path, folder),
+        download,
+        size_mb,
+        repeats,
+        tmp,
+    )
+    results.put(f"{prefix}_up.mbps", size_mb / up)
+    results.put(f"{prefix}_down.mbps", size_mb / down)
 
 
 class PeakRss:
@@ -177,7 +179,7 @@ def big_artifact(
     client: Client, results: Results, sizes: Sizes, tmp: Path, server_pid: int
 ) -> None:
     with PeakRss({"client": os.getpid(), "server": server_pid}) as rss:
-        artifacts(client, results, sizes.big_artifact_mb, tmp, "big")
+        artifacts(client, results, sizes.big_artifact_mb, 1, tmp, "big")
     for name in ("client", "server"):
         results.put(f"big_{name}_rss.mb", rss.peaks[name] / MB)
         results.notes.append(
@@ -212,7 +214,7 @@ def main() -> None:
     searches(client, results, exp_id, sizes.runs_large, "large", sizes.search_repeats)
     log("[shipyard] artifacts")
     with tempfile.TemporaryDirectory(prefix="bench-shipyard-") as tmp:
-        artifacts(client, results, sizes.artifact_mb, Path(tmp), "artifact")
+        artifacts(client, results, sizes.artifact_mb, sizes.artifact_repeats, Path(tmp), "artifact")
         if args.big:
             big_artifact(client, results, sizes, Path(tmp), args.server_pid)
     results.save(args.out)

@@ -12,6 +12,7 @@ import os
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ class Sizes:
     search_repeats: int = 7
     history_repeats: int = 3
     artifact_mb: int = 50
+    artifact_repeats: int = 3
     big_artifact_mb: int = 2_048
 
     @classmethod
@@ -50,6 +52,7 @@ class Sizes:
             search_repeats=3,
             history_repeats=2,
             artifact_mb=5,
+            artifact_repeats=2,
             big_artifact_mb=64,
         )
 
@@ -145,6 +148,44 @@ def write_random_file(path: Path, size_mb: int) -> None:
             piece = chunk[: min(left, len(chunk))]
             out.write(piece)
             left -= len(piece)
+
+
+def timed_transfers(
+    upload: Callable[[Path, str], None],
+    download: Callable[[str, str, Path], Path],
+    size_mb: int,
+    repeats: int,
+    tmp: Path,
+) -> tuple[float, float]:
+    """Median seconds of ``repeats`` uploads and downloads of a ``size_mb`` MiB file.
+
+    ``upload(path, folder)`` stores the file under ``folder``; ``download(folder, name,
+    dest)`` fetches it into ``dest`` and returns the local path. A 1 MiB file goes up and
+    down once first, untimed: a client loads its transfer code on first use, a cost that
+    either server would be charged for. Each repeat sends a file of new bytes (nothing
+    for a content-addressed store to deduplicate) under a folder of its own."""
+    tmp = Path(tempfile.mkdtemp(prefix="transfers-", dir=tmp))
+    warm = tmp / "warm.bin"
+    write_random_file(warm, 1)
+    upload(warm, "warm")
+    (tmp / "warm-down").mkdir()
+    download("warm", warm.name, tmp / "warm-down").unlink()
+    ups, downs = [], []
+    for i in range(repeats):
+        source = tmp / f"blob{i}.bin"
+        write_random_file(source, size_mb)
+        with stopwatch(f"upload {size_mb:,} MB ({i + 1} of {repeats})") as up:
+            upload(source, f"r{i}")
+        dest = tmp / f"down{i}"
+        dest.mkdir()
+        with stopwatch(f"download {size_mb:,} MB ({i + 1} of {repeats})") as down:
+            got = download(f"r{i}", source.name, dest)
+        check(got.stat().st_size == size_mb * MB, "downloaded artifact size")
+        source.unlink()
+        got.unlink()
+        ups.append(up[0])
+        downs.append(down[0])
+    return statistics.median(ups), statistics.median(downs)
 
 
 def free_port() -> int:
