@@ -404,23 +404,23 @@ class Ingest:
                 list(pool.map(put, staged))
         return [DataFile(path=s.name, hash=s.hash, size=s.size, rows=s.rows) for s in stored]
 
-    def _profile_state(self, partials: Sequence[PartialProfile]) -> tuple[Any, str, bytes]:
-        """The finished profile, and the hash and bytes of the state (stored, not yet
-        published)."""
-        merged = PartialProfile.merge_all(list(partials))
-        state = merged.to_bytes()
-        blob = self._transfer.put_bytes(state)
-        return merged.finish(), blob.hash, state
-
-    def _publish(self, stored: Sequence[_Stored], state: tuple[str, bytes]) -> None:
-        """Publish the files and the profile state this ingest read and stored.
+    def _publish(
+        self, stored: Sequence[_Stored], partials: Sequence[PartialProfile]
+    ) -> tuple[Any, str]:
+        """Merge ``partials`` into the profile of ``stored``'s rows, store its state, and
+        publish the state with the files this ingest read and stored; the finished
+        profile and the state's hash.
 
         Files whose hash came from the stat cache are not claimed again: re-versioning a
         folder of 1,000 files where 10 changed would claim 990 blobs the project holds.
         :meth:`_create_version` publishes them where the server says otherwise."""
+        merged = PartialProfile.merge_all(list(partials))
+        state = merged.to_bytes()
+        blob = self._transfer.put_bytes(state)
         fresh: dict[str, Path | bytes] = {s.hash: s.path for s in stored if not s.cached}
-        fresh[state[0]] = state[1]
+        fresh[blob.hash] = state
         self._transfer.publish(fresh)
+        return merged.finish(), blob.hash
 
     def _create_version(self, spec: VersionCreate, stored: Sequence[_Stored]) -> DatasetVersion:
         """Record the version. Where a file taken from the stat cache is not the
@@ -458,8 +458,7 @@ class Ingest:
                 partials.insert(
                     0, PartialProfile.from_bytes(self._transfer.read_bytes(parent.profile_state))
                 )
-        profile, state, state_bytes = self._profile_state(partials)
-        self._publish(outcome.kept, (state, state_bytes))
+        profile, state = self._publish(outcome.kept, partials)
         spec = VersionCreate(
             files=files,
             columns=columns_of(source.schema),
@@ -481,10 +480,7 @@ class Ingest:
         version = self._create_version(spec, outcome.kept)
         if outcome.quarantined:
             bad_files = self._store(outcome.quarantined)
-            bad_profile, bad_state, bad_state_bytes = self._profile_state(
-                outcome.quarantine_profile
-            )
-            self._publish(outcome.quarantined, (bad_state, bad_state_bytes))
+            bad_profile, bad_state = self._publish(outcome.quarantined, outcome.quarantine_profile)
             self._create_version(
                 VersionCreate(
                     files=bad_files,
