@@ -5,11 +5,13 @@ pandas (CSV to Parquet), side by side in one run.
     python benchmarks/datasets.py --scale 0.02    # smoke run (2% of every size)
     python benchmarks/datasets.py --only dvc      # dvc | csv
     python benchmarks/datasets.py --keep          # keep the temporary folders
-    python benchmarks/datasets.py --mode command  # command | inprocess | both (versioning)
+    python benchmarks/datasets.py --mode command  # command | inprocess | daemon | both | all
 
 Versioning is measured two ways, with the same data and steps. Per command: every
 timed step is one CLI command in its own process (`dvc add`, `shipyard data ingest`),
-so each tool pays its start-up. In process: each tool's Python API (`Repo.add`,
+so each tool pays its start-up. With the daemon: the same commands, with
+`shipyard daemon start` run (untimed) first, so each `shipyard` command hands its work
+to a process that has the stack imported. In process: each tool's Python API (`Repo.add`,
 `Client().datasets.ingest`) called by one long-lived, warmed-up process per
 repository, so only the work is timed. The CSV ingest is per command (`python -c
 "pandas..."`). DVC is installed on first use into benchmarks/.venv-dvc (gitignored).
@@ -44,6 +46,7 @@ from _datasets_tools import (  # noqa: E402
     DVC_VENV,
     Dvc,
     Shipyard,
+    ShipyardDaemon,
     can_drop_caches,
     ensure_dvc_venv,
     generate,
@@ -64,6 +67,13 @@ PANDAS_CODE = "import sys, pandas as pd; pd.read_csv(sys.argv[1]).to_parquet(sys
 MODES: dict[str, tuple[type[Dvc], type[Shipyard]]] = {
     "command": (Dvc, Shipyard),
     "inprocess": (DvcInProcess, ShipyardInProcess),
+    "daemon": (Dvc, ShipyardDaemon),
+}
+# --mode both: the two modes measured before the daemon existed.
+MODE_CHOICES = {
+    **{mode: [mode] for mode in MODES},
+    "both": ["command", "inprocess"],
+    "all": list(MODES),
 }
 
 
@@ -231,8 +241,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["dvc", "csv"], help="Run one part only.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folders.")
     parser.add_argument(
-        "--mode", choices=["command", "inprocess", "both"], default="both",
-        help="Versioning: a CLI command per step, API calls in one warm process, or both.",
+        "--mode", choices=list(MODE_CHOICES), default="all",
+        help="Versioning: a CLI command per step, API calls in one warm process, commands"
+        " with the daemon running; both: the first two; all: the three.",
     )  # fmt: skip
     parser.add_argument(
         "--tmp", type=Path, default=Path(tempfile.gettempdir()),
@@ -242,7 +253,7 @@ def main() -> None:
     check(0 < args.scale <= 1, "--scale is a fraction in (0, 1]")
     plan = Plan.of(args.scale)
     parts = [args.only] if args.only else ["dvc", "csv"]
-    modes = list(MODES) if args.mode == "both" else [args.mode]
+    modes = MODE_CHOICES[args.mode]
     if "dvc" in parts:
         ensure_dvc_venv()
     shipyard_exe()

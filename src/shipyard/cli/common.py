@@ -26,13 +26,30 @@ ProjectOption = typer.Option(None, "--project", "-p", help="Project (default: SH
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# The command daemon's clients, by project: it runs many commands with one environment,
+# and a new embedded client would build its app's routes again on its first request.
+_kept_clients: dict[str | None, Client] | None = None
+
+
+def keep_clients() -> None:
+    """From now on, :func:`get_client` returns the same client for the same project
+    (the command daemon's processes; a command's own process makes one anyway)."""
+    global _kept_clients
+    if _kept_clients is None:
+        _kept_clients = {}
+
+
 def get_client(project: str | None = None) -> Client:
     """The SDK client the CLI runs on: remote if SHIPYARD_URL is set, else embedded."""
     from shipyard.client import Client
     from shipyard.heap import start_up_done
 
+    if _kept_clients is not None and project in _kept_clients:
+        return _kept_clients[project]
     client = Client(project=project)
     start_up_done()
+    if _kept_clients is not None:
+        _kept_clients[project] = client
     return client
 
 

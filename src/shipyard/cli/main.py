@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+from shipyard.cli.daemon_commands import daemon_app
 from shipyard.cli.lazy import LazyApp, LazyGroup
 from shipyard.cli.platform_commands import db_app, projects_app, server
 
@@ -48,6 +49,7 @@ app = typer.Typer(
 app.command()(server)
 app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
+app.add_typer(daemon_app, name="daemon")
 
 
 def main() -> None:

@@ -18,6 +18,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def reset_consoles() -> None:
+    """Make both consoles again, in place (commands hold them by name), from the
+    streams and variables of now: a console reads colour support and width once, and
+    the command daemon runs each command with its caller's."""
+    console.__init__()  # type: ignore[misc]
+    err_console.__init__(stderr=True)  # type: ignore[misc]
+
+
 def _plain(value: Any) -> Any:
     # Pydantic models, recognised by their method: importing pydantic here would cost
     # `shipyard --help` what it costs to build them.

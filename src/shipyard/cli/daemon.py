@@ -1,0 +1,407 @@
+"""The command daemon: one long-lived process per ``SHIPYARD_HOME`` that runs the CLI's
+commands for callers, so that a command does not pay for importing the stack first.
+
+``shipyard daemon start`` runs this module detached. It imports what commands use,
+opens the home's embedded stores, and listens on a Unix socket in a folder only its
+user can enter (``daemon_link.socket_path``). For each caller it checks, in the thread
+that accepts connections:
+
+- the caller is the same user (the socket's peer credentials, where the OS gives them);
+- the caller's resolved home and fingerprint (settings, credentials, user) are the
+  daemon's own, and its command group is one the daemon serves;
+- Shipyard's code on disk is the code the daemon imported (else it declines and exits);
+- no command is running (it declines rather than queue: a long ingest never holds up
+  a ``data list`` in another terminal, which then runs in its own process).
+
+Then the main thread runs the command as the ``shipyard`` entry point would, in the
+caller's folder, with stdout and stderr sent back over the socket as frames and the
+caller's terminal width, colour settings and tty-ness. Ctrl-C in the caller becomes a
+SIGINT here, so the command stops and cleans up as it would in its own process.
+Commands run one at a time: they share the process' folder, streams and environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+
+from shipyard.cli import daemon_link as link
+
+DEFAULT_IDLE_MINUTES = 30.0
+# Modules every served command group loads; imported at start so no command pays for them.
+WARM_MODULES = (
+    "shipyard.tracking.cli",
+    "shipyard.registry.cli",
+    "shipyard.datasets.cli",
+    "shipyard.datasets.ingest",
+    "shipyard.datasets.file_source",
+    "shipyard.datasets.validation",
+    "shipyard.datasets.types",
+    "shipyard.tracking.types",
+    "shipyard.registry.types",
+    "shipyard.projects.client",
+    "pyarrow.parquet",
+    "pyarrow.compute",
+)
+
+
+# Read-only commands run at start, so each domain's routes are built before a caller's.
+WARM_LISTINGS = (
+    ("projects", "list"),
+    ("experiments", "list"),
+    ("models", "list"),
+    ("data", "list"),
+)
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_stamp(root: Path = PACKAGE_ROOT) -> tuple[int, int]:
+    """How many source files ``root`` (Shipyard's package) holds, and the newest one's
+    mtime: a daemon whose stamp no longer matches the disk runs old code, and must not
+    serve."""
+    count, newest = 0, 0
+    for path in root.rglob("*.py"):
+        count += 1
+        newest = max(newest, path.stat().st_mtime_ns)
+    return count, newest
+
+
+class _FrameWriter(io.BufferedIOBase):
+    """A raw stream whose writes go to the caller as frames of one kind; ``isatty`` is
+    the caller's, so rich and typer format as they would in the caller's process."""
+
+    def __init__(self, conn: socket.socket, lock: threading.Lock, kind: bytes, tty: bool):
+        self.conn, self.lock, self.kind, self.tty = conn, lock, kind, tty
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, data: Any) -> int:
+        payload = bytes(data)
+        with self.lock, contextlib.suppress(OSError):  # a caller that left reads nothing
+            link.send_frame(self.conn, self.kind, payload)
+        return len(payload)
+
+
+@dataclass
+class _Counts:
+    started: float = field(default_factory=time.time)
+    served: int = 0
+    declined: int = 0
+    last_declined: str = ""
+
+
+class CommandDaemon:
+    """Serves the commands of callers whose home is ``home``, until idle for
+    ``idle_seconds`` or told to stop."""
+
+    def __init__(self, home: str, idle_seconds: float) -> None:
+        self.home = home
+        self.idle_seconds = idle_seconds
+        self.path = link.socket_path(home)
+        self.env = link.fingerprint(os.environ)
+        self.stamp = code_stamp()
+        self.counts = _Counts()
+        self.jobs: queue.Queue[tuple[socket.socket, dict[str, Any]] | None] = queue.Queue()
+        self.busy = False
+        self.busy_lock = threading.Lock()
+        self.listener = self._listen()
+
+    def _listen(self) -> socket.socket:
+        folder = os.path.dirname(self.path)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not link.private_dir_ok(folder):
+            raise SystemExit(f"refusing to listen in {folder}: it must be yours, mode 0700")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(self.path)
+        except OSError:
+            with contextlib.suppress(FileNotFoundError):  # a socket a dead daemon left
+                os.unlink(self.path)
+        else:
+            raise SystemExit(f"a daemon already serves {self.home}")
+        finally:
+            probe.close()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        os.chmod(self.path, 0o600)
+        listener.listen(16)
+        return listener
+
+    # -- the accepting thread ------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the daemon is ending
+                return
+            try:
+                self._admit(conn)
+            except Exception:  # a caller that breaks the protocol loses only its request
+                traceback.print_exc()
+                conn.close()
+
+    def _admit(self, conn: socket.socket) -> None:
+        if not _same_user(conn):
+            conn.close()
+            return
+        line = conn.makefile("rb").readline(1 << 20)
+        request = json.loads(line)
+        op = request.get("op", "run")
+        if op == "status":
+            self._reply(conn, json.dumps(self.status()).encode())
+        elif op == "stop":
+            self._reply(conn, b"stopping")
+            self.jobs.put(None)
+        else:
+            reason = self._refusal(request)
+            if reason:
+                self.counts.declined += 1
+                self.counts.last_declined = reason
+                link.send_frame(conn, link.DECLINED, reason.encode())
+                conn.close()
+                if reason == "code changed":
+                    self.jobs.put(None)
+                return
+            self.jobs.put((conn, request))
+
+    def _refusal(self, request: dict[str, Any]) -> str:
+        argv = request.get("argv") or []
+        if not argv or argv[0] not in link.SERVED_GROUPS:
+            return "command not served"
+        if request.get("home") != self.home:
+            return "another home"
+        if request.get("env") != self.env:
+            return "another environment"
+        if not os.path.isdir(str(request.get("cwd"))):
+            return "no such folder"
+        if code_stamp() != self.stamp:
+            return "code changed"
+        with self.busy_lock:
+            if self.busy:
+                return "busy"
+            self.busy = True
+        return ""
+
+    def _reply(self, conn: socket.socket, payload: bytes) -> None:
+        link.send_frame(conn, link.STDOUT, payload)
+        link.send_frame(conn, link.EXIT, b"0")
+        conn.close()
+
+    def status(self) -> dict[str, Any]:
+        """What ``shipyard daemon status`` shows."""
+        return {
+            "pid": os.getpid(),
+            "home": self.home,
+            "socket": self.path,
+            "started": self.counts.started,
+            "served": self.counts.served,
+            "declined": self.counts.declined,
+            "last_declined": self.counts.last_declined,
+            "busy": self.busy,
+            "idle_minutes": self.idle_seconds / 60,
+        }
+
+    # -- the main thread -----------------------------------------------------------
+
+    def serve(self) -> None:
+        """Accept callers until idle too long or stopped; then remove the socket."""
+        threading.Thread(target=self._accept_loop, name="daemon-accept", daemon=True).start()
+        try:
+            while True:
+                try:
+                    job = self.jobs.get(timeout=self.idle_seconds)
+                except queue.Empty:
+                    return
+                if job is None:
+                    return
+                conn, request = job
+                try:
+                    self._run(conn, request)
+                except KeyboardInterrupt:  # a Ctrl-C that came as its command ended
+                    pass
+                finally:
+                    conn.close()
+                    with self.busy_lock:
+                        self.busy = False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.listener.close()
+
+    def _run(self, conn: socket.socket, request: dict[str, Any]) -> None:
+        lock = threading.Lock()
+        tty = request.get("tty") or {}
+        stdout, stderr = (
+            io.TextIOWrapper(
+                _FrameWriter(conn, lock, kind, bool(tty.get(name))),
+                encoding="utf-8",
+                errors="replace",
+                write_through=True,
+            )  # fmt: skip
+            for kind, name in ((link.STDOUT, "stdout"), (link.STDERR, "stderr"))
+        )
+        running = threading.Event()  # this command's own: a later one is not signalled
+        watcher = threading.Thread(target=_watch, args=(conn, running), daemon=True)
+        self.counts.served += 1
+        with _as_caller(request, stdout, stderr):
+            running.set()
+            watcher.start()
+            try:
+                code = run_command(list(request["argv"]))
+            finally:
+                running.clear()
+            stdout.flush()
+            stderr.flush()
+        with lock, contextlib.suppress(OSError):
+            link.send_frame(conn, link.EXIT, str(code).encode())
+
+
+def _watch(conn: socket.socket, running: threading.Event) -> None:
+    """Turn the caller's Ctrl-C (or its going away) into SIGINT while its command runs;
+    Python raises KeyboardInterrupt in the main thread, as in the caller's process."""
+    try:
+        frame = link.read_frame(conn.makefile("rb"))
+    except OSError:
+        frame = None
+    if (frame is None or frame[0] == link.INTERRUPT) and running.is_set():
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _same_user(conn: socket.socket) -> bool:
+    if not hasattr(socket, "SO_PEERCRED"):  # the socket's private folder still guards it
+        return True
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return uid == os.getuid()
+
+
+@contextlib.contextmanager
+def _as_caller(request: dict[str, Any], stdout: io.TextIOBase, stderr: io.TextIOBase) -> Iterator:
+    """For the block: the caller's folder, umask, streams and presentation variables,
+    and fresh rich consoles that see them; all put back afterwards."""
+    from shipyard.cli import output
+
+    saved_streams = sys.stdout, sys.stderr, sys.stdin
+    saved_cwd = os.getcwd()
+    presentation = dict(request.get("presentation") or {})
+    if request.get("columns") and "COLUMNS" not in presentation:
+        presentation["COLUMNS"] = str(request["columns"])
+    saved_env = {key: os.environ.get(key) for key in link.PRESENTATION_VARS}
+    devnull = open(os.devnull)  # closed below; served commands read no stdin
+    saved_umask = os.umask(int(request.get("umask", 0o022)))
+    try:
+        os.chdir(request["cwd"])
+        for key in link.PRESENTATION_VARS:
+            os.environ.pop(key, None)
+        os.environ.update(presentation)
+        sys.stdout, sys.stderr, sys.stdin = stdout, stderr, devnull
+        output.reset_consoles()
+        yield
+    finally:
+        sys.stdout, sys.stderr, sys.stdin = saved_streams
+        devnull.close()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        output.reset_consoles()
+        os.chdir(saved_cwd)
+        os.umask(saved_umask)
+
+
+@functools.cache
+def root_command() -> click.Command:
+    """The ``shipyard`` command as click runs it, built once: typer builds it from the
+    commands' signatures and type hints on every call, half of a short command's time
+    here. Click's commands hold no state of a call, and the lazy groups stay loaded."""
+    from shipyard.cli.main import app
+
+    return typer.main.get_command(app)
+
+
+def run_command(argv: list[str]) -> int:
+    """Run ``shipyard ARGV`` in this process as the entry point would: its exit code.
+    The collector leaves the daemon's long-lived heap out of the command's passes."""
+    from shipyard.heap import older_objects_frozen
+
+    try:
+        with older_objects_frozen():
+            root_command().main(args=argv, prog_name="shipyard")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        sys.stderr.write(f"{exc.code}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def warm_up() -> None:
+    """Import what the served commands use and open the home's stores (migrating a
+    new or older database, as any first command would)."""
+    import importlib
+
+    from shipyard.cli.common import get_client, keep_clients
+
+    keep_clients()
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+    client = get_client()
+    for domain in ("projects", "experiments", "runs", "models", "datasets"):
+        getattr(client, domain)
+    # Each group's commands loaded, and a listing of each domain: its routes are built
+    # on their first request. Output and any error (a listing refused) go nowhere.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        with contextlib.redirect_stderr(sink):
+            for group in sorted(link.SERVED_GROUPS):
+                run_command([group, "--help"])
+            for listing in WARM_LISTINGS:
+                run_command([*listing, "--json"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m shipyard.cli.daemon --home H``: what ``shipyard daemon start`` runs."""
+    parser = argparse.ArgumentParser(prog="shipyard-daemon")
+    parser.add_argument("--home", required=True, help="the resolved SHIPYARD_HOME")
+    parser.add_argument("--idle-minutes", type=float, default=DEFAULT_IDLE_MINUTES)
+    args = parser.parse_args(argv)
+    os.environ["SHIPYARD_HOME"] = args.home  # resolved: commands run in other folders
+    # SIGTERM ends the serving loop's `finally`, which removes the socket.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    daemon = CommandDaemon(args.home, args.idle_minutes * 60)
+    warm_up()
+    print(f"shipyard daemon {os.getpid()} serving {args.home} on {daemon.path}", flush=True)
+    daemon.serve()
+
+
+if __name__ == "__main__":
+    main()

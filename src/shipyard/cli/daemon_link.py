@@ -1,0 +1,212 @@
+"""The CLI's side of the command daemon: where its socket is, what a request carries,
+and how a command's output comes back. Standard library only: this runs before the
+CLI has imported anything else, and a command the daemon serves imports nothing more.
+
+``shipyard daemon start`` leaves a process that has imported the CLI's whole stack
+(typer, rich, pydantic, SQLAlchemy, FastAPI, pyarrow) and opened the embedded stores of
+one ``SHIPYARD_HOME``. A command then costs a Python start-up and the work itself,
+instead of ~0.7-1 s of imports first (see ``cli/daemon.py`` for the other side).
+
+A request is served only when it would run the same way in the daemon as in the
+caller: same user, same resolved home, same settings and credentials in the
+environment (:func:`fingerprint`), a command group the daemon serves
+(:data:`SERVED_GROUPS`), and the daemon idle. Otherwise the daemon declines and the
+command runs in the caller's process as it always did; a missing, stale or dead daemon
+is the same as none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import struct
+import sys
+
+# Not typing's: importing typing costs ~5 ms, which every served command would pay.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+# Groups whose commands never prompt and never read stdin; the rest (server, db, users,
+# tokens, import, daemon) run in the caller's process.
+SERVED_GROUPS = frozenset({"data", "experiments", "runs", "models", "projects"})
+# Environment variables that change what a command does or who does it. The daemon
+# serves a caller only when these are exactly its own (SHIPYARD_HOME is compared
+# resolved, by :func:`resolved_home`, since a relative home depends on the folder).
+FINGERPRINT_PREFIXES = ("SHIPYARD_", "AWS_", "PG", "LOGNAME", "USER", "HOME")
+# How the output looks, which the daemon takes from the caller for the command's time.
+PRESENTATION_VARS = ("COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE")
+
+# Frames from the daemon: a kind byte and a 4-byte length, then the payload.
+STDOUT, STDERR, EXIT, DECLINED = b"o", b"e", b"x", b"d"
+# The one frame a caller sends after its request: the user pressed Ctrl-C.
+INTERRUPT = b"i"
+_HEADER = struct.Struct("!cI")
+
+
+def resolved_home(environ: dict[str, str] | os._Environ[str], cwd: str) -> str:
+    """The absolute home a command in ``cwd`` would use (``SHIPYARD_HOME`` or ./.shipyard)."""
+    home = os.path.expanduser(environ.get("SHIPYARD_HOME") or ".shipyard")
+    return os.path.realpath(os.path.join(cwd, home))
+
+
+def fingerprint(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The variables a served command must share with the daemon (home left out)."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key.startswith(FINGERPRINT_PREFIXES) and key != "SHIPYARD_HOME"
+    }
+
+
+def socket_dir() -> str:
+    """This user's folder of daemon sockets, private to them (0700): in the runtime
+    folder, else in TMPDIR or /tmp (not ``tempfile``, which costs ~6 ms to import)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(base, f"shipyard-{os.getuid()}")
+
+
+def socket_path(home: str) -> str:
+    """The socket of the daemon for ``home`` (an absolute path): named by its hash, as a
+    home's own path can be longer than a socket's name may be."""
+    digest = hashlib.sha256(home.encode()).hexdigest()[:24]
+    return os.path.join(socket_dir(), f"{digest}.sock")
+
+
+def private_dir_ok(path: str) -> bool:
+    """Whether ``path`` is a folder (not a link) owned by this user that no one else can
+    enter: a socket there can only be this user's, as can a daemon that listens on it."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and stat.S_IMODE(info.st_mode) & 0o077 == 0
+    )
+
+
+def send_frame(sock: socket.socket, kind: bytes, payload: bytes = b"") -> None:
+    """Write one frame."""
+    sock.sendall(_HEADER.pack(kind, len(payload)) + payload)
+
+
+def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
+    """Read one frame; None at the end of the stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    kind, size = _HEADER.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        return None
+    return kind, payload
+
+
+def request_for(argv: list[str]) -> dict[str, object]:
+    """What the daemon needs to run ``argv`` as this process would."""
+    cwd = os.getcwd()
+    return {
+        "argv": argv,
+        "cwd": cwd,
+        "home": resolved_home(os.environ, cwd),
+        "env": fingerprint(os.environ),
+        "presentation": {k: os.environ[k] for k in PRESENTATION_VARS if k in os.environ},
+        "columns": _columns(),
+        "tty": {"stdout": sys.stdout.isatty(), "stderr": sys.stderr.isatty()},
+        "umask": _umask(),
+    }
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading it means setting it; put back at once
+    os.umask(mask)
+    return mask
+
+
+def _columns() -> int | None:
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return None
+
+
+def forward(argv: list[str]) -> int | None:
+    """Run the command ``argv`` in this home's daemon: its exit code, or None when no
+    daemon serves it (none running, or it declined) and the caller must run it."""
+    if not argv or argv[0] not in SERVED_GROUPS or os.environ.get("SHIPYARD_URL"):
+        return None
+    if not hasattr(socket, "AF_UNIX"):
+        return None
+    request = request_for(argv)
+    path = socket_path(str(request["home"]))
+    if not private_dir_ok(os.path.dirname(path)):
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            sock.connect(path)
+            sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:  # no daemon, or one that has gone
+            return None
+        return _relay(sock)
+    finally:
+        sock.close()
+
+
+def _relay(sock: socket.socket) -> int | None:
+    """Copy the command's output to ours until its exit code; on Ctrl-C, tell the daemon
+    (the command stops as it would here) and wait for it to finish; on a second, leave."""
+    stream = sock.makefile("rb")
+    outputs = {STDOUT: sys.stdout.buffer, STDERR: sys.stderr.buffer}
+    interrupted = False
+    while True:
+        try:
+            frame = read_frame(stream)
+        except KeyboardInterrupt:
+            if interrupted:
+                return 130
+            interrupted = True
+            try:
+                send_frame(sock, INTERRUPT)
+            except OSError:
+                return 130
+            continue
+        if frame is None:  # the daemon died mid-command: say so rather than guess
+            sys.stderr.write("error: the shipyard daemon ended before the command did\n")
+            return 1
+        kind, payload = frame
+        if kind == DECLINED:
+            return None
+        if kind == EXIT:
+            sys.stdout.flush()
+            return int(payload)
+        out = outputs[kind]
+        out.write(payload)
+        out.flush()
+
+
+def ask(home: str, op: str, timeout: float = 5.0) -> dict[str, object] | None:
+    """Send the daemon of ``home`` a control request (``status`` or ``stop``): its
+    reply, or None when no daemon answers."""
+    path = socket_path(home)
+    if not hasattr(socket, "AF_UNIX") or not private_dir_ok(os.path.dirname(path)):
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+        frame = read_frame(sock.makefile("rb"))
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    if frame is None or frame[0] != STDOUT:
+        return None
+    payload = frame[1]
+    return json.loads(payload) if payload.startswith(b"{") else {"reply": payload.decode()}

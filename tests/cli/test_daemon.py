@@ -1,0 +1,234 @@
+"""The command daemon: commands it serves give what they give in their own process;
+what it would run differently it declines, and the caller runs it; only its user can
+reach it; Ctrl-C stops a served command as it would a local one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.cli import daemon_link
+from shipyard.cli.daemon import code_stamp
+
+# The console script's code path: the daemon first, else this process.
+LAUNCH = [sys.executable, "-m", "shipyard.cli.launch"]
+# Always in this process: the typer app without the launcher.
+LOCAL = [sys.executable, "-m", "shipyard.cli.main"]
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, check: bool = True):
+    result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr + result.stdout
+    return result
+
+
+def status(env: dict[str, str], cwd: Path) -> dict:
+    return json.loads(run([*LAUNCH, "daemon", "status", "--json"], env, cwd).stdout)
+
+
+@pytest.fixture
+def runtime_dir() -> Iterator[Path]:
+    # Short: a Unix socket's path must fit in ~107 bytes, which pytest's tmp_path can pass.
+    folder = Path(tempfile.mkdtemp(prefix="sy-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def env(tmp_path: Path, runtime_dir: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    environ |= {
+        "SHIPYARD_HOME": str(tmp_path / "home"),
+        "XDG_RUNTIME_DIR": str(runtime_dir),
+        "COLUMNS": "200",
+    }
+    return environ
+
+
+@pytest.fixture
+def daemon(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    started = run([*LAUNCH, "daemon", "start", "--idle-minutes", "5"], env, tmp_path)
+    assert "serves" in started.stdout
+    yield env
+    run([*LAUNCH, "daemon", "stop"], env, tmp_path, check=False)
+
+
+def write_csv(path: Path, rows: int) -> None:
+    path.write_text("id,value\n" + "".join(f"{i},{i * 0.5}\n" for i in range(rows)))
+
+
+def test_a_served_command_gives_what_it_gives_in_its_own_process(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    write_csv(work / "data.csv", 50)
+    # A relative path: the daemon runs the command in the caller's folder, not its own.
+    ingested = run([*LAUNCH, "data", "ingest", "iris", "data.csv", "--json"], daemon, work)
+    assert json.loads(ingested.stdout)["rows"] == 50
+    assert status(daemon, tmp_path)["served"] == 1
+
+    served = run([*LAUNCH, "data", "show", "iris", "--json"], daemon, work)
+    local = run([*LOCAL, "data", "show", "iris", "--json"], daemon, work)
+    assert served.stdout == local.stdout
+    assert json.loads(served.stdout)["version"]["rows"] == 50
+    listing = run([*LAUNCH, "data", "list"], daemon, work)
+    assert listing.stdout == run([*LOCAL, "data", "list"], daemon, work).stdout
+    assert "iris" in listing.stdout
+    # Files it writes land in the caller's folder, with the caller's umask.
+    written = subprocess.run(
+        [*LAUNCH, "data", "download", "iris", "out", "--json"],
+        env=daemon, cwd=work, capture_output=True, text=True, umask=0o077, timeout=120,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    files = [work / p for p in json.loads(written.stdout)]
+    assert files
+    for path in files:
+        assert path.resolve().is_relative_to(work / "out")
+        assert path.stat().st_mode & 0o777 == 0o600
+    reply = status(daemon, tmp_path)
+    assert (reply["served"], reply["declined"], reply["busy"]) == (4, 0, False)
+
+
+def test_errors_come_back_with_their_exit_code(daemon: dict[str, str], tmp_path: Path) -> None:
+    served = run([*LAUNCH, "data", "show", "missing"], daemon, tmp_path, check=False)
+    local = run([*LOCAL, "data", "show", "missing"], daemon, tmp_path, check=False)
+    assert served.returncode == local.returncode == 1
+    assert served.stderr == local.stderr
+    assert "missing" in served.stderr
+    assert served.stdout == ""
+    usage = run([*LAUNCH, "data", "show"], daemon, tmp_path, check=False)
+    assert usage.returncode == 2
+    assert "Missing argument" in usage.stderr
+    assert status(daemon, tmp_path)["served"] == 2
+
+
+def test_it_declines_a_caller_whose_environment_differs(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    other = daemon | {"SHIPYARD_PROJECT": "elsewhere"}
+    result = run([*LAUNCH, "data", "list", "--json"], other, tmp_path, check=False)
+    # It ran in the caller's process, with the caller's settings: that project is unknown.
+    assert result.returncode == 1
+    assert "elsewhere" in result.stderr
+    reply = status(daemon, tmp_path)
+    assert (reply["served"], reply["declined"]) == (0, 1)
+    assert reply["last_declined"] == "another environment"
+    # Commands outside the served groups never reach it.
+    run([*LAUNCH, "users", "--help"], daemon, tmp_path)
+    assert status(daemon, tmp_path)["declined"] == 1
+
+
+def test_only_a_private_socket_folder_is_used(
+    daemon: dict[str, str], tmp_path: Path, runtime_dir: Path
+) -> None:
+    folder = runtime_dir / f"shipyard-{os.getuid()}"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o755)
+    try:
+        result = run([*LAUNCH, "data", "list", "--json"], daemon, tmp_path)
+        assert json.loads(result.stdout)["datasets"] == []
+        # The daemon is alive, but was not asked: the command ran in its own process.
+        assert not daemon_link.private_dir_ok(folder)
+        other = daemon | {"SHIPYARD_HOME": str(tmp_path / "other-home")}
+        refused = run([*LAUNCH, "daemon", "start"], other, tmp_path, check=False)
+        assert refused.returncode == 1
+        assert "must be yours, mode 0700" in refused.stderr
+    finally:
+        folder.chmod(0o700)
+    assert status(daemon, tmp_path)["served"] == 0
+
+
+def test_status_and_stop(env: dict[str, str], tmp_path: Path) -> None:
+    none = run([*LAUNCH, "daemon", "status", "--json"], env, tmp_path, check=False)
+    assert none.returncode == 1
+    assert json.loads(none.stdout)["running"] is False
+    run([*LAUNCH, "daemon", "start"], env, tmp_path)
+    again = run([*LAUNCH, "daemon", "start"], env, tmp_path)
+    assert "already serves" in again.stdout
+    reply = status(env, tmp_path)
+    assert reply["home"] == str((tmp_path / "home").resolve())
+    stopped = run([*LAUNCH, "daemon", "stop"], env, tmp_path)
+    assert "stopped" in stopped.stdout
+    assert not Path(reply["socket"]).exists()
+    # Commands still work, in their own process.
+    assert (
+        json.loads(run([*LAUNCH, "data", "list", "--json"], env, tmp_path).stdout)["datasets"] == []
+    )
+    assert "no daemon serves" in run([*LAUNCH, "daemon", "stop"], env, tmp_path).stdout
+
+
+def test_with_a_server_url_there_is_no_daemon(env: dict[str, str], tmp_path: Path) -> None:
+    remote = env | {"SHIPYARD_URL": "http://127.0.0.1:9"}
+    result = run([*LAUNCH, "daemon", "start"], remote, tmp_path, check=False)
+    assert result.returncode == 2
+    assert "SHIPYARD_URL" in result.stderr
+    assert not (tmp_path / "home").exists()
+
+
+def test_ctrl_c_stops_a_served_command_and_the_daemon_goes_on(
+    daemon: dict[str, str], tmp_path: Path, pg_url: str
+) -> None:
+    query = "SELECT pg_sleep(30) AS slept, 1 AS one"
+    cmd = [*LAUNCH, "data", "ingest", "slow", pg_url, "--query", query]
+    caller = subprocess.Popen(cmd, env=daemon, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not status(daemon, tmp_path)["busy"]:
+        assert time.monotonic() < deadline, "the daemon never started the command"
+        time.sleep(0.1)
+    time.sleep(0.5)  # into the query
+    started = time.monotonic()
+    caller.send_signal(signal.SIGINT)
+    _, stderr = caller.communicate(timeout=20)
+    assert time.monotonic() - started < 15  # well before the query's 30 s
+    assert caller.returncode == 130, stderr  # what the command exits with in its own process
+    reply = status(daemon, tmp_path)
+    assert (reply["busy"], reply["served"]) == (False, 1)
+    listed = run([*LAUNCH, "data", "list", "--json"], daemon, tmp_path)
+    assert json.loads(listed.stdout)["datasets"] == []  # nothing was made
+
+
+def test_the_code_stamp_follows_the_files(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    module = tmp_path / "pkg" / "a.py"
+    module.write_text("x = 1\n")
+    before = code_stamp(tmp_path)
+    assert before == code_stamp(tmp_path)
+    os.utime(module, ns=(before[1] + 10**9, before[1] + 10**9))
+    touched = code_stamp(tmp_path)
+    assert touched[1] > before[1]
+    (tmp_path / "pkg" / "b.py").write_text("")
+    os.utime(tmp_path / "pkg" / "b.py", ns=(0, 0))  # older than the rest: counted anyway
+    assert code_stamp(tmp_path) == (2, touched[1])
+
+
+def test_after_a_code_change_it_declines_and_exits(daemon: dict[str, str], tmp_path: Path) -> None:
+    socket = Path(status(daemon, tmp_path)["socket"])
+    module = Path(daemon_link.__file__)
+    saved = module.stat()
+    os.utime(module, ns=(saved.st_atime_ns, time.time_ns() + 10**9))
+    try:
+        result = run([*LAUNCH, "data", "list", "--json"], daemon, tmp_path)
+    finally:
+        os.utime(module, ns=(saved.st_atime_ns, saved.st_mtime_ns))
+    assert json.loads(result.stdout)["datasets"] == []  # run in its own process instead
+    deadline = time.monotonic() + 10
+    while socket.exists():  # the daemon ends, so the next command starts no old code
+        assert time.monotonic() < deadline, "the daemon still listens"
+        time.sleep(0.05)
+    assert status_code(daemon, tmp_path) == 1
+
+
+def status_code(env: dict[str, str], cwd: Path) -> int:
+    return run([*LAUNCH, "daemon", "status"], env, cwd, check=False).returncode
