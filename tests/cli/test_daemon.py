@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -232,3 +233,41 @@ def test_after_a_code_change_it_declines_and_exits(daemon: dict[str, str], tmp_p
 
 def status_code(env: dict[str, str], cwd: Path) -> int:
     return run([*LAUNCH, "daemon", "status"], env, cwd, check=False).returncode
+
+
+def ask_to_run(env: dict[str, str], **changes: object) -> tuple[bytes, bytes]:
+    """Send the daemon a request as the launcher would from ``env``, with ``changes``;
+    its first frame."""
+    request = daemon_link.request_for(["data", "list"])
+    request |= {"home": daemon_link.resolved_home(env, "/"), "env": daemon_link.fingerprint(env)}
+    request |= changes
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]
+    try:
+        path = daemon_link.socket_path(str(request["home"]))
+    finally:
+        if saved is None:
+            del os.environ["XDG_RUNTIME_DIR"]
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = saved
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        frame = daemon_link.read_frame(sock.makefile("rb"))
+    assert frame is not None
+    return frame
+
+
+def test_it_serves_only_callers_of_its_own_installation(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    kind, payload = ask_to_run(daemon)
+    assert kind == daemon_link.STDOUT  # the listing, served
+    other = ["/elsewhere/shipyard", "/elsewhere/venv"]
+    assert ask_to_run(daemon, install=other) == (daemon_link.DECLINED, b"another installation")
+    assert ask_to_run(daemon, argv=["users", "list"]) == (
+        daemon_link.DECLINED,
+        b"command not served",
+    )
+    reply = status(daemon, tmp_path)
+    assert (reply["served"], reply["declined"]) == (1, 2)

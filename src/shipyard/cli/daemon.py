@@ -47,6 +47,7 @@ import typer
 from shipyard.cli import daemon_link as link
 
 DEFAULT_IDLE_MINUTES = 30.0
+HANDSHAKE_SECONDS = 5.0
 # Modules every served command group loads; imported at start so no command pays for them.
 WARM_MODULES = (
     "shipyard.tracking.cli",
@@ -127,6 +128,8 @@ class CommandDaemon:
         self.jobs: queue.Queue[tuple[socket.socket, dict[str, Any]] | None] = queue.Queue()
         self.busy = False
         self.busy_lock = threading.Lock()
+        # Set by the main thread while a command runs: only then does SIGINT interrupt.
+        self.interruptible = threading.Event()
         self.listener = self._listen()
 
     def _listen(self) -> socket.socket:
@@ -168,7 +171,9 @@ class CommandDaemon:
         if not _same_user(conn):
             conn.close()
             return
+        conn.settimeout(HANDSHAKE_SECONDS)  # a caller that sends nothing holds no one up
         line = conn.makefile("rb").readline(1 << 20)
+        conn.settimeout(None)
         request = json.loads(line)
         op = request.get("op", "run")
         if op == "status":
@@ -194,6 +199,8 @@ class CommandDaemon:
             return "command not served"
         if request.get("home") != self.home:
             return "another home"
+        if request.get("install") != link.installation():
+            return "another installation"
         if request.get("env") != self.env:
             return "another environment"
         if not os.path.isdir(str(request.get("cwd"))):
@@ -227,8 +234,21 @@ class CommandDaemon:
 
     # -- the main thread -----------------------------------------------------------
 
+    def _on_sigint(self, *_: object) -> None:
+        # Runs in the main thread, so the flag is exact: a caller's Ctrl-C that arrives
+        # as its command ends must not break the serving loop.
+        if self.interruptible.is_set():
+            raise KeyboardInterrupt
+
+    def _on_sigterm(self, *_: object) -> None:
+        # Stop after the running command, if any. Not put from here: the main thread may
+        # hold the queue's lock in the middle of `get`.
+        threading.Thread(target=self.jobs.put, args=(None,)).start()
+
     def serve(self) -> None:
         """Accept callers until idle too long or stopped; then remove the socket."""
+        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         threading.Thread(target=self._accept_loop, name="daemon-accept", daemon=True).start()
         try:
             while True:
@@ -241,8 +261,6 @@ class CommandDaemon:
                 conn, request = job
                 try:
                     self._run(conn, request)
-                except KeyboardInterrupt:  # a Ctrl-C that came as its command ended
-                    pass
                 finally:
                     conn.close()
                     with self.busy_lock:
@@ -270,9 +288,11 @@ class CommandDaemon:
         with _as_caller(request, stdout, stderr):
             running.set()
             watcher.start()
+            self.interruptible.set()
             try:
                 code = run_command(list(request["argv"]))
             finally:
+                self.interruptible.clear()
                 running.clear()
             stdout.flush()
             stderr.flush()
@@ -395,8 +415,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-minutes", type=float, default=DEFAULT_IDLE_MINUTES)
     args = parser.parse_args(argv)
     os.environ["SHIPYARD_HOME"] = args.home  # resolved: commands run in other folders
-    # SIGTERM ends the serving loop's `finally`, which removes the socket.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     daemon = CommandDaemon(args.home, args.idle_minutes * 60)
     warm_up()
     print(f"shipyard daemon {os.getpid()} serving {args.home} on {daemon.path}", flush=True)

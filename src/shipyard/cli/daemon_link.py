@@ -107,6 +107,12 @@ def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
     return kind, payload
 
 
+def installation() -> list[str]:
+    """Which Shipyard and which Python environment: a daemon started from another
+    install (another checkout, another venv) runs other code and must not serve."""
+    return [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sys.prefix]
+
+
 def request_for(argv: list[str]) -> dict[str, object]:
     """What the daemon needs to run ``argv`` as this process would."""
     cwd = os.getcwd()
@@ -114,6 +120,7 @@ def request_for(argv: list[str]) -> dict[str, object]:
         "argv": argv,
         "cwd": cwd,
         "home": resolved_home(os.environ, cwd),
+        "install": installation(),
         "env": fingerprint(os.environ),
         "presentation": {k: os.environ[k] for k in PRESENTATION_VARS if k in os.environ},
         "columns": _columns(),
