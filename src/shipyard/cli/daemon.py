@@ -39,7 +39,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 import typer
@@ -125,7 +125,9 @@ class CommandDaemon:
         self.env = link.fingerprint(os.environ)
         self.stamp = code_stamp()
         self.counts = _Counts()
-        self.jobs: queue.Queue[tuple[socket.socket, dict[str, Any]] | None] = queue.Queue()
+        self.jobs: queue.Queue[tuple[socket.socket, BinaryIO, dict[str, Any]] | None] = (
+            queue.Queue()
+        )
         self.busy = False
         self.busy_lock = threading.Lock()
         # Set by the main thread while a command runs: only then does SIGINT interrupt.
@@ -172,7 +174,8 @@ class CommandDaemon:
             conn.close()
             return
         conn.settimeout(HANDSHAKE_SECONDS)  # a caller that sends nothing holds no one up
-        line = conn.makefile("rb").readline(1 << 20)
+        reader = conn.makefile("rb")  # kept: it may hold what the caller sent next
+        line = reader.readline(1 << 20)
         conn.settimeout(None)
         request = json.loads(line)
         op = request.get("op", "run")
@@ -191,7 +194,7 @@ class CommandDaemon:
                 if reason == "code changed":
                     self.jobs.put(None)
                 return
-            self.jobs.put((conn, request))
+            self.jobs.put((conn, reader, request))
 
     def _refusal(self, request: dict[str, Any]) -> str:
         argv = request.get("argv") or []
@@ -258,9 +261,9 @@ class CommandDaemon:
                     return
                 if job is None:
                     return
-                conn, request = job
+                conn, reader, request = job
                 try:
-                    self._run(conn, request)
+                    self._run(conn, reader, request)
                 finally:
                     conn.close()
                     with self.busy_lock:
@@ -270,7 +273,7 @@ class CommandDaemon:
                 os.unlink(self.path)
             self.listener.close()
 
-    def _run(self, conn: socket.socket, request: dict[str, Any]) -> None:
+    def _run(self, conn: socket.socket, reader: BinaryIO, request: dict[str, Any]) -> None:
         lock = threading.Lock()
         tty = request.get("tty") or {}
         stdout, stderr = (
@@ -283,7 +286,7 @@ class CommandDaemon:
             for kind, name in ((link.STDOUT, "stdout"), (link.STDERR, "stderr"))
         )
         running = threading.Event()  # this command's own: a later one is not signalled
-        watcher = threading.Thread(target=_watch, args=(conn, running), daemon=True)
+        watcher = threading.Thread(target=_watch, args=(reader, running), daemon=True)
         self.counts.served += 1
         with _as_caller(request, stdout, stderr):
             running.set()
@@ -300,11 +303,11 @@ class CommandDaemon:
             link.send_frame(conn, link.EXIT, str(code).encode())
 
 
-def _watch(conn: socket.socket, running: threading.Event) -> None:
+def _watch(reader: BinaryIO, running: threading.Event) -> None:
     """Turn the caller's Ctrl-C (or its going away) into SIGINT while its command runs;
     Python raises KeyboardInterrupt in the main thread, as in the caller's process."""
     try:
-        frame = link.read_frame(conn.makefile("rb"))
+        frame = link.read_frame(reader)
     except OSError:
         frame = None
     if (frame is None or frame[0] == link.INTERRUPT) and running.is_set():
