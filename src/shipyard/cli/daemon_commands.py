@@ -8,6 +8,7 @@ starts with; see ``cli/daemon.py`` for when it declines and the command runs her
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,9 @@ def start(
     """Start this home's daemon in the background (it logs to <home>/daemon.log)."""
     if os.environ.get("SHIPYARD_URL"):
         err_console.print("[red]error[/red]: SHIPYARD_URL is set; the daemon serves embedded mode")
+        raise typer.Exit(2)
+    if not hasattr(socket, "AF_UNIX"):
+        err_console.print("[red]error[/red]: the daemon needs Unix sockets, which this OS lacks")
         raise typer.Exit(2)
     home = _home()
     running = link.ask(home, "status")
