@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     system_metrics_interval: float = Field(
         default=10.0, description="Seconds between system metric samples; 0 turns them off."
     )
+    daemon: Literal["off", "auto"] = Field(
+        default="off",
+        description="The CLI's command daemon (`shipyard daemon start`). auto: a command "
+        "that finds none for its home starts one in the background for the next commands "
+        "(it runs in its own process itself). Read by `cli/daemon_link.py` from the "
+        "environment directly, before anything else is imported.",
+    )
     otel: bool = Field(
         default=False,
         description="Let the server's FastAPI export OpenTelemetry spans, metrics and logs of "

@@ -271,3 +271,24 @@ def test_it_serves_only_callers_of_its_own_installation(
     )
     reply = status(daemon, tmp_path)
     assert (reply["served"], reply["declined"]) == (1, 2)
+
+
+def test_auto_starts_one_for_the_next_commands(env: dict[str, str], tmp_path: Path) -> None:
+    auto = env | {"SHIPYARD_DAEMON": "auto"}
+    try:
+        first = run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
+        assert json.loads(first.stdout)["datasets"] == []  # it ran in its own process
+        deadline = time.monotonic() + 60
+        while status_code(auto, tmp_path) != 0:
+            assert time.monotonic() < deadline, "no daemon started"
+            time.sleep(0.2)
+        assert status(auto, tmp_path)["served"] == 0
+        run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
+        assert status(auto, tmp_path)["served"] == 1
+        # Without the setting, a command finds none and starts none.
+        run([*LAUNCH, "daemon", "stop"], auto, tmp_path)
+        run([*LAUNCH, "data", "list", "--json"], env, tmp_path)
+        time.sleep(1)
+        assert status_code(env, tmp_path) == 1
+    finally:
+        run([*LAUNCH, "daemon", "stop"], auto, tmp_path, check=False)

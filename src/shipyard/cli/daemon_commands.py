@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -51,15 +49,8 @@ def start(
     if running is not None:
         console.print(f"daemon {running['pid']} already serves {home}")
         return
-    Path(home).mkdir(parents=True, exist_ok=True)
+    process = link.spawn(home, idle_minutes)
     log_path = Path(home) / "daemon.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shipyard.cli.daemon", "--home", home,
-             "--idle-minutes", str(idle_minutes)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            cwd=home, start_new_session=True,
-        )  # fmt: skip
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         status = link.ask(home, "status")

@@ -28,6 +28,7 @@ import sys
 # Not typing's: importing typing costs ~5 ms, which every served command would pay.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from typing import BinaryIO
 
 # Groups whose commands never prompt and never read stdin; the rest (server, db, users,
@@ -150,19 +151,42 @@ def forward(argv: list[str]) -> int | None:
     if not hasattr(socket, "AF_UNIX"):
         return None
     request = request_for(argv)
-    path = socket_path(str(request["home"]))
-    if not private_dir_ok(os.path.dirname(path)):
-        return None
+    home = str(request["home"])
+    path = socket_path(home)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
+            if not private_dir_ok(os.path.dirname(path)):
+                raise FileNotFoundError(path)
             sock.connect(path)
-            sock.sendall(json.dumps(request).encode() + b"\n")
         except OSError:  # no daemon, or one that has gone
+            if os.environ.get("SHIPYARD_DAEMON") == "auto":
+                spawn(home)  # this command runs here, the next ones there
+            return None
+        try:
+            sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:
             return None
         return _relay(sock)
     finally:
         sock.close()
+
+
+def spawn(home: str, idle_minutes: float | None = None) -> subprocess.Popen[bytes]:
+    """Start the daemon of ``home`` in the background, detached from this terminal, its
+    output in ``<home>/daemon.log``; it is ready once :func:`ask` gets an answer. (If
+    another one won the race to the socket, this one says so in the log and exits.)"""
+    import subprocess
+
+    os.makedirs(home, exist_ok=True)
+    cmd = [sys.executable, "-m", "shipyard.cli.daemon", "--home", home]
+    if idle_minutes is not None:
+        cmd += ["--idle-minutes", str(idle_minutes)]
+    with open(os.path.join(home, "daemon.log"), "ab") as log:
+        return subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=home, start_new_session=True,
+        )  # fmt: skip
 
 
 def _relay(sock: socket.socket) -> int | None:
