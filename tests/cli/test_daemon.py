@@ -129,6 +129,10 @@ def test_it_declines_a_caller_whose_environment_differs(
     # Commands outside the served groups never reach it.
     run([*LAUNCH, "users", "--help"], daemon, tmp_path)
     assert status(daemon, tmp_path)["declined"] == 1
+    # Starting one from that environment says why it would not help.
+    clash = run([*LAUNCH, "daemon", "start"], other, tmp_path, check=False)
+    assert clash.returncode == 1
+    assert "another environment or installation" in clash.stderr
 
 
 def test_only_a_private_socket_folder_is_used(
@@ -156,13 +160,17 @@ def test_status_and_stop(env: dict[str, str], tmp_path: Path) -> None:
     assert none.returncode == 1
     assert json.loads(none.stdout)["running"] is False
     run([*LAUNCH, "daemon", "start"], env, tmp_path)
-    again = run([*LAUNCH, "daemon", "start"], env, tmp_path)
-    assert "already serves" in again.stdout
-    reply = status(env, tmp_path)
-    assert reply["home"] == str((tmp_path / "home").resolve())
-    stopped = run([*LAUNCH, "daemon", "stop"], env, tmp_path)
-    assert "stopped" in stopped.stdout
-    assert not Path(reply["socket"]).exists()
+    try:
+        again = run([*LAUNCH, "daemon", "start"], env, tmp_path)
+        assert "already serves" in again.stdout
+        reply = status(env, tmp_path)
+        assert reply["home"] == str((tmp_path / "home").resolve())
+        assert reply["ready"] is True
+        stopped = run([*LAUNCH, "daemon", "stop"], env, tmp_path)
+        assert "stopped" in stopped.stdout
+        assert not Path(reply["socket"]).exists()
+    finally:
+        run([*LAUNCH, "daemon", "stop"], env, tmp_path, check=False)
     # Commands still work, in their own process.
     assert (
         json.loads(run([*LAUNCH, "data", "list", "--json"], env, tmp_path).stdout)["datasets"] == []
@@ -188,16 +196,27 @@ def test_ctrl_c_stops_a_served_command_and_the_daemon_goes_on(
     while not status(daemon, tmp_path)["busy"]:
         assert time.monotonic() < deadline, "the daemon never started the command"
         time.sleep(0.1)
-    time.sleep(0.5)  # into the query
-    started = time.monotonic()
-    caller.send_signal(signal.SIGINT)
-    _, stderr = caller.communicate(timeout=20)
+    try:
+        # Busy: another command is declined and runs in its own process meanwhile.
+        listed = run([*LAUNCH, "data", "list", "--json"], daemon, tmp_path)
+        assert json.loads(listed.stdout)["datasets"] == []
+        reply = status(daemon, tmp_path)
+        assert (reply["declined"], reply["last_declined"]) == (1, "busy")
+        started = time.monotonic()
+        caller.send_signal(signal.SIGINT)
+        _, stderr = caller.communicate(timeout=20)
+    finally:
+        caller.kill()
     assert time.monotonic() - started < 15  # well before the query's 30 s
     assert caller.returncode == 130, stderr  # what the command exits with in its own process
-    reply = status(daemon, tmp_path)
-    assert (reply["busy"], reply["served"]) == (False, 1)
+    # The daemon stops after an interrupted command (it may have left a request running
+    # in its client); the next command runs in its own process, and nothing was made.
+    deadline = time.monotonic() + 10
+    while status_code(daemon, tmp_path) == 0:
+        assert time.monotonic() < deadline, "the daemon did not stop"
+        time.sleep(0.1)
     listed = run([*LAUNCH, "data", "list", "--json"], daemon, tmp_path)
-    assert json.loads(listed.stdout)["datasets"] == []  # nothing was made
+    assert json.loads(listed.stdout)["datasets"] == []
 
 
 def test_the_code_stamp_follows_the_files(tmp_path: Path) -> None:
@@ -253,7 +272,13 @@ def ask_to_run(env: dict[str, str], **changes: object) -> tuple[bytes, bytes]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(path)
         sock.sendall(json.dumps(request).encode() + b"\n")
-        frame = daemon_link.read_frame(sock.makefile("rb"))
+        stream = sock.makefile("rb")
+        frame = daemon_link.read_frame(stream)
+        if frame is not None and frame[0] == daemon_link.ACCEPTED:
+            # Read to the end: a caller that leaves mid-command interrupts it.
+            while (following := daemon_link.read_frame(stream)) is not None:
+                if following[0] == daemon_link.EXIT:
+                    break
     assert frame is not None
     return frame
 
@@ -262,7 +287,7 @@ def test_it_serves_only_callers_of_its_own_installation(
     daemon: dict[str, str], tmp_path: Path
 ) -> None:
     kind, payload = ask_to_run(daemon)
-    assert kind == daemon_link.STDOUT  # the listing, served
+    assert kind == daemon_link.ACCEPTED
     other = ["/elsewhere/shipyard", "/elsewhere/venv"]
     assert ask_to_run(daemon, install=other) == (daemon_link.DECLINED, b"another installation")
     assert ask_to_run(daemon, argv=["users", "list"]) == (
@@ -286,9 +311,22 @@ def test_auto_starts_one_for_the_next_commands(env: dict[str, str], tmp_path: Pa
         run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
         assert status(auto, tmp_path)["served"] == 1
         # Without the setting, a command finds none and starts none.
-        run([*LAUNCH, "daemon", "stop"], auto, tmp_path)
-        run([*LAUNCH, "data", "list", "--json"], env, tmp_path)
-        time.sleep(1)
-        assert status_code(env, tmp_path) == 1
+        other = env | {"SHIPYARD_HOME": str(tmp_path / "other")}
+        run([*LAUNCH, "data", "list", "--json"], other, tmp_path)
+        assert not (tmp_path / "other" / "daemon.log").exists()
     finally:
         run([*LAUNCH, "daemon", "stop"], auto, tmp_path, check=False)
+
+
+def test_code_in_the_home_folder_is_never_imported(env: dict[str, str], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    marker = tmp_path / "imported"
+    # The daemon starts in its home and imports pyarrow: a pyarrow.py there must not win.
+    (home / "pyarrow.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    run([*LAUNCH, "daemon", "start"], env, tmp_path)
+    try:
+        assert status(env, tmp_path)["ready"] is True
+        assert not marker.exists()
+    finally:
+        run([*LAUNCH, "daemon", "stop"], env, tmp_path, check=False)

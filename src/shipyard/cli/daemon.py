@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import functools
 import io
 import json
@@ -31,7 +32,6 @@ import os
 import queue
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -75,6 +75,16 @@ WARM_LISTINGS = (
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
+def packages_stamp() -> tuple[int, ...]:
+    """The mtimes of the folders Python imports from: installing, upgrading or removing
+    a package (pyarrow in the same venv, say) changes its folder's entries."""
+    stamps = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            stamps.append(os.stat(entry or ".").st_mtime_ns)
+    return tuple(stamps)
+
+
 def code_stamp(root: Path = PACKAGE_ROOT) -> tuple[int, int]:
     """How many source files ``root`` (Shipyard's package) holds, and the newest one's
     mtime: a daemon whose stamp no longer matches the disk runs old code, and must not
@@ -114,41 +124,57 @@ class _Counts:
     last_declined: str = ""
 
 
+@dataclass
+class _Job:
+    """One caller's command: its connection, the reader its request came through (which
+    may hold what it sent next), and whether the caller interrupted it."""
+
+    conn: socket.socket
+    reader: BinaryIO
+    request: dict[str, Any]
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class CommandDaemon:
     """Serves the commands of callers whose home is ``home``, until idle for
-    ``idle_seconds`` or told to stop."""
+    ``idle_seconds`` or told to stop. Construct, :meth:`start_accepting` (callers are
+    declined as "starting" until :attr:`ready` is set), then :meth:`serve`."""
 
     def __init__(self, home: str, idle_seconds: float) -> None:
         self.home = home
         self.idle_seconds = idle_seconds
         self.path = link.socket_path(home)
         self.env = link.fingerprint(os.environ)
-        self.stamp = code_stamp()
+        self.stamp = (code_stamp(), packages_stamp())
         self.counts = _Counts()
-        self.jobs: queue.Queue[tuple[socket.socket, BinaryIO, dict[str, Any]] | None] = (
-            queue.Queue()
-        )
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.ready = threading.Event()
         self.busy = False
-        self.busy_lock = threading.Lock()
-        # Set by the main thread while a command runs: only then does SIGINT interrupt.
-        self.interruptible = threading.Event()
+        self.closing = False
+        self.state_lock = threading.Lock()  # busy, closing, and what is queued
+        self.current: _Job | None = None  # set by the main thread around a command
+        self._lock_file = self._exclusive()
         self.listener = self._listen()
 
-    def _listen(self) -> socket.socket:
+    def _exclusive(self) -> int:
+        """Hold this home's lock for the daemon's life: of two daemons started at once,
+        one serves and the other exits, and neither removes the other's socket."""
         folder = os.path.dirname(self.path)
         os.makedirs(folder, mode=0o700, exist_ok=True)
         if not link.private_dir_ok(folder):
             raise SystemExit(f"refusing to listen in {folder}: it must be yours, mode 0700")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        fd = os.open(self.path.removesuffix(".sock") + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            probe.connect(self.path)
-        except OSError:
-            with contextlib.suppress(FileNotFoundError):  # a socket a dead daemon left
-                os.unlink(self.path)
-        else:
-            raise SystemExit(f"a daemon already serves {self.home}")
-        finally:
-            probe.close()
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SystemExit(f"a daemon already serves {self.home}") from None
+        return fd
+
+    def _listen(self) -> socket.socket:
+        with contextlib.suppress(FileNotFoundError):  # a socket a dead daemon left
+            os.unlink(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.path)
         os.chmod(self.path, 0o600)
@@ -156,6 +182,10 @@ class CommandDaemon:
         return listener
 
     # -- the accepting thread ------------------------------------------------------
+
+    def start_accepting(self) -> None:
+        """Answer callers from now on (declining commands until :attr:`ready`)."""
+        threading.Thread(target=self._accept_loop, name="daemon-accept", daemon=True).start()
 
     def _accept_loop(self) -> None:
         while True:
@@ -166,15 +196,16 @@ class CommandDaemon:
             try:
                 self._admit(conn)
             except Exception:  # a caller that breaks the protocol loses only its request
-                traceback.print_exc()
+                # To the daemon's log: sys.stderr may be a running command's caller.
+                traceback.print_exc(file=sys.__stderr__)
                 conn.close()
 
     def _admit(self, conn: socket.socket) -> None:
-        if not _same_user(conn):
+        if not link.peer_is_me(conn):
             conn.close()
             return
         conn.settimeout(HANDSHAKE_SECONDS)  # a caller that sends nothing holds no one up
-        reader = conn.makefile("rb")  # kept: it may hold what the caller sent next
+        reader = conn.makefile("rb")
         line = reader.readline(1 << 20)
         conn.settimeout(None)
         request = json.loads(line)
@@ -185,18 +216,17 @@ class CommandDaemon:
             self._reply(conn, b"stopping")
             self.jobs.put(None)
         else:
-            reason = self._refusal(request)
+            reason = self._queue(_Job(conn, reader, request))
             if reason:
                 self.counts.declined += 1
                 self.counts.last_declined = reason
-                link.send_frame(conn, link.DECLINED, reason.encode())
-                conn.close()
+                _decline(conn, reason)
                 if reason == "code changed":
                     self.jobs.put(None)
-                return
-            self.jobs.put((conn, reader, request))
 
-    def _refusal(self, request: dict[str, Any]) -> str:
+    def _queue(self, job: _Job) -> str:
+        """Queue ``job`` for the main thread, or say why not."""
+        request = job.request
         argv = request.get("argv") or []
         if not argv or argv[0] not in link.SERVED_GROUPS:
             return "command not served"
@@ -208,12 +238,20 @@ class CommandDaemon:
             return "another environment"
         if not os.path.isdir(str(request.get("cwd"))):
             return "no such folder"
-        if code_stamp() != self.stamp:
+        if not self.ready.is_set():
+            return "starting"
+        try:
+            if (code_stamp(), packages_stamp()) != self.stamp:
+                return "code changed"
+        except OSError:  # a file went while it was read: code is changing
             return "code changed"
-        with self.busy_lock:
+        with self.state_lock:
+            if self.closing:
+                return "stopping"
             if self.busy:
                 return "busy"
             self.busy = True
+            self.jobs.put(job)  # under the lock: a closing daemon finds it and declines it
         return ""
 
     def _reply(self, conn: socket.socket, payload: bytes) -> None:
@@ -232,15 +270,18 @@ class CommandDaemon:
             "declined": self.counts.declined,
             "last_declined": self.counts.last_declined,
             "busy": self.busy,
+            "ready": self.ready.is_set(),
+            "env": self.env,
+            "install": link.installation(),
             "idle_minutes": self.idle_seconds / 60,
         }
 
     # -- the main thread -----------------------------------------------------------
 
     def _on_sigint(self, *_: object) -> None:
-        # Runs in the main thread, so the flag is exact: a caller's Ctrl-C that arrives
-        # as its command ends must not break the serving loop.
-        if self.interruptible.is_set():
+        # Runs in the main thread: only the command its caller interrupted is stopped.
+        job = self.current
+        if job is not None and job.interrupted.is_set():
             raise KeyboardInterrupt
 
     def _on_sigterm(self, *_: object) -> None:
@@ -249,10 +290,10 @@ class CommandDaemon:
         threading.Thread(target=self.jobs.put, args=(None,)).start()
 
     def serve(self) -> None:
-        """Accept callers until idle too long or stopped; then remove the socket."""
+        """Run queued commands until idle too long or stopped; then decline what is
+        still queued and remove the socket."""
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
-        threading.Thread(target=self._accept_loop, name="daemon-accept", daemon=True).start()
         try:
             while True:
                 try:
@@ -261,65 +302,83 @@ class CommandDaemon:
                     return
                 if job is None:
                     return
-                conn, reader, request = job
                 try:
-                    self._run(conn, reader, request)
+                    self._run(job)
+                except KeyboardInterrupt:  # a second Ctrl-C, as the command ended
+                    pass
                 finally:
-                    conn.close()
-                    with self.busy_lock:
+                    job.conn.close()
+                    with self.state_lock:
                         self.busy = False
+                if job.interrupted.is_set():
+                    # An interrupted command may leave a request running in the kept
+                    # client; a fresh process is the safe place for the next one.
+                    print("a command was interrupted: stopping", file=sys.__stderr__)
+                    return
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            self.listener.close()
+            self.close()
 
-    def _run(self, conn: socket.socket, reader: BinaryIO, request: dict[str, Any]) -> None:
+    def close(self) -> None:
+        """Stop accepting, decline what is queued, remove the socket."""
+        with self.state_lock:
+            self.closing = True
+        self.listener.close()
+        while True:  # callers admitted as the daemon stopped run their command themselves
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                _decline(job.conn, "stopping")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # ours: no other daemon binds it while we hold the lock
+
+    def _run(self, job: _Job) -> None:
         lock = threading.Lock()
-        tty = request.get("tty") or {}
+        link.send_frame(job.conn, link.ACCEPTED)
+        tty = job.request.get("tty") or {}
         stdout, stderr = (
             io.TextIOWrapper(
-                _FrameWriter(conn, lock, kind, bool(tty.get(name))),
+                _FrameWriter(job.conn, lock, kind, bool(tty.get(name))),
                 encoding="utf-8",
                 errors="replace",
                 write_through=True,
             )  # fmt: skip
             for kind, name in ((link.STDOUT, "stdout"), (link.STDERR, "stderr"))
         )
-        running = threading.Event()  # this command's own: a later one is not signalled
-        watcher = threading.Thread(target=_watch, args=(reader, running), daemon=True)
+        threading.Thread(target=_watch, args=(job,), daemon=True).start()
         self.counts.served += 1
-        with _as_caller(request, stdout, stderr):
-            running.set()
-            watcher.start()
-            self.interruptible.set()
+        code = 1
+        with _as_caller(job.request, stdout, stderr):
+            self.current = job
             try:
-                code = run_command(list(request["argv"]))
+                code = run_command(list(job.request["argv"]))
             finally:
-                self.interruptible.clear()
-                running.clear()
+                job.done.set()
+                self.current = None
             stdout.flush()
             stderr.flush()
         with lock, contextlib.suppress(OSError):
-            link.send_frame(conn, link.EXIT, str(code).encode())
+            link.send_frame(job.conn, link.EXIT, str(code).encode())
 
 
-def _watch(reader: BinaryIO, running: threading.Event) -> None:
+def _decline(conn: socket.socket, reason: str) -> None:
+    with contextlib.suppress(OSError):
+        link.send_frame(conn, link.DECLINED, reason.encode())
+    conn.close()
+
+
+def _watch(job: _Job) -> None:
     """Turn the caller's Ctrl-C (or its going away) into SIGINT while its command runs;
     Python raises KeyboardInterrupt in the main thread, as in the caller's process."""
     try:
-        frame = link.read_frame(reader)
+        frame = link.read_frame(job.reader)
     except OSError:
         frame = None
-    if (frame is None or frame[0] == link.INTERRUPT) and running.is_set():
+    # Its end of the stream also comes once the command is done and the caller leaves.
+    if (frame is None or frame[0] == link.INTERRUPT) and not job.done.is_set():
+        job.interrupted.set()
         os.kill(os.getpid(), signal.SIGINT)
-
-
-def _same_user(conn: socket.socket) -> bool:
-    if not hasattr(socket, "SO_PEERCRED"):  # the socket's private folder still guards it
-        return True
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _, uid, _ = struct.unpack("3i", creds)
-    return uid == os.getuid()
 
 
 @contextlib.contextmanager
@@ -376,8 +435,8 @@ def run_command(argv: list[str]) -> int:
         with older_objects_frozen():
             root_command().main(args=argv, prog_name="shipyard")
     except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
+        if exc.code is None or isinstance(exc.code, int):  # bool too: sys.exit(True) is 1
+            return int(exc.code or 0)
         sys.stderr.write(f"{exc.code}\n")
         return 1
     except KeyboardInterrupt:
@@ -419,7 +478,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ["SHIPYARD_HOME"] = args.home  # resolved: commands run in other folders
     daemon = CommandDaemon(args.home, args.idle_minutes * 60)
-    warm_up()
+    daemon.start_accepting()  # callers meanwhile are declined ("starting"), not kept waiting
+    try:
+        warm_up()
+    except BaseException:
+        daemon.close()
+        raise
+    daemon.ready.set()
     print(f"shipyard daemon {os.getpid()} serving {args.home} on {daemon.path}", flush=True)
     daemon.serve()
 

@@ -47,6 +47,16 @@ def start(
     home = _home()
     running = link.ask(home, "status")
     if running is not None:
+        if (running.get("env"), running.get("install")) != (
+            link.fingerprint(os.environ),
+            link.installation(),
+        ):
+            err_console.print(
+                f"[red]error[/red]: daemon {running['pid']} serves {home} with another "
+                "environment or installation, and would decline these commands: "
+                "`shipyard daemon stop` it first"
+            )
+            raise typer.Exit(1)
         console.print(f"daemon {running['pid']} already serves {home}")
         return
     process = link.spawn(home, idle_minutes)
@@ -54,7 +64,7 @@ def start(
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         status = link.ask(home, "status")
-        if status is not None:
+        if status is not None and status.get("ready"):
             console.print(f"daemon {status['pid']} serves {home}")
             return
         if process.poll() is not None:

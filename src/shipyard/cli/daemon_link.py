@@ -17,6 +17,7 @@ is the same as none.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,12 +38,25 @@ SERVED_GROUPS = frozenset({"data", "experiments", "runs", "models", "projects"})
 # Environment variables that change what a command does or who does it. The daemon
 # serves a caller only when these are exactly its own (SHIPYARD_HOME is compared
 # resolved, by :func:`resolved_home`, since a relative home depends on the folder).
-FINGERPRINT_PREFIXES = ("SHIPYARD_", "AWS_", "PG", "LOGNAME", "USER", "HOME")
+# Matched upper-cased (pydantic-settings reads SHIPYARD_* in any case). Locale, temp
+# folder, proxies and CA bundles change what a command does too; FORCE_COLOR is read
+# once, when typer is imported.
+FINGERPRINT_PREFIXES = (
+    "SHIPYARD_", "AWS_", "PG", "LOGNAME", "USER", "HOME", "TMPDIR", "LANG", "LC_",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_", "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE", "FORCE_COLOR",
+)  # fmt: skip
+# Whether the caller starts a daemon when it finds none: not a difference in the command.
+NOT_FINGERPRINTED = frozenset({"SHIPYARD_HOME", "SHIPYARD_DAEMON"})
 # How the output looks, which the daemon takes from the caller for the command's time.
-PRESENTATION_VARS = ("COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE")
+PRESENTATION_VARS = (
+    "COLUMNS", "LINES", "TERM", "NO_COLOR", "COLORTERM", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
+)  # fmt: skip
 
-# Frames from the daemon: a kind byte and a 4-byte length, then the payload.
-STDOUT, STDERR, EXIT, DECLINED = b"o", b"e", b"x", b"d"
+# Frames from the daemon: a kind byte and a 4-byte length, then the payload. ACCEPTED
+# comes first when the command will run there; until it does, the caller may still run
+# the command itself (the daemon declined, was starting, or went away).
+STDOUT, STDERR, EXIT, DECLINED, ACCEPTED = b"o", b"e", b"x", b"d", b"a"
 # The one frame a caller sends after its request: the user pressed Ctrl-C.
 INTERRUPT = b"i"
 _HEADER = struct.Struct("!cI")
@@ -54,13 +68,24 @@ def resolved_home(environ: dict[str, str] | os._Environ[str], cwd: str) -> str:
     return os.path.realpath(os.path.join(cwd, home))
 
 
-def fingerprint(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
-    """The variables a served command must share with the daemon (home left out)."""
-    return {
-        key: value
+def fingerprint(environ: dict[str, str] | os._Environ[str]) -> str:
+    """A hash of the variables a served command must share with the daemon (the home is
+    compared resolved): a hash, so that no secret among them goes over the socket."""
+    shared = sorted(
+        (key, value)
         for key, value in environ.items()
-        if key.startswith(FINGERPRINT_PREFIXES) and key != "SHIPYARD_HOME"
-    }
+        if key.upper().startswith(FINGERPRINT_PREFIXES) and key.upper() not in NOT_FINGERPRINTED
+    )
+    return hashlib.sha256(json.dumps(shared).encode()).hexdigest()
+
+
+def peer_is_me(sock: socket.socket) -> bool:
+    """Whether the process at the other end of ``sock`` runs as this user (where the OS
+    says; elsewhere the socket's private folder is the guard)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1] == os.getuid()
 
 
 def socket_dir() -> str:
@@ -163,11 +188,9 @@ def forward(argv: list[str]) -> int | None:
             if os.environ.get("SHIPYARD_DAEMON") == "auto":
                 spawn(home)  # this command runs here, the next ones there
             return None
-        try:
-            sock.sendall(json.dumps(request).encode() + b"\n")
-        except OSError:
+        if not peer_is_me(sock):
             return None
-        return _relay(sock)
+        return _relay(sock, request)
     finally:
         sock.close()
 
@@ -179,7 +202,8 @@ def spawn(home: str, idle_minutes: float | None = None) -> subprocess.Popen[byte
     import subprocess
 
     os.makedirs(home, exist_ok=True)
-    cmd = [sys.executable, "-m", "shipyard.cli.daemon", "--home", home]
+    # -P: the folder it starts in (the home) is not put on the import path.
+    cmd = [sys.executable, "-P", "-m", "shipyard.cli.daemon", "--home", home]
     if idle_minutes is not None:
         cmd += ["--idle-minutes", str(idle_minutes)]
     with open(os.path.join(home, "daemon.log"), "ab") as log:
@@ -189,12 +213,20 @@ def spawn(home: str, idle_minutes: float | None = None) -> subprocess.Popen[byte
         )  # fmt: skip
 
 
-def _relay(sock: socket.socket) -> int | None:
-    """Copy the command's output to ours until its exit code; on Ctrl-C, tell the daemon
-    (the command stops as it would here) and wait for it to finish; on a second, leave."""
-    stream = sock.makefile("rb")
+def _relay(sock: socket.socket, request: dict[str, object]) -> int | None:
+    """Send the request, then copy the command's output to ours until its exit code;
+    None where the daemon did not take the command. On Ctrl-C, tell the daemon (the
+    command stops as it would here) and wait for it to finish; on a second, leave."""
+    try:
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        stream = sock.makefile("rb")
+        first = read_frame(stream)
+    except OSError:
+        return None
+    if first is None or first[0] != ACCEPTED:  # declined, starting or gone: run it here
+        return None
     outputs = {STDOUT: sys.stdout.buffer, STDERR: sys.stderr.buffer}
-    interrupted = False
+    interrupted = broken = False
     while True:
         try:
             frame = read_frame(stream)
@@ -207,18 +239,27 @@ def _relay(sock: socket.socket) -> int | None:
             except OSError:
                 return 130
             continue
+        except OSError:
+            frame = None
         if frame is None:  # the daemon died mid-command: say so rather than guess
             sys.stderr.write("error: the shipyard daemon ended before the command did\n")
             return 1
         kind, payload = frame
-        if kind == DECLINED:
-            return None
         if kind == EXIT:
-            sys.stdout.flush()
+            if broken:
+                return 1  # as click exits when its output pipe closes
+            with contextlib.suppress(BrokenPipeError):
+                sys.stdout.flush()
             return int(payload)
-        out = outputs[kind]
-        out.write(payload)
-        out.flush()
+        try:
+            out = outputs[kind]
+            out.write(payload)
+            out.flush()
+        except BrokenPipeError:  # `... | head`: read on, so the command ends as it would
+            broken = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, outputs[kind].fileno())
+            os.close(devnull)
 
 
 def ask(home: str, op: str, timeout: float = 5.0) -> dict[str, object] | None:
