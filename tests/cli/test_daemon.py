@@ -304,7 +304,8 @@ def test_auto_starts_one_for_the_next_commands(env: dict[str, str], tmp_path: Pa
         first = run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
         assert json.loads(first.stdout)["datasets"] == []  # it ran in its own process
         deadline = time.monotonic() + 60
-        while status_code(auto, tmp_path) != 0:
+        # It answers `status` as soon as it listens, and serves once warmed up.
+        while status_code(auto, tmp_path) != 0 or not status(auto, tmp_path)["ready"]:
             assert time.monotonic() < deadline, "no daemon started"
             time.sleep(0.2)
         assert status(auto, tmp_path)["served"] == 0
