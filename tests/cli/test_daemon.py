@@ -150,6 +150,10 @@ def test_only_a_private_socket_folder_is_used(
         refused = run([*LAUNCH, "daemon", "start"], other, tmp_path, check=False)
         assert refused.returncode == 1
         assert "must be yours, mode 0700" in refused.stderr
+        # Nor does a command with SHIPYARD_DAEMON=auto try to start one there.
+        auto = daemon | {"SHIPYARD_HOME": str(tmp_path / "third"), "SHIPYARD_DAEMON": "auto"}
+        run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
+        assert not (tmp_path / "third" / "daemon.log").exists()
     finally:
         folder.chmod(0o700)
     assert status(daemon, tmp_path)["served"] == 0

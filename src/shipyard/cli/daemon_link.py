@@ -179,13 +179,17 @@ def forward(argv: list[str]) -> int | None:
     home = str(request["home"])
     path = socket_path(home)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    folder = os.path.dirname(path)
     try:
         try:
-            if not private_dir_ok(os.path.dirname(path)):
+            if not private_dir_ok(folder):
                 raise FileNotFoundError(path)
             sock.connect(path)
         except OSError:  # no daemon, or one that has gone
-            if os.environ.get("SHIPYARD_DAEMON") == "auto":
+            # Not where the folder is someone else's: that daemon could never listen.
+            if os.environ.get("SHIPYARD_DAEMON") == "auto" and (
+                private_dir_ok(folder) or not os.path.lexists(folder)
+            ):
                 spawn(home)  # this command runs here, the next ones there
             return None
         if not peer_is_me(sock):
