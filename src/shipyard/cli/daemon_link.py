@@ -266,7 +266,7 @@ def _relay(sock: socket.socket, request: dict[str, object]) -> int | None:
             os.close(devnull)
 
 
-def ask(home: str, op: str, timeout: float = 5.0) -> dict[str, object] | None:
+def ask(home: str, op: str, timeout: float = 15.0) -> dict[str, object] | None:
     """Send the daemon of ``home`` a control request (``status`` or ``stop``): its
     reply, or None when no daemon answers."""
     path = socket_path(home)
