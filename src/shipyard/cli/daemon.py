@@ -335,7 +335,10 @@ class CommandDaemon:
 
     def _run(self, job: _Job) -> None:
         lock = threading.Lock()
-        link.send_frame(job.conn, link.ACCEPTED)
+        try:
+            link.send_frame(job.conn, link.ACCEPTED)
+        except OSError:  # the caller left before its command began: nothing to run
+            return
         tty = job.request.get("tty") or {}
         stdout, stderr = (
             io.TextIOWrapper(
