@@ -29,7 +29,7 @@ from shipyard.config import Settings
 from shipyard.db import Database, upgrade
 from shipyard.db.base import all_tables
 from shipyard.platform import Platform
-from shipyard.server.app import create_app
+from shipyard.server.app import KEEP_ALIVE_SECONDS, create_app
 
 PG_ADMIN_URL = os.environ.get(
     "SHIPYARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -245,7 +245,10 @@ class ServerThread:
 
     def __init__(self, app: object) -> None:
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,  # as `shipyard server` runs it
+        )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

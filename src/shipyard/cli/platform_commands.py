@@ -22,7 +22,7 @@ def server(
     from shipyard.config import Settings
     from shipyard.heap import start_up_done
     from shipyard.platform import Platform
-    from shipyard.server.app import create_app
+    from shipyard.server.app import KEEP_ALIVE_SECONDS, create_app
 
     settings = Settings()
     try:
@@ -41,10 +41,14 @@ def server(
 
         os.environ["SHIPYARD_SERVER_HOST"] = host
         uvicorn.run(
-            "shipyard.server.asgi:app", host=host, port=port, workers=workers, log_level="warning"
-        )
+            "shipyard.server.asgi:app", host=host, port=port, workers=workers,
+            log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )  # fmt: skip
     else:
-        uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(platform), host=host, port=port, log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )  # fmt: skip
 
 
 @db_app.command("upgrade")

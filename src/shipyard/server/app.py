@@ -15,6 +15,12 @@ from shipyard.server.health import router as health_router
 from shipyard.server.limits import BodyLimit
 
 API_PREFIX = "/api/v1"
+KEEP_ALIVE_SECONDS = 75
+"""How long the server keeps an idle connection open (uvicorn's default is 5 s). Clients
+keep pooled connections across pauses of a few seconds (the mlflow client while it
+logs a model), and a server that closes one just as the client reuses it resets that
+request. 75 s also outlasts the 60 s idle timeout of common load balancers, which
+should close first."""
 
 # Each domain exposes `router` in its routes module, served under API_PREFIX. Which
 # module serves a path: by its first segment, or by its first and third
