@@ -48,18 +48,12 @@ from shipyard.cli import daemon_link as link
 
 DEFAULT_IDLE_MINUTES = 30.0
 HANDSHAKE_SECONDS = 5.0
-# Modules every served command group loads; imported at start so no command pays for them.
+# What an ingest imports beyond what the warm-up's commands load: imported at start so
+# that no served ingest pays for it.
 WARM_MODULES = (
-    "shipyard.tracking.cli",
-    "shipyard.registry.cli",
-    "shipyard.datasets.cli",
     "shipyard.datasets.ingest",
     "shipyard.datasets.file_source",
     "shipyard.datasets.validation",
-    "shipyard.datasets.types",
-    "shipyard.tracking.types",
-    "shipyard.registry.types",
-    "shipyard.projects.client",
     "pyarrow.parquet",
     "pyarrow.compute",
 )
@@ -213,7 +207,7 @@ class CommandDaemon:
         if op == "status":
             self._reply(conn, json.dumps(self.status()).encode())
         elif op == "stop":
-            self._reply(conn, b"stopping")
+            self._reply(conn, json.dumps({"stopping": True}).encode())
             self.jobs.put(None)
         else:
             reason = self._queue(_Job(conn, reader, request))
@@ -351,7 +345,6 @@ class CommandDaemon:
         )
         threading.Thread(target=_watch, args=(job,), daemon=True).start()
         self.counts.served += 1
-        code = 1
         with _as_caller(job.request, stdout, stderr):
             self.current = job
             try:
@@ -392,9 +385,7 @@ def _as_caller(request: dict[str, Any], stdout: io.TextIOBase, stderr: io.TextIO
 
     saved_streams = sys.stdout, sys.stderr, sys.stdin
     saved_cwd = os.getcwd()
-    presentation = dict(request.get("presentation") or {})
-    if request.get("columns") and "COLUMNS" not in presentation:
-        presentation["COLUMNS"] = str(request["columns"])
+    presentation = request.get("presentation") or {}
     saved_env = {key: os.environ.get(key) for key in link.PRESENTATION_VARS}
     devnull = open(os.devnull)  # closed below; served commands read no stdin
     saved_umask = os.umask(int(request.get("umask", 0o022)))
@@ -460,11 +451,10 @@ def warm_up() -> None:
     keep_clients()
     for module in WARM_MODULES:
         importlib.import_module(module)
-    client = get_client()
-    for domain in ("projects", "experiments", "runs", "models", "datasets"):
-        getattr(client, domain)
-    # Each group's commands loaded, and a listing of each domain: its routes are built
-    # on their first request. Output and any error (a listing refused) go nowhere.
+    get_client()  # opens the stores here, where a failure ends the start with its error
+    # Each group's commands loaded, and a listing of each domain (its client and types
+    # imported, its routes built on their first request). Output and any error (a
+    # listing refused) go nowhere.
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         with contextlib.redirect_stderr(sink):
             for group in sorted(link.SERVED_GROUPS):

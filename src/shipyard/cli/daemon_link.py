@@ -148,8 +148,7 @@ def request_for(argv: list[str]) -> dict[str, object]:
         "home": resolved_home(os.environ, cwd),
         "install": installation(),
         "env": fingerprint(os.environ),
-        "presentation": {k: os.environ[k] for k in PRESENTATION_VARS if k in os.environ},
-        "columns": _columns(),
+        "presentation": _presentation(),
         "tty": {"stdout": sys.stdout.isatty(), "stderr": sys.stderr.isatty()},
         "umask": _umask(),
     }
@@ -161,11 +160,33 @@ def _umask() -> int:
     return mask
 
 
-def _columns() -> int | None:
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    except (OSError, ValueError):
+def _presentation() -> dict[str, str]:
+    """The caller's presentation variables, with COLUMNS set from its terminal where
+    unset: the daemon has no terminal to ask."""
+    found = {k: os.environ[k] for k in PRESENTATION_VARS if k in os.environ}
+    if "COLUMNS" not in found:
+        with contextlib.suppress(OSError, ValueError):
+            found["COLUMNS"] = str(os.get_terminal_size(sys.stdout.fileno()).columns)
+    return found
+
+
+def _connect(home: str, timeout: float | None = None) -> socket.socket | None:
+    """A connection to the daemon of ``home``: None where none listens, or where the
+    socket's folder or the process behind it is not this user's."""
+    path = socket_path(home)
+    if not hasattr(socket, "AF_UNIX") or not private_dir_ok(os.path.dirname(path)):
         return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:  # no daemon, or one that has gone
+        sock.close()
+        return None
+    if not peer_is_me(sock):
+        sock.close()
+        return None
+    return sock
 
 
 def forward(argv: list[str]) -> int | None:
@@ -173,27 +194,18 @@ def forward(argv: list[str]) -> int | None:
     daemon serves it (none running, or it declined) and the caller must run it."""
     if not argv or argv[0] not in SERVED_GROUPS or os.environ.get("SHIPYARD_URL"):
         return None
-    if not hasattr(socket, "AF_UNIX"):
-        return None
     request = request_for(argv)
     home = str(request["home"])
-    path = socket_path(home)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    folder = os.path.dirname(path)
+    sock = _connect(home)
+    if sock is None:
+        folder = socket_dir()
+        # Not where the folder is someone else's: that daemon could never listen.
+        if os.environ.get("SHIPYARD_DAEMON") == "auto" and (
+            private_dir_ok(folder) or not os.path.lexists(folder)
+        ):
+            spawn(home)  # this command runs here, the next ones there
+        return None
     try:
-        try:
-            if not private_dir_ok(folder):
-                raise FileNotFoundError(path)
-            sock.connect(path)
-        except OSError:  # no daemon, or one that has gone
-            # Not where the folder is someone else's: that daemon could never listen.
-            if os.environ.get("SHIPYARD_DAEMON") == "auto" and (
-                private_dir_ok(folder) or not os.path.lexists(folder)
-            ):
-                spawn(home)  # this command runs here, the next ones there
-            return None
-        if not peer_is_me(sock):
-            return None
         return _relay(sock, request)
     finally:
         sock.close()
@@ -269,13 +281,10 @@ def _relay(sock: socket.socket, request: dict[str, object]) -> int | None:
 def ask(home: str, op: str, timeout: float = 15.0) -> dict[str, object] | None:
     """Send the daemon of ``home`` a control request (``status`` or ``stop``): its
     reply, or None when no daemon answers."""
-    path = socket_path(home)
-    if not hasattr(socket, "AF_UNIX") or not private_dir_ok(os.path.dirname(path)):
+    sock = _connect(home, timeout)
+    if sock is None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
     try:
-        sock.connect(path)
         sock.sendall(json.dumps({"op": op}).encode() + b"\n")
         frame = read_frame(sock.makefile("rb"))
     except OSError:
@@ -284,5 +293,4 @@ def ask(home: str, op: str, timeout: float = 15.0) -> dict[str, object] | None:
         sock.close()
     if frame is None or frame[0] != STDOUT:
         return None
-    payload = frame[1]
-    return json.loads(payload) if payload.startswith(b"{") else {"reply": payload.decode()}
+    return json.loads(frame[1])

@@ -36,19 +36,17 @@ def server(
     console.print(f"  metadata: {platform.db.url.render_as_string(hide_password=True)}")
     console.print(f"  blobs:    {settings.resolved_blob_url}")
     start_up_done(freeze=False)
+    options = {
+        "host": host, "port": port, "log_level": "warning",
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }  # fmt: skip
     if workers > 1:
         import os
 
         os.environ["SHIPYARD_SERVER_HOST"] = host
-        uvicorn.run(
-            "shipyard.server.asgi:app", host=host, port=port, workers=workers,
-            log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        )  # fmt: skip
+        uvicorn.run("shipyard.server.asgi:app", workers=workers, **options)
     else:
-        uvicorn.run(
-            create_app(platform), host=host, port=port, log_level="warning",
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        )  # fmt: skip
+        uvicorn.run(create_app(platform), **options)
 
 
 @db_app.command("upgrade")
