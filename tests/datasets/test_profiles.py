@@ -415,6 +415,25 @@ def test_high_cardinality_estimates() -> None:
     assert column(prof, "w").top_values == []  # nothing is frequent
 
 
+def test_quantiles_of_a_long_stream_past_the_lighter_sampling() -> None:
+    """Past a million values a column's batches feed its quantile sketch a quarter as
+    many values; the quantiles stay within the sketch's own error. The stream drifts
+    (its later batches hold larger values), so a sample that weighed the lightly
+    sampled batches wrong would show."""
+    rng = np.random.default_rng(11)
+    builder = ProfileBuilder(pa.schema([("x", pa.float64())]))
+    parts = []
+    for k in range(32):  # 2.9M values in batches of ~90k, as from a CSV
+        part = rng.normal(k / 8, 1.0, 90_000)
+        parts.append(part)
+        builder.add(pa.record_batch([pa.array(part)], names=["x"]))
+    values = np.concatenate(parts)
+    x = column(builder.partial().finish(), "x")
+    assert x.quantiles is not None and x.count == len(values)
+    for key, q in x.quantiles.items():
+        assert abs(np.mean(values <= q) - float(key)) < 0.02, key
+
+
 def test_frequent_values_survive_a_high_cardinality_column() -> None:
     rng = np.random.default_rng(3)
     n = 100_000

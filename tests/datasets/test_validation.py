@@ -308,6 +308,73 @@ def test_unique_over_several_columns_and_files_with_nulls_as_values(tmp_path: Pa
     assert r.message == "1 key of (a) repeats (2 rows)"
 
 
+def ordered_key_proves(*batches: pa.Array) -> bool:
+    key = validation._OrderedKey("k")
+    for values in batches:
+        key.see(pa.RecordBatch.from_arrays([values], names=["k"]))
+    return key.proven()
+
+
+@pytest.mark.parametrize(
+    ("batches", "proven"),
+    [
+        # Sorted batches whose ranges do not overlap, in any arrival order (dictionary
+        # batches compare by value, whatever their dictionaries).
+        ([pa.array([10, 11, 19]), pa.array([0, 1, 2]), pa.array([9, 6, 3])], True),
+        ([pa.array([7]), pa.array([3]), pa.array([5])], True),
+        ([pa.array(["a", "ab", "b"]), pa.array(["c", "d"])], True),
+        ([pa.array([3, 1], pa.timestamp("us")), pa.array([5, 9], pa.timestamp("us"))], True),
+        # A key shared at a boundary, overlapping ranges, or an unsorted batch.
+        ([pa.array([1, 2, 3]), pa.array([3, 4])], False),
+        ([pa.array([7]), pa.array([7])], False),
+        ([pa.array([1, 5]), pa.array([3, 7])], False),  # unique, but left to the scan
+        ([pa.array([1, 3, 2])], False),
+        ([pa.array([1, 1, 2])], False),
+        # Nulls, NaN, signed zeros and types without an order are left to the scan too.
+        ([pa.array([1, None, 3])], False),
+        ([pa.array([0.5, float("nan")])], False),
+        ([pa.array([-0.0]), pa.array([0.0])], False),
+        ([pa.array([[1], [2]])], False),
+        ([pa.array(["a"]).dictionary_encode(), pa.array(["c", "b"]).dictionary_encode()], True),
+        ([pa.array(["b"]).dictionary_encode(), pa.array(["a", "b"]).dictionary_encode()], False),
+        ([], False),
+    ],
+)
+def test_a_key_that_streams_in_order_is_proven_unique(
+    batches: list[pa.Array], proven: bool
+) -> None:
+    assert ordered_key_proves(*batches) is proven
+
+
+def test_an_ordered_key_skips_the_scan_only_when_every_row_was_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanned: list[str] = []
+    real = validation._VersionScan._unique
+
+    def counting(self: Any, exp: Any, result: ExpectationResult) -> None:
+        scanned.append(exp.columns[0])
+        real(self, exp, result)
+
+    monkeypatch.setattr(validation._VersionScan, "_unique", counting)
+    parts = [batch(id=[1, 2, 3], b=[5, 5, 5]), batch(id=[4, 5, 6], b=[5, 5, 5])]
+    files = [write(tmp_path / f"p{i}.parquet", part) for i, part in enumerate(parts)]
+    expectations = [{"kind": "unique", "columns": [c]} for c in ("id", "b")]
+
+    def judge(checked_all: bool) -> list[ExpectationResult]:
+        v = Validator(suite(*expectations), parts[0].schema)
+        for part in parts:
+            v.check_batch(part)
+        return v.finish(files, rows=6, now_ms=NOW_MS, checked_all=checked_all).results
+
+    ids, b = judge(checked_all=True)
+    assert ids.passed and not b.passed and b.failed_rows == 6
+    assert scanned == ["b"]  # the ids were proven from their order; b had to be grouped
+    scanned.clear()
+    ids, _ = judge(checked_all=False)  # e.g. an append: the parent's rows were not seen
+    assert ids.passed and scanned == ["id", "b"]
+
+
 def test_row_count_bounds() -> None:
     schema = pa.schema([("a", pa.int64())])
 
