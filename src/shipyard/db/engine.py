@@ -43,7 +43,17 @@ class Database:
         self._writer = sessionmaker(
             self.engine.execution_options(shipyard_write=True), expire_on_commit=False
         )
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL reads run in READ ONLY transactions that end with COMMIT: psycopg
+        # forgets every prepared statement on ROLLBACK, and reads that roll back would
+        # make each statement be planned again on every request (a filtered search:
+        # ~1.5 ms of planning in ~5 ms). READ ONLY keeps the COMMIT from ever
+        # persisting a write made by mistake in a read session.
+        reader = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(postgresql_readonly=True)
+        )
+        self._reader = sessionmaker(reader, expire_on_commit=False)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -53,9 +63,12 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session (rolled back at the end)."""
+        """A read-only session: rolled back at the end on SQLite; on PostgreSQL a READ
+        ONLY transaction, committed when the block succeeds (see ``__init__``)."""
         with self._reader() as session:
             yield session
+            if not self.is_sqlite:
+                session.commit()
 
     def dispose(self) -> None:
         """Close every pooled connection."""
