@@ -308,6 +308,11 @@ def test_unique_over_several_columns_and_files_with_nulls_as_values(tmp_path: Pa
     assert r.message == "1 key of (a) repeats (2 rows)"
 
 
+HIDDEN_NULL = pa.DictionaryArray.from_arrays(
+    pa.array([0], pa.int32()), pa.array([None], pa.string())
+)
+
+
 def ordered_key_proves(*batches: pa.Array) -> bool:
     key = validation._OrderedKey("k")
     for values in batches:
@@ -324,6 +329,8 @@ def ordered_key_proves(*batches: pa.Array) -> bool:
         ([pa.array([7]), pa.array([3]), pa.array([5])], True),
         ([pa.array(["a", "ab", "b"]), pa.array(["c", "d"])], True),
         ([pa.array([3, 1], pa.timestamp("us")), pa.array([5, 9], pa.timestamp("us"))], True),
+        ([pa.array(["a"]).dictionary_encode(), pa.array(["c", "b"]).dictionary_encode()], True),
+        ([pa.array(["b"]).dictionary_encode(), pa.array(["a", "b"]).dictionary_encode()], False),
         # A key shared at a boundary, overlapping ranges, or an unsorted batch.
         ([pa.array([1, 2, 3]), pa.array([3, 4])], False),
         ([pa.array([7]), pa.array([7])], False),
@@ -335,8 +342,18 @@ def ordered_key_proves(*batches: pa.Array) -> bool:
         ([pa.array([0.5, float("nan")])], False),
         ([pa.array([-0.0]), pa.array([0.0])], False),
         ([pa.array([[1], [2]])], False),
-        ([pa.array(["a"]).dictionary_encode(), pa.array(["c", "b"]).dictionary_encode()], True),
-        ([pa.array(["b"]).dictionary_encode(), pa.array(["a", "b"]).dictionary_encode()], False),
+        # Nulls hidden in dictionaries (their indexes are valid) are no proof either: the
+        # two one-row batches of the second case repeat the null.
+        ([pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int32()), ["a", None])], False),
+        (
+            [
+                pa.array(["a"]).dictionary_encode(),
+                HIDDEN_NULL,
+                pa.array(["b"]).dictionary_encode(),
+                HIDDEN_NULL,
+            ],
+            False,
+        ),
         ([], False),
     ],
 )

@@ -640,12 +640,13 @@ class _OrderedKey:
         if pa.types.is_dictionary(values.type):  # batches may hold different dictionaries
             first, last = first.dictionary_decode(), last.dictionary_decode()
         try:
+            head, tail = values.slice(0, n - 1), values.slice(1)
             if values.null_count:
                 self.holds = False
-            elif n == 1 or pc.all(pc.greater(values.slice(1), values.slice(0, n - 1))).as_py():
+            elif n == 1 or _every(pc.greater(tail, head)):
                 self._lows.append(first)
                 self._highs.append(last)
-            elif pc.all(pc.less(values.slice(1), values.slice(0, n - 1))).as_py():
+            elif _every(pc.less(tail, head)):
                 self._lows.append(last)
                 self._highs.append(first)
             else:
@@ -663,9 +664,15 @@ class _OrderedKey:
             lows, highs = lows.take(order), highs.take(order)
             n = len(lows)
             # Sorted by their lows, each range must end before the next one starts.
-            return n == 1 or bool(pc.all(pc.less(highs.slice(0, n - 1), lows.slice(1))).as_py())
+            return n == 1 or _every(pc.less(highs.slice(0, n - 1), lows.slice(1)))
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
             return False
+
+
+def _every(mask: pa.BooleanArray) -> bool:
+    """True when every comparison held; a null one (a null value hidden in a dictionary)
+    counts as not holding."""
+    return pc.all(mask, skip_nulls=False).as_py() is True
 
 
 # --- whole-version checks ----------------------------------------------------------------
