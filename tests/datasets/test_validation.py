@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -673,3 +675,51 @@ def test_validate_files_without_row_checks_reads_only_metadata(tmp_path: Path) -
     assert report.results[0].message == "6 rows, expected at most 5"
     empty = validate_files(suite(), [], now_ms=NOW_MS)
     assert empty.passed and empty.rows_checked == 0 and empty.results == []
+
+
+# The child validates a CSV that has every kind of bound and value set: read, judged and
+# reported, without pandas ever imported (pyarrow's own conversions would import it).
+_NO_PANDAS_CHILD = """
+import json, sys
+import pyarrow.csv as pacsv
+from shipyard.datasets.types import ExpectationSuite
+from shipyard.datasets.validation import Validator
+data = pacsv.read_csv(sys.argv[1])
+suite = ExpectationSuite.model_validate({"expectations": json.loads(sys.argv[2])})
+v = Validator(suite, data.schema)
+for part in data.to_batches():
+    v.check_batch(part)
+report = v.finish([], rows=data.num_rows, now_ms=0)
+print(json.dumps({"pandas": "pandas" in sys.modules,
+                  "failed": [r.failed_rows for r in report.results]}))
+"""
+
+
+def test_bounds_and_value_sets_are_built_without_pandas(tmp_path: Path) -> None:
+    csv = tmp_path / "d.csv"
+    csv.write_text(
+        "n,x,s,d,ts,t\n"
+        "1,0.5,red,2024-01-02,2024-01-02T10:00:00,08:00:00\n"
+        "7,2.5,blue,2023-12-31,2024-01-01T00:30:00,23:30:00\n"
+    )
+    expectations = [
+        {"kind": "range", "column": "n", "min": 0, "max": 5},
+        {"kind": "range", "column": "x", "min": 0.25, "max": 1},
+        {"kind": "range", "column": "d", "min": "2024-01-01"},
+        {"kind": "range", "column": "ts", "max": "2024-01-01T01:00:00+02:00"},
+        {"kind": "range", "column": "t", "max": "12:00:00"},
+        {"kind": "allowed_values", "column": "s", "values": ["red", "green"]},
+        {"kind": "allowed_values", "column": "n", "values": [1, 2, 3]},
+        {"kind": "allowed_values", "column": "x", "values": [0.5, 1]},
+        {"kind": "regex", "column": "s", "pattern": "^r"},
+    ]
+    run = subprocess.run(
+        [sys.executable, "-c", _NO_PANDAS_CHILD, str(csv), json.dumps(expectations)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(run.stdout)
+    # The second row breaks each expectation but the timestamp's: 01:00+02:00 is
+    # 2023-12-31T23:00 UTC, before both rows.
+    assert out == {"pandas": False, "failed": [1, 1, 1, 2, 1, 1, 1, 1, 1]}

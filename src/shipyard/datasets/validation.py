@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shipyard.datasets import duck
+from shipyard.datasets import arrow_build, duck
 from shipyard.datasets.schema import column_kind
 from shipyard.datasets.types import (
     ROW_LEVEL_KINDS,
@@ -174,7 +174,7 @@ def _check_static(exp: Expectation) -> None:
     match exp:
         case RegexExpectation():
             try:
-                pc.match_substring_regex(pa.array([""], pa.string()), exp.pattern)
+                pc.match_substring_regex(arrow_build.strings([""]), exp.pattern)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
                 raise _Unjudgeable(f"bad regular expression: {e}") from None
         case SqlExpectation():
@@ -258,12 +258,13 @@ def _numeric_scalar(bound: float | str, t: pa.DataType) -> pa.Scalar:
     if isinstance(bound, str | bool) or not math.isfinite(bound):
         raise _Unjudgeable(f"bound {bound!r} must be a finite number for a {t} column")
     try:  # in the column's own type when exact, so the column is not cast on every batch
-        own = pa.scalar(bound).cast(t, safe=True)
+        given = arrow_build.number(bound)
+        own = (pa.scalar(bound) if given is None else given).cast(t, safe=True)
         if own.as_py() == bound:
             return own
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    return pa.scalar(float(bound))
+    return arrow_build.number(float(bound)) or pa.scalar(float(bound))
 
 
 def _temporal_scalar(bound: float | str, t: pa.DataType) -> pa.Scalar:
@@ -272,13 +273,13 @@ def _temporal_scalar(bound: float | str, t: pa.DataType) -> pa.Scalar:
     v = _parse_time(bound)
     if pa.types.is_time(t) != isinstance(v, dt.time):
         raise _Unjudgeable(f"bound {bound!r} does not fit a {t} column")
-    if isinstance(v, dt.time) or pa.types.is_date(t):
-        return pa.scalar(v if isinstance(v, dt.time) else v.date()).cast(t, safe=False)
-    if t.tz is None:  # naive column: an aware bound is read in UTC
-        return pa.scalar(_comparable(v), pa.timestamp("us")).cast(t, safe=False)
-    if v.tzinfo is None:  # aware column, naive bound: the bound is UTC
-        v = v.replace(tzinfo=dt.UTC)
-    return pa.scalar(v, pa.timestamp("us", tz=t.tz)).cast(t, safe=False)
+    if isinstance(v, dt.time):
+        own = arrow_build.time_of_day(v) if v.tzinfo is None else pa.scalar(v)
+        return own.cast(t, safe=False)
+    if pa.types.is_date(t):
+        return arrow_build.date(v.date()).cast(t, safe=False)
+    # A naive column reads an aware bound in UTC; an aware column a naive bound as UTC.
+    return arrow_build.timestamp(_comparable(v), t.tz).cast(t, safe=False)
 
 
 def _range_judge(exp: RangeExpectation, t: pa.DataType) -> Judge:
@@ -299,20 +300,23 @@ def _range_judge(exp: RangeExpectation, t: pa.DataType) -> Judge:
         ok = None if lo is None else pc.greater_equal(arr, lo)
         if hi is not None:
             ok = pc.less_equal(arr, hi) if ok is None else pc.and_(ok, pc.less_equal(arr, hi))
-        return pc.fill_null(ok, True)
+        return pc.fill_null(ok, arrow_build.TRUE)
 
     return judge
 
 
 def _allowed_judge(exp: AllowedValuesExpectation, t: pa.DataType) -> Judge:
     values = [v for v in exp.values if v is not None]  # nulls pass anyway
-    try:
-        value_set = pa.array(values, type=_value_type(t))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+    value_set = arrow_build.array_of(values, _value_type(t))
+    if value_set is None:  # not all strings nor all numbers, or no safe cast: as pyarrow does
         try:
-            value_set = pa.array(values).cast(_value_type(t))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
-            raise _Unjudgeable(f"the allowed values do not fit {exp.column!r} ({t}): {e}") from None
+            value_set = pa.array(values, type=_value_type(t))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+            try:
+                value_set = pa.array(values).cast(_value_type(t))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+                message = f"the allowed values do not fit {exp.column!r} ({t}): {e}"
+                raise _Unjudgeable(message) from None
 
     def judge(batch: pa.RecordBatch) -> Mask:
         arr = batch.column(exp.column)
@@ -330,8 +334,8 @@ def _regex_judge(exp: RegexExpectation, t: pa.DataType) -> Judge:
         arr = batch.column(exp.column)
         if pa.types.is_dictionary(arr.type):  # match each distinct value once
             found = pc.match_substring_regex(arr.dictionary, exp.pattern)
-            return pc.fill_null(pc.take(found, arr.indices), True)
-        return pc.fill_null(pc.match_substring_regex(arr, exp.pattern), True)
+            return pc.fill_null(pc.take(found, arr.indices), arrow_build.TRUE)
+        return pc.fill_null(pc.match_substring_regex(arr, exp.pattern), arrow_build.TRUE)
 
     return judge
 
@@ -526,7 +530,7 @@ class Validator:
             ) from None
         if out.num_rows != batch.num_rows:  # DuckDB keeps the scan's order and count
             raise InvalidInput("a SQL expectation did not judge every row once")
-        return [pc.fill_null(col.combine_chunks(), False) for col in out.columns]
+        return [pc.fill_null(col.combine_chunks(), arrow_build.FALSE) for col in out.columns]
 
     def check_batch(self, batch: pa.RecordBatch) -> pa.BooleanArray | None:
         """Judge the row-level expectations on one batch. Returns the keep-mask (True: the
