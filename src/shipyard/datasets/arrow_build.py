@@ -22,6 +22,7 @@ from shipyard.datasets.profile_sketches import arrow_values
 _EPOCH = dt.datetime(1970, 1, 1)
 _EPOCH_DAY = dt.date(1970, 1, 1)
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+_EXACT_INT = 2**53  # the largest int a double holds with every smaller one
 
 TRUE: pa.BooleanScalar = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\x01")])[0]
 FALSE: pa.BooleanScalar = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\x00")])[0]
@@ -55,13 +56,18 @@ def array_of(values: Sequence[Any], type_: pa.DataType) -> pa.Array | None:
             base = strings(values)
         elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             base = arrow_values(np.array(values, np.int64))
-        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        elif all(isinstance(v, float) or _exact_double(v) for v in values):
             base = arrow_values(np.array(values, np.float64))
         else:
             return None
         return base.cast(type_, safe=True)
     except (OverflowError, *_CAST_ERRORS):
         return None
+
+
+def _exact_double(v: object) -> bool:
+    """Whether ``v`` is an int (not a bool) that a double holds exactly."""
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= _EXACT_INT
 
 
 def timestamp(v: dt.datetime, tz: str | None) -> pa.Scalar:

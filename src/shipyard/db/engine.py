@@ -119,6 +119,8 @@ def _ping_idle_connections(engine: Engine) -> None:
                 cursor.execute("SELECT 1")
             finally:
                 cursor.close()
-            dbapi_conn.rollback()  # leave no transaction open behind the ping
+            # Leave no transaction open behind the ping: COMMIT, since psycopg forgets its
+            # prepared statements on ROLLBACK (see Database.__init__).
+            dbapi_conn.commit()
         except Exception as error:
             raise exc.DisconnectionError(f"pooled connection is dead: {error}") from error
