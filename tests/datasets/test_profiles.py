@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipyard.datasets.profile_sketches import hash_numbers, hash_strings, numpy_values
+from shipyard.datasets.arrow_build import numpy_values
+from shipyard.datasets.profile_sketches import hash_numbers, hash_strings
 from shipyard.datasets.profiles import PartialProfile, ProfileBuilder, profile_parquet
 from shipyard.datasets.types import ColumnProfile, Profile
 from shipyard.errors import InvalidInput

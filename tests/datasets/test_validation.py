@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipyard.datasets import validation
+from shipyard.datasets import validation, version_checks
 from shipyard.datasets.types import ExpectationResult, ExpectationSuite, ValidationReport
 from shipyard.datasets.validation import Validator, check_suite, validate_files
 from shipyard.errors import InvalidInput
@@ -329,7 +329,7 @@ HIDDEN_NULL = pa.DictionaryArray.from_arrays(
 
 
 def ordered_key_proves(*batches: pa.Array) -> bool:
-    key = validation._OrderedKey("k")
+    key = version_checks.OrderedKey("k")
     for values in batches:
         key.see(pa.RecordBatch.from_arrays([values], names=["k"]))
     return key.proven()
@@ -382,13 +382,13 @@ def test_an_ordered_key_skips_the_scan_only_when_every_row_was_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scanned: list[str] = []
-    real = validation._VersionScan._unique
+    real = version_checks.VersionScan._unique
 
     def counting(self: Any, exp: Any, result: ExpectationResult) -> None:
         scanned.append(exp.columns[0])
         real(self, exp, result)
 
-    monkeypatch.setattr(validation._VersionScan, "_unique", counting)
+    monkeypatch.setattr(version_checks.VersionScan, "_unique", counting)
     parts = [batch(id=[1, 2, 3], b=[5, 5, 5]), batch(id=[4, 5, 6], b=[5, 5, 5])]
     files = [write(tmp_path / f"p{i}.parquet", part) for i, part in enumerate(parts)]
     expectations = [{"kind": "unique", "columns": [c]} for c in ("id", "b")]

@@ -1,11 +1,10 @@
-"""Arrow values built from Python ones without pyarrow's pandas check.
+"""Arrow values to and from numpy and Python without pyarrow's pandas check.
 
-pyarrow converts Python objects (``pa.array([...])``, ``pa.scalar(x)``) on a path that
-imports pandas first, to recognise pandas' own types: 0.15 s of a ``shipyard data
-ingest`` that validates a few files and never uses pandas. Validation builds its bounds
-and value sets here instead, from numpy buffers (see also
-:func:`~shipyard.datasets.profile_sketches.arrow_values`); what these do not cover is
-left to pyarrow's conversion by the caller.
+pyarrow's own conversions (``pa.array([...])``, ``pa.scalar(x)``, ``to_numpy``) import
+pandas first, to recognise pandas' own types: 0.15-0.25 s of a ``shipyard data ingest``
+that profiles and validates a few files and never uses pandas. Profiles and validation
+build their arrays, scalars, bounds and value sets here instead, from numpy buffers;
+what these do not cover is left to pyarrow's conversion by the caller.
 """
 
 from __future__ import annotations
@@ -17,7 +16,35 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shipyard.datasets.profile_sketches import arrow_values
+_NUMPY_OF_ARROW = {
+    arrow(): np.dtype(name)
+    for arrow, name in [
+        (pa.int8, "int8"), (pa.int16, "int16"), (pa.int32, "int32"), (pa.int64, "int64"),
+        (pa.uint8, "uint8"), (pa.uint16, "uint16"), (pa.uint32, "uint32"),
+        (pa.uint64, "uint64"), (pa.float32, "float32"), (pa.float64, "float64"),
+    ]
+}  # fmt: skip
+_ARROW_OF_NUMPY = {dtype: arrow for arrow, dtype in _NUMPY_OF_ARROW.items()}
+
+
+def numpy_values(arr: pa.Array) -> np.ndarray:
+    """The values of an arrow array as numpy: a read-only view of the buffer for a
+    null-free int or float array, pyarrow's conversion for anything else."""
+    dtype = _NUMPY_OF_ARROW.get(arr.type)
+    if dtype is None or arr.null_count:
+        return arr.to_numpy(zero_copy_only=False)
+    return np.frombuffer(arr.buffers()[1], dtype, len(arr), arr.offset * dtype.itemsize)
+
+
+def arrow_values(x: np.ndarray) -> pa.Array:
+    """A one-dimensional int or float numpy array as a null-free arrow array, sharing
+    its memory when it is contiguous (see :func:`numpy_values`)."""
+    arrow = _ARROW_OF_NUMPY.get(x.dtype)
+    if arrow is None or x.ndim != 1:
+        return pa.array(x)
+    x = np.ascontiguousarray(x)
+    return pa.Array.from_buffers(arrow, len(x), [None, pa.py_buffer(x)])
+
 
 _EPOCH = dt.datetime(1970, 1, 1)
 _EPOCH_DAY = dt.date(1970, 1, 1)
@@ -38,14 +65,13 @@ def strings(values: Sequence[str]) -> pa.Array:
     return pa.Array.from_buffers(pa.large_string(), len(encoded), buffers).cast(pa.string())
 
 
-def number(value: int | float) -> pa.Scalar | None:
-    """``value`` as an int64 or float64 scalar; None for an int outside int64."""
+def number(value: int | float) -> pa.Scalar:
+    """``value`` as an int64 or float64 scalar (an int outside int64: as pyarrow makes it)."""
     try:
-        return arrow_values(np.array([value], np.int64 if isinstance(value, int) else np.float64))[
-            0
-        ]
+        dtype = np.int64 if isinstance(value, int) else np.float64
+        return arrow_values(np.array([value], dtype))[0]
     except OverflowError:
-        return None
+        return pa.scalar(value)
 
 
 def array_of(values: Sequence[Any], type_: pa.DataType) -> pa.Array | None:

@@ -285,10 +285,6 @@ def _check_keys_exist(
             )
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _describe(conn: Any, scan: str) -> dict[str, str]:
     """Column name -> DuckDB type of a scan, in order."""
     rows = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()  # noqa: S608
@@ -296,8 +292,8 @@ def _describe(conn: Any, scan: str) -> dict[str, str]:
 
 
 def _check_unique(conn: Any, scan: str, keys: list[str], side: str) -> None:
-    cols = ", ".join(_quote(k) for k in keys)
-    example = ", ".join(f"k{i} := {_quote(k)}" for i, k in enumerate(keys))
+    cols = ", ".join(duck.ident(k) for k in keys)
+    example = ", ".join(f"k{i} := {duck.ident(k)}" for i, k in enumerate(keys))
     # Identifiers are quoted and the scan comes from duck.parquet_scan: nothing user-built.
     repeats, first = conn.execute(
         f"SELECT count(*), min(struct_pack({example}, n := n)) FROM "  # noqa: S608
@@ -315,7 +311,7 @@ def _check_unique(conn: Any, scan: str, keys: list[str], side: str) -> None:
 def _comparable(conn: Any, old_scan: str, new_scan: str, column: str) -> bool:
     """Whether DuckDB compares a column's old and new values without an explicit cast
     (int64 with double does; varchar with int64 does not)."""
-    col = _quote(column)
+    col = duck.ident(column)
     try:
         conn.execute(
             f"SELECT o.x IS DISTINCT FROM n.x FROM "  # noqa: S608
@@ -374,8 +370,8 @@ def _join(
             "FILTER (WHERE o_in IS NULL)",
             f"min_by({changed_row}, {okey}, {samples}) FILTER (WHERE {both} AND ({any_diff}))",
         ]
-    old_select = ", ".join(f"{_quote(c)} AS {o[c]}" for c in old_names)
-    new_select = ", ".join(f"{_quote(c)} AS {n[c]}" for c in new_names)
+    old_select = ", ".join(f"{duck.ident(c)} AS {o[c]}" for c in old_names)
+    new_select = ", ".join(f"{duck.ident(c)} AS {n[c]}" for c in new_names)
     joined = ", ".join(["o.*", "n.*", *flags])
     # Every name in this statement is quoted or generated here; the scans are built by
     # duck.parquet_scan with each path bound as an escaped literal.

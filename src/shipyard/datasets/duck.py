@@ -58,6 +58,11 @@ def reader(
     return conn
 
 
+def ident(name: str) -> str:
+    """A DuckDB identifier for a column name (quoted, so any name is safe)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def parquet_scan(paths: Sequence[Path | str]) -> str:
     """A ``read_parquet([...])`` table expression over ``paths`` with each path bound as a
     literal (escaped), for use inside a query on a :func:`reader` connection."""

@@ -94,8 +94,6 @@ class _Outcome:
     file_profiles: list[tuple[str, bytes]] = field(default_factory=list)
     """Parquet files stored as they are: name and profile state bytes, merged by groups."""
     quarantine_profile: list[PartialProfile] = field(default_factory=list)
-    all_streamed: bool = True
-    """Every kept row came through the validator's batches (no Parquet file taken as is)."""
 
 
 @contextmanager
@@ -236,7 +234,6 @@ class Ingest:
         outcome = _Outcome()
         as_is = [i for i in source.inputs if isinstance(i, ParquetInput)]
         streamed = [i for i in source.inputs if isinstance(i, BatchInput)]
-        outcome.all_streamed = not as_is
         with _progress(self._progress, source.total_bytes, f"ingest {self._name}") as advance:
             if as_is:
                 self._take_parquet(as_is, outcome, advance)
@@ -378,7 +375,9 @@ class Ingest:
             rows=rows,
             now_ms=now_ms(),
             policy=self._suite.policy,
-            checked_all=parent is None and outcome.all_streamed,
+            # Every row went through the validator: no parent's, none of a Parquet file
+            # taken as it is.
+            checked_all=parent is None and not outcome.file_profiles,
         )
         quarantined = sum(s.rows for s in outcome.quarantined)
         report = report.model_copy(update={"quarantined_rows": quarantined})

@@ -32,41 +32,6 @@ _LONG = 256  # strings longer than this are hashed one by one (blake2b)
 _CHUNK = 1 << 15  # values hashed at a time: the arrays stay in cache
 
 
-_NUMPY_OF_ARROW = {
-    arrow(): np.dtype(name)
-    for arrow, name in [
-        (pa.int8, "int8"), (pa.int16, "int16"), (pa.int32, "int32"), (pa.int64, "int64"),
-        (pa.uint8, "uint8"), (pa.uint16, "uint16"), (pa.uint32, "uint32"),
-        (pa.uint64, "uint64"), (pa.float32, "float32"), (pa.float64, "float64"),
-    ]
-}  # fmt: skip
-_ARROW_OF_NUMPY = {dtype: arrow for arrow, dtype in _NUMPY_OF_ARROW.items()}
-
-
-def numpy_values(arr: pa.Array) -> np.ndarray:
-    """The values of an arrow array as numpy: a read-only view of the buffer for a
-    null-free int or float array, a conversion for anything else.
-
-    pyarrow's own conversions both ways (``to_numpy``, ``pa.array``) import pandas on
-    first use: a quarter of a second that a ``shipyard data ingest`` of a few changed
-    files would spend on nothing else. This and :func:`arrow_values` stay clear of it.
-    """
-    dtype = _NUMPY_OF_ARROW.get(arr.type)
-    if dtype is None or arr.null_count:
-        return arr.to_numpy(zero_copy_only=False)
-    return np.frombuffer(arr.buffers()[1], dtype, len(arr), arr.offset * dtype.itemsize)
-
-
-def arrow_values(x: np.ndarray) -> pa.Array:
-    """A one-dimensional int or float numpy array as a null-free arrow array, sharing
-    its memory when it is contiguous (see :func:`numpy_values`)."""
-    arrow = _ARROW_OF_NUMPY.get(x.dtype)
-    if arrow is None or x.ndim != 1:
-        return pa.array(x)
-    x = np.ascontiguousarray(x)
-    return pa.Array.from_buffers(arrow, len(x), [None, pa.py_buffer(x)])
-
-
 def mix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finalizer, in place on a uint64 array (which it returns)."""
     t = np.right_shift(h, _U64(33))

@@ -17,12 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shipyard.datasets.arrow_build import arrow_values, numpy_values
 from shipyard.datasets.profile_sketches import (
     BOTTOM_K,
     SPARSE_MAX,
     Bottom,
     Distinct,
-    arrow_values,
     bottom_from_bytes,
     bottom_to_bytes,
     hash_numbers,
@@ -30,7 +30,6 @@ from shipyard.datasets.profile_sketches import (
     merge_bottoms,
     mix64,
     number_bits,
-    numpy_values,
     unique_counts,
 )
 from shipyard.datasets.schema import column_kind

@@ -9,7 +9,7 @@ Row-level expectations (:data:`~shipyard.datasets.types.ROW_LEVEL_KINDS`) run ba
 batch in :meth:`Validator.check_batch`, vectorized with ``pyarrow.compute``; the custom SQL
 predicate runs in a DuckDB sandbox that sees only the batch. Whole-version expectations
 (unique, row count, freshness, class balance) run once in :meth:`Validator.finish`, over
-the Parquet files that hold the kept rows.
+the Parquet files that hold the kept rows (:mod:`shipyard.datasets.version_checks`).
 
 Nulls break only ``not_null``: range, allowed values, regex and class balance ignore them.
 NaN is outside every range.
@@ -20,11 +20,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
 
@@ -33,11 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.datasets import arrow_build, duck
+from shipyard.datasets import expectation_text as text
 from shipyard.datasets.schema import column_kind
 from shipyard.datasets.types import (
     ROW_LEVEL_KINDS,
     AllowedValuesExpectation,
-    ClassBalanceExpectation,
     ColumnKind,
     Expectation,
     ExpectationResult,
@@ -53,13 +51,10 @@ from shipyard.datasets.types import (
     UniqueExpectation,
     ValidationReport,
 )
+from shipyard.datasets.version_checks import OrderedKey, VersionScan
 from shipyard.errors import InvalidInput
 
-SAMPLES = 5
-"""Failing rows (or repeated keys) kept per expectation."""
 _SAMPLE_COLUMNS = 32  # a sample row shows at most this many columns
-_TEXT_LIMIT = 200  # longer strings in samples are cut
-_CLASS_SAMPLES = 10  # class balance shows this many largest and smallest classes
 _READ_BATCH_ROWS = 256 * 1024
 SQL_TIMEOUT_SECONDS = 60.0
 """A custom SQL predicate that runs longer than this on one batch is stopped (a predicate
@@ -72,84 +67,6 @@ Judge = Callable[[pa.RecordBatch], Mask]
 
 class _Unjudgeable(Exception):
     """An expectation that cannot be judged at all; becomes InvalidInput naming it."""
-
-
-# --- small helpers ----------------------------------------------------------------------
-
-
-def _ident(name: str) -> str:
-    """A DuckDB identifier for a column name (quoted, so any name is safe)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _rows(n: int) -> str:
-    return f"{n:,} row" if n == 1 else f"{n:,} rows"
-
-
-def _num(x: float | int) -> str:
-    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    return str(x)
-
-
-def _bound(x: float | str | None) -> str:
-    return "" if x is None else _num(x) if isinstance(x, int | float) else x
-
-
-def _interval(lo: float | str | None, hi: float | str | None) -> str:
-    if lo is not None and hi is not None:
-        return f"[{_bound(lo)}, {_bound(hi)}]"
-    return f">= {_bound(lo)}" if lo is not None else f"<= {_bound(hi)}"
-
-
-def _duration(seconds: float) -> str:
-    """``3 days``, ``1.5 hours``, ``40 seconds``: an age a person reads at a glance."""
-    units = (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0), ("second", 1.0))
-    unit, size = next((u for u in units if abs(seconds) >= u[1]), units[-1])
-    value = round(seconds / size, 1)
-    return f"{_num(value)} {unit}" + ("" if value == 1 else "s")
-
-
-def _jsonable(v: Any) -> Any:
-    """A sample value as JSON can carry it: numbers, strings, ISO times, None."""
-    if v is None or isinstance(v, bool | int | str):
-        return v if not isinstance(v, str) or len(v) <= _TEXT_LIMIT else v[:_TEXT_LIMIT] + "…"
-    if isinstance(v, float):
-        return v if math.isfinite(v) else str(v)
-    if isinstance(v, Decimal):
-        return _jsonable(float(v))
-    if isinstance(v, dt.datetime | dt.date | dt.time):
-        return v.isoformat()
-    if isinstance(v, dt.timedelta):
-        return v.total_seconds()
-    if isinstance(v, bytes | bytearray | memoryview):
-        return _jsonable(bytes(v).hex())
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v[: SAMPLES * 4]]
-    return _jsonable(str(v))
-
-
-def _describe(exp: Expectation) -> str:
-    """The default name of an expectation: what it checks, briefly."""
-    match exp:
-        case SchemaExpectation():
-            return "schema(" + ", ".join(list(exp.columns)[:5]) + ")"
-        case UniqueExpectation():
-            return "unique(" + ", ".join(exp.columns) + ")"
-        case RangeExpectation():
-            return f"range({exp.column}, {_interval(exp.min, exp.max)})"
-        case RegexExpectation():
-            return f"regex({exp.column}, {exp.pattern[:60]!r})"
-        case RowCountExpectation():
-            return f"row_count({_interval(exp.min, exp.max)})"
-        case FreshnessExpectation():
-            return f"freshness({exp.column}, {_duration(exp.max_age_seconds)})"
-        case SqlExpectation():
-            return f"sql({exp.predicate[:80]})"
-        case _:
-            return f"{exp.kind}({exp.column})"
 
 
 # --- judging what needs no data ----------------------------------------------------------
@@ -194,7 +111,9 @@ def _check_static(exp: Expectation) -> None:
                 if type(lo) is not type(hi) and not {type(lo), type(hi)} <= {int, float}:
                     raise _Unjudgeable("min and max must be of one kind: numbers, dates or times")
                 if lo > hi:  # type: ignore[operator]
-                    raise _Unjudgeable(f"min {_bound(exp.min)} is above max {_bound(exp.max)}")
+                    raise _Unjudgeable(
+                        f"min {text.bound(exp.min)} is above max {text.bound(exp.max)}"
+                    )
         case RowCountExpectation():
             if exp.min is not None and exp.max is not None and exp.min > exp.max:
                 raise _Unjudgeable(f"min {exp.min:,} is above max {exp.max:,}")
@@ -222,7 +141,7 @@ def check_suite(suite: ExpectationSuite, schema: pa.Schema | None = None) -> Non
         try:
             _check_static(exp)
         except _Unjudgeable as e:
-            raise _refuse(i, exp.name or _describe(exp), str(e)) from None
+            raise _refuse(i, exp.name or text.describe(exp), str(e)) from None
 
 
 # --- row-level checks --------------------------------------------------------------------
@@ -258,18 +177,17 @@ def _numeric_scalar(bound: float | str, t: pa.DataType) -> pa.Scalar:
     if isinstance(bound, str | bool) or not math.isfinite(bound):
         raise _Unjudgeable(f"bound {bound!r} must be a finite number for a {t} column")
     try:  # in the column's own type when exact, so the column is not cast on every batch
-        given = arrow_build.number(bound)
-        own = (pa.scalar(bound) if given is None else given).cast(t, safe=True)
+        own = arrow_build.number(bound).cast(t, safe=True)
         if own.as_py() == bound:
             return own
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    return arrow_build.number(float(bound)) or pa.scalar(float(bound))
+    return arrow_build.number(float(bound))
 
 
 def _temporal_scalar(bound: float | str, t: pa.DataType) -> pa.Scalar:
     if not isinstance(bound, str):
-        raise _Unjudgeable(f"bound {_bound(bound)} must be an ISO date/time for a {t} column")
+        raise _Unjudgeable(f"bound {text.bound(bound)} must be an ISO date/time for a {t} column")
     v = _parse_time(bound)
     if pa.types.is_time(t) != isinstance(v, dt.time):
         raise _Unjudgeable(f"bound {bound!r} does not fit a {t} column")
@@ -357,21 +275,24 @@ def _row_message(exp: Expectation, n: int) -> str:
     """What a person reads about ``n`` rows that broke a row-level expectation."""
     match exp:
         case NotNullExpectation():
-            return f"{_rows(n)} {'has' if n == 1 else 'have'} null in {exp.column!r}"
+            return f"{text.rows(n)} {'has' if n == 1 else 'have'} null in {exp.column!r}"
         case RangeExpectation() if exp.min is not None and exp.max is not None:
-            return f"{exp.column!r} outside [{_bound(exp.min)}, {_bound(exp.max)}]: {_rows(n)}"
+            span = f"[{text.bound(exp.min)}, {text.bound(exp.max)}]"
+            return f"{exp.column!r} outside {span}: {text.rows(n)}"
         case RangeExpectation():
             where = (
-                f"below {_bound(exp.min)}" if exp.min is not None else f"above {_bound(exp.max)}"
+                f"below {text.bound(exp.min)}"
+                if exp.min is not None
+                else f"above {text.bound(exp.max)}"
             )
-            return f"{exp.column!r} {where}: {_rows(n)}"
+            return f"{exp.column!r} {where}: {text.rows(n)}"
         case AllowedValuesExpectation():
-            return f"{exp.column!r} not among the allowed values: {_rows(n)}"
+            return f"{exp.column!r} not among the allowed values: {text.rows(n)}"
         case RegexExpectation():
-            return f"{exp.column!r} does not match {exp.pattern!r}: {_rows(n)}"
+            return f"{exp.column!r} does not match {exp.pattern!r}: {text.rows(n)}"
         case SqlExpectation():
-            return f"{_rows(n)} break {exp.predicate[:200]}"
-    return _rows(n)  # pragma: no cover
+            return f"{text.rows(n)} break {exp.predicate[:200]}"
+    return text.rows(n)  # pragma: no cover
 
 
 def _missing(columns: Sequence[str], schema: pa.Schema) -> str | None:
@@ -427,13 +348,13 @@ class Validator:
         self._row: list[_RowCheck] = []
         self._sql: list[tuple[_RowCheck, str]] = []
         self._whole: list[tuple[int, str, Expectation]] = []
-        self._keys: dict[str, _OrderedKey] = {}  # single-column unique keys, by column
+        self._keys: dict[str, OrderedKey] = {}  # single-column unique keys, by column
         self._sandbox: duckdb.DuckDBPyConnection | None = None
         self._seen = 0
         self._batches = 0
         try:
             for i, exp in enumerate(suite.expectations):
-                name = exp.name or _describe(exp)
+                name = exp.name or text.describe(exp)
                 try:
                     _check_static(exp)
                     self._prepare(i, name, exp)
@@ -480,7 +401,7 @@ class Validator:
                         f"freshness needs a timestamp or date column; {exp.column!r} is {t}"
                     )
             if isinstance(exp, UniqueExpectation) and len(columns) == 1:
-                self._keys.setdefault(columns[0], _OrderedKey(columns[0]))
+                self._keys.setdefault(columns[0], OrderedKey(columns[0]))
             self._whole.append((i, name, exp))
 
     def _run_sql(self, data: pa.RecordBatch | pa.Table, predicates: list[str]) -> pa.Table:
@@ -551,18 +472,18 @@ class Validator:
             bad = len(ok) - ok.true_count
             if bad:
                 check.failed += bad
-                if len(check.samples) < SAMPLES:
+                if len(check.samples) < text.SAMPLES:
                     self._sample(check, batch, ok)
             keep = ok if keep is None else pc.and_(keep, ok)
         return keep
 
     def _sample(self, check: _RowCheck, batch: pa.RecordBatch, ok: Mask) -> None:
-        want = SAMPLES - len(check.samples)
+        want = text.SAMPLES - len(check.samples)
         idx = pc.indices_nonzero(pc.invert(ok))[:want]
         first = [getattr(check.exp, "column", None)]  # the judged column leads
         names = [n for n in first if n] + [n for n in batch.schema.names if n not in first]
         rows = batch.select(names[:_SAMPLE_COLUMNS]).take(idx).to_pylist()
-        check.samples.extend({k: _jsonable(v) for k, v in row.items()} for row in rows)
+        check.samples.extend({k: text.jsonable(v) for k, v in row.items()} for row in rows)
 
     def close(self) -> None:
         """Let go of the SQL sandbox (finish does this too)."""
@@ -586,14 +507,14 @@ class Validator:
 
         ``checked_all``: every row of ``files`` went through :meth:`check_batch`. A
         single-column unique key that streamed in order is then proven unique without
-        scanning the files (see :class:`_OrderedKey`)."""
+        scanning the files (see :class:`~shipyard.datasets.version_checks.OrderedKey`)."""
         self.close()
         policy = policy or self.suite.policy
         results = dict(self._fixed)
         for check in self._row:
             results[check.index] = check.result()
         if self._whole:
-            with _VersionScan(files) as scan:
+            with VersionScan(files) as scan:
                 for i, name, exp in self._whole:
                     if checked_all and self._proven_unique(exp):
                         results[i] = ExpectationResult(name=name, kind=exp.kind, passed=True)
@@ -615,194 +536,6 @@ class Validator:
             return False
         key = self._keys.get(exp.columns[0])
         return key is not None and key.proven()
-
-
-class _OrderedKey:
-    """Proof that a key column is unique from the order its values streamed in.
-
-    Key columns often arrive sorted (auto-increment ids, event times, exports ordered by
-    key). When every batch is strictly increasing or strictly decreasing, holds no null,
-    and no two batches' value ranges overlap, no value can repeat: one comparison per
-    value, where the whole-version check groups every key in DuckDB (about a second per
-    10M rows here). Anything else (an unsorted batch, a null, a NaN, a type that does not
-    compare) gives the proof up and leaves the judgement to that query.
-    """
-
-    def __init__(self, column: str) -> None:
-        self.column = column
-        self.holds = True
-        self._lows: list[pa.Array] = []
-        self._highs: list[pa.Array] = []
-
-    def see(self, batch: pa.RecordBatch) -> None:
-        """Take one batch (in any order relative to the others)."""
-        if not self.holds or batch.num_rows == 0:
-            return
-        values = batch.column(self.column)
-        n = len(values)
-        first, last = values.slice(0, 1), values.slice(n - 1, 1)
-        if pa.types.is_dictionary(values.type):  # batches may hold different dictionaries
-            first, last = first.dictionary_decode(), last.dictionary_decode()
-        try:
-            head, tail = values.slice(0, n - 1), values.slice(1)
-            if values.null_count:
-                self.holds = False
-            elif n == 1 or _every(pc.greater(tail, head)):
-                self._lows.append(first)
-                self._highs.append(last)
-            elif _every(pc.less(tail, head)):
-                self._lows.append(last)
-                self._highs.append(first)
-            else:
-                self.holds = False
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-            self.holds = False  # a type without an order (lists, structs)
-
-    def proven(self) -> bool:
-        """Whether the batches seen prove the column unique."""
-        if not self.holds or not self._lows:
-            return False
-        try:
-            lows, highs = pa.concat_arrays(self._lows), pa.concat_arrays(self._highs)
-            order = pc.sort_indices(lows)
-            lows, highs = lows.take(order), highs.take(order)
-            n = len(lows)
-            # Sorted by their lows, each range must end before the next one starts.
-            return n == 1 or _every(pc.less(highs.slice(0, n - 1), lows.slice(1)))
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-            return False
-
-
-def _every(mask: pa.BooleanArray) -> bool:
-    """True when every comparison held; a null one (a null value hidden in a dictionary)
-    counts as not holding."""
-    return pc.all(mask, skip_nulls=False).as_py() is True
-
-
-# --- whole-version checks ----------------------------------------------------------------
-
-
-class _VersionScan:
-    """Whole-version queries over a version's Parquet files on a DuckDB reader that may
-    spill to a private temp folder (the user's SQL never runs here)."""
-
-    def __init__(self, files: Sequence[Path]) -> None:
-        self.files = [Path(f) for f in files]
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._conn: duckdb.DuckDBPyConnection | None = None
-
-    def __enter__(self) -> _VersionScan:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-
-    def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        if self._conn is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="shipyard-validate-")
-            self._conn = duck.reader(temp_directory=Path(self._tmp.name))
-        return self._conn.execute(sql, params or []).fetchall()
-
-    def judge(self, exp: Expectation, name: str, *, rows: int, now_ms: int) -> ExpectationResult:
-        result = ExpectationResult(name=name, kind=exp.kind, passed=True)
-        match exp:
-            case RowCountExpectation():
-                if exp.min is not None and rows < exp.min:
-                    result.message = f"{_rows(rows)}, expected at least {exp.min:,}"
-                elif exp.max is not None and rows > exp.max:
-                    result.message = f"{_rows(rows)}, expected at most {exp.max:,}"
-            case UniqueExpectation() if self.files:
-                self._unique(exp, result)
-            case FreshnessExpectation():
-                self._freshness(exp, result, now_ms)
-            case ClassBalanceExpectation() if self.files:
-                self._balance(exp, result, rows)
-            case _:
-                pass
-        result.passed = not result.message
-        return result
-
-    def _unique(self, exp: UniqueExpectation, result: ExpectationResult) -> None:
-        keys = ", ".join(_ident(c) for c in exp.columns)
-        scan = duck.parquet_scan(self.files)
-        # Identifiers are quoted and the paths escaped by parquet_scan; no value is spliced.
-        found = self._query(
-            f"WITH g AS (SELECT {keys}, count(*) AS n FROM {scan} GROUP BY ALL"  # noqa: S608
-            f" HAVING count(*) > 1) SELECT {keys}, n, count(*) OVER (), sum(n) OVER ()"
-            f" FROM g ORDER BY n DESC, {keys} LIMIT {SAMPLES}"
-        )
-        if not found:
-            return
-        width = len(exp.columns)
-        groups, result.failed_rows = int(found[0][width + 1]), int(found[0][width + 2])
-        what = "1 key" if groups == 1 else f"{groups:,} keys"
-        verb = "repeats" if groups == 1 else "repeat"
-        keys = ", ".join(exp.columns)
-        result.message = f"{what} of ({keys}) {verb} ({_rows(result.failed_rows)})"
-        result.samples = [
-            {"key": dict(zip(exp.columns, map(_jsonable, row), strict=False)), "count": row[width]}
-            for row in found
-        ]
-
-    def _freshness(self, exp: FreshnessExpectation, result: ExpectationResult, now: int) -> None:
-        newest = None
-        if self.files:
-            (newest,) = self._query(
-                f"SELECT max({_ident(exp.column)}) FROM {duck.parquet_scan(self.files)}"  # noqa: S608
-            )[0]
-        if newest is None:
-            result.message = f"{exp.column!r} has no values"
-            return
-        if isinstance(newest, dt.datetime):
-            if newest.tzinfo is None:  # naive timestamps are taken as UTC
-                newest = newest.replace(tzinfo=dt.UTC)
-        elif isinstance(newest, dt.date):
-            newest = dt.datetime(newest.year, newest.month, newest.day, tzinfo=dt.UTC)
-        age = now / 1000 - newest.timestamp()
-        result.samples = [
-            {"column": exp.column, "newest": newest.isoformat(), "age_seconds": round(age, 3)}
-        ]
-        if age > exp.max_age_seconds:
-            result.message = (
-                f"newest {exp.column!r} is {_duration(age)} old, "
-                f"allowed {_duration(exp.max_age_seconds)}"
-            )
-
-    def _balance(self, exp: ClassBalanceExpectation, result: ExpectationResult, rows: int) -> None:
-        col = _ident(exp.column)
-        # The classes are grouped in DuckDB; only the largest and smallest few come back.
-        found = self._query(
-            f"WITH c AS (SELECT {col} AS v, count(*) AS n FROM {duck.parquet_scan(self.files)}"  # noqa: S608
-            f" WHERE {col} IS NOT NULL GROUP BY 1),"
-            " r AS (SELECT v, n, row_number() OVER (ORDER BY n DESC, v) AS hi,"
-            " row_number() OVER (ORDER BY n, v) AS lo, count(*) OVER () AS k,"
-            " count(*) FILTER (WHERE n < ?) OVER () AS few FROM c)"
-            " SELECT v, n, k, few FROM r WHERE hi <= ? OR lo <= ? ORDER BY n DESC, v",
-            [exp.min_fraction * rows, _CLASS_SAMPLES, _CLASS_SAMPLES],
-        )
-        if not found or rows <= 0:
-            return
-        result.samples = [
-            {"value": _jsonable(v), "count": int(n), "fraction": round(n / rows, 6)}
-            for v, n, _, _ in found
-        ]
-        problems = []
-        (big, most, classes, few), (small, least) = found[0], found[-1][:2]
-        if few:
-            share = f"{least / rows:.1%}"
-            problems.append(
-                f"{few:,} of {classes:,} classes of {exp.column!r} hold under "
-                f"{exp.min_fraction:.1%} of rows (smallest: {_jsonable(small)!r} with {share})"
-            )
-        if exp.max_ratio is not None and most > exp.max_ratio * least:
-            problems.append(
-                f"largest class {_jsonable(big)!r} is {most / least:.1f}x the smallest "
-                f"{_jsonable(small)!r}, allowed {_num(exp.max_ratio)}x"
-            )
-        result.message = "; ".join(problems)
 
 
 # --- re-validating a stored version ------------------------------------------------------
