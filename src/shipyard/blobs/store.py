@@ -1,7 +1,9 @@
 """Content-addressed blobs: identical content is stored once, reads are verified.
 
 Blobs are laid out as ``<root>/<h[:2]>/<h[2:4]>/<h>`` where ``h`` is the BLAKE3
-hex digest; only a checked digest ever becomes part of a storage path. Writes
+hex digest; only a checked digest ever becomes part of a storage path. A large file
+may instead be stored in pieces (see :mod:`shipyard.blobs.pieces`): its pieces are
+blobs of their own and ``<root>/pieces/<h[:2]>/<h[2:4]>/<h>`` lists them. Writes
 stream into a temporary object while hashing and are moved into place at the
 end, so a reader never sees a partial blob and concurrent writers of the same
 content both succeed (the last move wins with identical bytes).
@@ -9,11 +11,13 @@ content both succeed (the last move wins with identical bytes).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,6 +25,13 @@ from typing import Any, BinaryIO
 import fsspec
 from blake3 import blake3
 
+from shipyard.blobs.pieces import (
+    PIECE_MAX,
+    PiecesReader,
+    decode_piece_list,
+    encode_piece_list,
+    piece_bounds,
+)
 from shipyard.config import Settings
 from shipyard.errors import IntegrityError, InvalidInput, NotFound, PayloadTooLarge
 from shipyard.hashing import hash_file
@@ -172,6 +183,41 @@ class BlobStore:
             raise
         return BlobRef(digest, size)
 
+    def put_file_in_pieces(
+        self, path: str | os.PathLike[str], cuts: Iterable[int], *, max_piece: int = PIECE_MAX
+    ) -> BlobRef:
+        """Store a local file as pieces cut at ``cuts`` (byte offsets); a piece already
+        stored, by any file, is not written again.
+
+        The file is read once: each piece is hashed and written from the same buffer,
+        and a second thread hashes the whole meanwhile, so what is stored matches its
+        digests even if the file changes underneath (a file that shrinks or grows
+        meanwhile is refused). The blob's identity is the whole content's digest, as if
+        it had been stored with :meth:`put_file`.
+        """
+        size = os.path.getsize(path)
+        bounds = piece_bounds(cuts, size, max_piece)
+        whole = blake3()
+        pieces: list[tuple[str, int]] = []
+        buffer = bytearray(max((len(b) for b in bounds), default=0))
+        with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as hashing:
+            for bound in bounds:
+                view = memoryview(buffer)[: len(bound)]
+                if _read_exactly(f, view) != len(bound):
+                    raise InvalidInput(f"{os.fspath(path)} shrank while it was being stored")
+                whole_done = hashing.submit(whole.update, view)
+                digest = blake3(view).hexdigest()
+                if not self._file_exists(digest):
+                    self._write_object(self._path(digest), view)
+                pieces.append((digest, len(bound)))
+                whole_done.result()
+            if f.read(1):
+                raise InvalidInput(f"{os.fspath(path)} grew while it was being stored")
+        digest = whole.hexdigest()
+        if not self.exists(digest):
+            self._write_object(self._piece_list_path(digest), encode_piece_list(size, pieces))
+        return BlobRef(digest, size)
+
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store a small in-memory value."""
         return self.put_stream([data])
@@ -179,35 +225,38 @@ class BlobStore:
     # --- reading --------------------------------------------------------------------
 
     def local_path(self, digest: str) -> Path | None:
-        """Where a blob lies on this machine's disk (unverified), or None for remote
-        stores. For readers that need a file path (DuckDB, Parquet readers)."""
+        """Where a blob lies whole on this machine's disk (unverified), or None where it
+        does not (a remote store, or a blob stored in pieces): such readers copy it out
+        with :meth:`copy_to`. For readers that need a file path (DuckDB, Parquet)."""
         if not self._local:
             return None
         path = Path(self._path(digest))
-        if not path.exists():
-            raise NotFound(f"blob {digest} not found")
-        return path
+        if path.exists():
+            return path
+        if Path(self._piece_list_path(digest)).exists():
+            return None
+        raise NotFound(f"blob {digest} not found")
 
     def exists(self, digest: str) -> bool:
-        """Whether a blob with this hash is stored."""
-        return bool(self.fs.exists(self._path(digest)))
+        """Whether a blob with this hash is stored (whole or in pieces)."""
+        return self._file_exists(digest) or bool(self.fs.exists(self._piece_list_path(digest)))
 
     def size(self, digest: str) -> int:
         """Size in bytes of a stored blob (NotFound when absent)."""
         try:
             return int(self.fs.size(self._path(digest)))
         except FileNotFoundError:
-            raise NotFound(f"blob {digest} not found") from None
+            pass
+        return sum(n for _, n in self._pieces(digest))
 
     def open_raw(self, digest: str) -> BinaryIO:
         """The stored file, unverified: for callers that verify themselves."""
-        path = self._path(digest)
         try:
-            if self._local:
-                return open(path, "rb")
-            return self.fs.open(path, "rb", block_size=CHUNK, cache_type="none")  # type: ignore[no-any-return]
-        except FileNotFoundError:
-            raise NotFound(f"blob {digest} not found") from None
+            return self._open_file(digest)
+        except NotFound:
+            pieces = self._pieces(digest)
+        reader = PiecesReader(digest, pieces, self._open_file)
+        return io.BufferedReader(reader, buffer_size=CHUNK)  # type: ignore[return-value]
 
     def iter_chunks(self, digest: str, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
         """Yield the blob in chunks, verifying its hash.
@@ -254,6 +303,45 @@ class BlobStore:
         check_hash(digest)
         return f"{self.root}/{digest[:2]}/{digest[2:4]}/{digest}"
 
+    def _piece_list_path(self, digest: str) -> str:
+        check_hash(digest)
+        return f"{self.root}/pieces/{digest[:2]}/{digest[2:4]}/{digest}"
+
+    def _file_exists(self, digest: str) -> bool:
+        """Whether the blob is stored whole (as one file or object)."""
+        return bool(self.fs.exists(self._path(digest)))
+
+    def _open_file(self, digest: str) -> BinaryIO:
+        path = self._path(digest)
+        try:
+            if self._local:
+                return open(path, "rb")
+            return self.fs.open(path, "rb", block_size=CHUNK, cache_type="none")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} not found") from None
+
+    def _pieces(self, digest: str) -> list[tuple[str, int]]:
+        try:
+            data = self.fs.cat_file(self._piece_list_path(digest))
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} not found") from None
+        return decode_piece_list(data, digest, check_hash)
+
+    def _write_object(self, final: str, data: bytes | memoryview) -> None:
+        """Write a small object (a piece, a piece list) so readers see all or nothing."""
+        if not self._local:
+            self.fs.pipe_file(final, bytes(data))  # one PUT: atomic
+            return
+        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as out:
+                out.write(data)
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        except BaseException:
+            self._remove_quietly(tmp)
+            raise
+
     def _open_tmp(self, tmp: str) -> Any:
         if self._local:
             return open(tmp, "wb")
@@ -279,6 +367,17 @@ class BlobStore:
                 self.fs.rm(path)
         except FileNotFoundError:
             pass
+
+
+def _read_exactly(f: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``f``; fewer bytes only at the end of the file."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _renamed(source: str | os.PathLike[str], target: str) -> bool:

@@ -17,6 +17,7 @@ from blake3 import blake3
 
 from shipyard.blobs import BlobRef
 from shipyard.blobs.store import CHUNK, check_hash
+from shipyard.datasets.parquet_cuts import PIECES_FROM, row_group_cuts
 from shipyard.hashing import hash_file
 
 if TYPE_CHECKING:
@@ -42,10 +43,15 @@ class Transfer:
     def put(self, path: Path, *, move: bool = False) -> BlobRef:
         """Store a local file (embedded) or just hash it (remote: sent by :meth:`publish`).
         ``move``: the file is a staged one the caller no longer needs (embedded: it is
-        moved into the store, not copied)."""
-        if self._store is not None:
-            return self._store.put_file(path, move=move)
-        return BlobRef(hash_file(path), path.stat().st_size)
+        moved into the store, not copied). A large Parquet file of the user's is stored
+        in pieces cut at its row groups, shared with its earlier versions."""
+        if self._store is None:
+            return BlobRef(hash_file(path), path.stat().st_size)
+        if not move and path.stat().st_size >= PIECES_FROM:
+            cuts = row_group_cuts(path)
+            if cuts:
+                return self._store.put_file_in_pieces(path, cuts)
+        return self._store.put_file(path, move=move)
 
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store a small value (embedded) or just hash it (remote)."""

@@ -1,0 +1,155 @@
+"""Blobs stored in pieces, on every backend (local folder, S3 on moto): one identity
+with whole blobs, pieces shared between files, reads joined and verified, damage
+detected, and a source that changes while it is stored refused."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+
+from shipyard.blobs import BlobStore
+from shipyard.blobs.pieces import piece_bounds
+from shipyard.errors import IntegrityError, InvalidInput
+
+KiB = 1024
+
+
+def objects(store: BlobStore) -> set[str]:
+    """Every stored object (blobs, pieces, piece lists), temporaries excluded."""
+    return {p for p in store.fs.find(store.root) if not p.startswith(f"{store.root}/tmp/")}
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+class TestPieces:
+    """On every backend (the ``store`` fixture)."""
+
+    def test_round_trip(self, store: BlobStore, tmp_path: Path) -> None:
+        data = os.urandom(300 * KiB + 5)
+        src = write(tmp_path / "src.bin", data)
+        ref = store.put_file_in_pieces(src, [100 * KiB + 3, 250 * KiB], max_piece=64 * KiB)
+        # One identity whatever the layout: the whole content's digest.
+        assert (ref.hash, ref.size) == (blake3(data).hexdigest(), len(data))
+        assert store.exists(ref.hash)
+        assert store.size(ref.hash) == len(data)
+        assert store.local_path(ref.hash) is None  # not one file: readers copy it out
+        assert store.read_bytes(ref.hash) == data
+        assert b"".join(store.iter_chunks(ref.hash, chunk_size=7 * KiB)) == data
+        store.copy_to(ref.hash, tmp_path / "out.bin")
+        assert (tmp_path / "out.bin").read_bytes() == data
+        rng = random.Random(7)
+        with store.open_raw(ref.hash) as f:
+            for _ in range(50):  # seeks across piece boundaries, as a Parquet reader does
+                start = rng.randrange(len(data) + 10)
+                length = rng.randrange(1, 90 * KiB)
+                f.seek(start)
+                got = f.read(length)
+                assert got == data[start : start + length]
+                assert f.tell() == start + len(got)
+        # 100 KiB + 3 | 150 KiB - 3 | 50 KiB + 5, the first two split at 64 KiB.
+        assert len(objects(store)) == 6 + 1
+        assert store.put_file(src) == ref  # stored whole as well: the same blob
+
+    def test_unchanged_pieces_are_shared(self, store: BlobStore, tmp_path: Path) -> None:
+        parts = [os.urandom(40 * KiB) for _ in range(5)]
+        first = write(tmp_path / "v1.bin", b"".join(parts))
+        cuts = [40 * KiB * i for i in range(1, 5)]
+        v1 = store.put_file_in_pieces(first, cuts)
+        before = objects(store)
+        # The second part grows: everything after it moves, and the cuts move with it.
+        parts[1] = os.urandom(41 * KiB)
+        second = write(tmp_path / "v2.bin", b"".join(parts))
+        moved = [sum(len(p) for p in parts[:i]) for i in range(1, 5)]
+        v2 = store.put_file_in_pieces(second, moved)
+        added = objects(store) - before
+        assert v2.hash != v1.hash
+        assert len(added) == 2, added  # the changed piece and the new piece list
+        assert store.read_bytes(v1.hash) == first.read_bytes()
+        assert store.read_bytes(v2.hash) == second.read_bytes()
+        again = store.put_file_in_pieces(second, moved)
+        assert again == v2
+        assert objects(store) - before == added
+
+    def test_empty_file(self, store: BlobStore, tmp_path: Path) -> None:
+        ref = store.put_file_in_pieces(write(tmp_path / "empty", b""), [0, 5])
+        assert ref.size == 0
+        assert store.read_bytes(ref.hash) == b""
+
+    @pytest.mark.parametrize("damage", ["flip", "truncate", "remove"])
+    def test_a_damaged_piece_is_detected(
+        self, store: BlobStore, tmp_path: Path, damage: str
+    ) -> None:
+        data = os.urandom(96 * KiB)
+        ref = store.put_file_in_pieces(write(tmp_path / "src", data), [32 * KiB, 64 * KiB])
+        middle = store._path(blake3(data[32 * KiB : 64 * KiB]).hexdigest())
+        piece = store.fs.cat_file(middle)
+        if damage == "remove":
+            store.fs.rm(middle)
+        else:
+            bad = piece[:-1] if damage == "truncate" else bytes([piece[0] ^ 1]) + piece[1:]
+            store.fs.pipe_file(middle, bad)
+        with pytest.raises(IntegrityError):
+            store.read_bytes(ref.hash)
+        with pytest.raises(IntegrityError):
+            store.copy_to(ref.hash, tmp_path / "out" / "dest.bin")
+        assert not (tmp_path / "out" / "dest.bin").exists()
+
+    @pytest.mark.parametrize(
+        "listed",
+        [
+            b"not json",
+            b'{"size": 10, "pieces": [["' + b"0" * 64 + b'", 9]]}',
+            b'{"size": 9, "pieces": [["../../../etc/passwd", 9]]}',
+            b'{"size": 0, "pieces": [["' + b"0" * 64 + b'", 0]]}',
+        ],
+    )
+    def test_a_damaged_piece_list_is_detected(
+        self, store: BlobStore, tmp_path: Path, listed: bytes
+    ) -> None:
+        ref = store.put_file_in_pieces(write(tmp_path / "src", os.urandom(9)), [4])
+        store.fs.pipe_file(store._piece_list_path(ref.hash), listed)
+        with pytest.raises(IntegrityError):
+            store.read_bytes(ref.hash)
+        with pytest.raises(IntegrityError):
+            store.size(ref.hash)
+
+    @pytest.mark.parametrize("change", ["shrank", "grew"])
+    def test_a_file_that_changes_while_stored_is_refused(
+        self, store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+    ) -> None:
+        data = os.urandom(64 * KiB)
+        src = write(tmp_path / "src", data)
+        real = os.path.getsize
+        seen = len(data) + (16 if change == "shrank" else -16)  # its size when first looked at
+        monkeypatch.setattr(os.path, "getsize", lambda p: seen if p == src else real(p))
+        with pytest.raises(InvalidInput, match=change):
+            store.put_file_in_pieces(src, [16 * KiB, 48 * KiB])
+        monkeypatch.undo()
+        assert not store.exists(blake3(data).hexdigest())
+        assert not store.exists(blake3(data[:seen]).hexdigest())
+        assert list(store.fs.find(f"{store.root}/pieces")) == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_cuts_give_pieces_that_join_into_the_file(seed: int) -> None:
+    rng = random.Random(seed)
+    size = rng.randrange(0, 5000)
+    cuts = [rng.randrange(-50, size + 50) for _ in range(rng.randrange(0, 30))]
+    limit = rng.randrange(1, 700)
+    bounds = piece_bounds(cuts, size, limit)
+    assert [b.start for b in bounds] == [0, *[b.stop for b in bounds[:-1]]]
+    assert (bounds[-1].stop if bounds else 0) == size
+    assert all(0 < len(b) <= limit for b in bounds)
+    assert {c for c in cuts if 0 < c < size} <= {b.start for b in bounds}
+
+
+def test_piece_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        piece_bounds([], 10, 0)

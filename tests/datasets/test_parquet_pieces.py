@@ -1,0 +1,132 @@
+"""Large Parquet files are stored in pieces cut where their row groups start: a new
+version that changed one row group stores that row group and the footer, and every
+version still reads back, validates and diffs exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shipyard.blobs import open_blob_store
+from shipyard.client import Client
+from shipyard.config import Settings
+from shipyard.datasets import parquet_cuts, transfer
+from shipyard.datasets.parquet_cuts import row_group_cuts
+
+GROUP_ROWS = 2_000
+GROUPS = 6
+
+
+def table(generation: int, changed_group: int | None = None) -> pa.Table:
+    """``GROUPS`` groups of rows: an id and two random columns; ``changed_group`` gets
+    values of its own, every other group the same values in every generation."""
+    parts = []
+    for g in range(GROUPS):
+        seed = [g, generation] if g == changed_group else [g]
+        rng = np.random.default_rng(seed)
+        ids = np.arange(g * GROUP_ROWS, (g + 1) * GROUP_ROWS)
+        parts.append(pa.table({"id": ids, "x": rng.standard_normal(GROUP_ROWS),
+                               "y": rng.integers(0, 1 << 40, GROUP_ROWS)}))  # fmt: skip
+    return pa.concat_tables(parts)
+
+
+def write(path: Path, data: pa.Table) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(data, path, row_group_size=GROUP_ROWS)
+    return path
+
+
+def group_starts(path: Path) -> list[int]:
+    meta = pq.read_metadata(path)
+    starts = []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        starts.append(min(parquet_cuts._chunk_start(group.column(c)) for c in range(3)))
+    return starts
+
+
+def test_cuts_fall_where_row_groups_and_the_footer_start(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.parquet", table(0))
+    size = path.stat().st_size
+    cuts = row_group_cuts(path, min_piece=1024)
+    footer = size - 8 - pq.read_metadata(path).serialized_size
+    assert cuts == [*group_starts(path)[1:], footer]
+    tail = path.read_bytes()[footer:]
+    assert tail[-4:] == b"PAR1"
+    assert int.from_bytes(tail[-8:-4], "little") == len(tail) - 8
+    # Row groups closer than the minimum share a piece.
+    assert row_group_cuts(path, min_piece=size) == [footer]
+
+
+def test_a_changed_row_group_leaves_the_other_pieces_as_they_were(tmp_path: Path) -> None:
+    old = write(tmp_path / "old.parquet", table(0))
+    new = write(tmp_path / "new.parquet", table(1, changed_group=0))
+    old_bytes, new_bytes = old.read_bytes(), new.read_bytes()
+    old_cuts, new_cuts = row_group_cuts(old, min_piece=1024), row_group_cuts(new, min_piece=1024)
+    assert old_cuts != new_cuts  # the changed group has another length: the rest moved
+
+    def pieces(data: bytes, cuts: list[int]) -> list[bytes]:
+        edges = [0, *cuts, len(data)]
+        return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+    before, after = pieces(old_bytes, old_cuts), pieces(new_bytes, new_cuts)
+    assert before[1:-1] == after[1:-1]
+    assert before[0] != after[0] and before[-1] != after[-1]
+
+
+def test_a_long_row_group_is_also_cut_at_its_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "a.parquet", table(0))
+    monkeypatch.setattr(parquet_cuts, "PIECE_MAX", 1024)
+    cuts = row_group_cuts(path, min_piece=8)
+    meta = pq.read_metadata(path)
+    columns = {
+        parquet_cuts._chunk_start(meta.row_group(g).column(c))
+        for g in range(meta.num_row_groups)
+        for c in range(3)
+    }
+    assert set(cuts[:-1]) == columns - {4}
+
+
+@pytest.mark.parametrize("content", [b"", b"not parquet at all" * 100, b"PAR1" + b"\0" * 64])
+def test_a_file_that_is_not_parquet_is_not_cut(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "x.parquet"
+    path.write_bytes(content)
+    assert row_group_cuts(path) == []
+    assert row_group_cuts(tmp_path / "absent.parquet") == []
+
+
+def test_versions_of_a_large_file_share_their_unchanged_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "PIECES_FROM", 0)  # every file counts as large here
+    monkeypatch.setattr(parquet_cuts, "MIN_PIECE", 1024)
+    client = Client(settings=Settings(home=tmp_path / "home"))
+    store = open_blob_store(client.settings)
+    client.datasets.create("d", expectations=[{"kind": "unique", "columns": ["id"]}])
+    path = tmp_path / "data" / "d.parquet"
+    first, second = table(0), table(1, changed_group=2)
+    client.datasets.ingest("d", write(path, first), message="first")
+    client.datasets.ingest("d", write(path, second), message="group 2 changed")
+
+    [f1], [f2] = (
+        client.datasets.get_version("d", 1).files,
+        client.datasets.get_version("d", 2).files,
+    )
+    pieces1, pieces2 = store._pieces(f1.hash), store._pieces(f2.hash)
+    assert len(pieces1) == len(pieces2) == GROUPS + 1  # the row groups, then the footer
+    new = [p for p in pieces2 if p not in pieces1]
+    assert new == [pieces2[2], pieces2[-1]]  # the changed group and the footer
+
+    assert client.datasets.to_arrow("d", 1).equals(first)
+    assert client.datasets.to_arrow("d", 2).equals(second)
+    assert client.datasets.validate("d", 2).passed
+    rows = client.datasets.diff("d", 1, 2, keys=["id"]).rows_diff
+    assert rows is not None
+    assert (rows.added, rows.removed, rows.changed) == (0, 0, GROUP_ROWS)
+    assert rows.changed_columns == {"x": GROUP_ROWS, "y": GROUP_ROWS}
