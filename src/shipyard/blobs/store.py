@@ -17,7 +17,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -189,28 +189,41 @@ class BlobStore:
         """Store a local file as pieces cut at ``cuts`` (byte offsets); a piece already
         stored, by any file, is not written again.
 
-        The file is read once: each piece is hashed and written from the same buffer,
-        and a second thread hashes the whole meanwhile, so what is stored matches its
-        digests even if the file changes underneath (a file that shrinks or grows
-        meanwhile is refused). The blob's identity is the whole content's digest, as if
-        it had been stored with :meth:`put_file`.
+        The file is read once, a piece at a time into one of two buffers: while this
+        thread reads and hashes a piece, a second one hashes the whole and writes the
+        piece before (when missing) from the other buffer. Each piece is hashed and
+        written from the same bytes, so what is stored matches its digests even if the
+        file changes underneath (a file that shrinks or grows meanwhile is refused).
+        The blob's identity is the whole content's digest, as if it had been stored
+        with :meth:`put_file`.
         """
         size = os.path.getsize(path)
         bounds = piece_bounds(cuts, size, max_piece)
+        longest = max((len(b) for b in bounds), default=0)
+        buffers = [bytearray(longest) for _ in bounds[:2]]
         whole = blake3()
         pieces: list[tuple[str, int]] = []
-        buffer = bytearray(max((len(b) for b in bounds), default=0))
-        with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as hashing:
-            for bound in bounds:
-                view = memoryview(buffer)[: len(bound)]
+
+        def finish(view: memoryview, digest: str) -> None:
+            whole.update(view)
+            if not self._file_exists(digest):
+                self._write_object(self._path(digest), view)
+
+        pending: list[Future[None] | None] = [None] * len(buffers)
+        with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as worker:
+            for index, bound in enumerate(bounds):
+                slot = index % len(buffers)
+                if (before := pending[slot]) is not None:
+                    before.result()  # its buffer is free again
+                view = memoryview(buffers[slot])[: len(bound)]
                 if _read_exactly(f, view) != len(bound):
                     raise InvalidInput(f"{os.fspath(path)} shrank while it was being stored")
-                whole_done = hashing.submit(whole.update, view)
                 digest = blake3(view).hexdigest()
-                if not self._file_exists(digest):
-                    self._write_object(self._path(digest), view)
                 pieces.append((digest, len(bound)))
-                whole_done.result()
+                pending[slot] = worker.submit(finish, view, digest)
+            for job in pending:
+                if job is not None:
+                    job.result()
             if f.read(1):
                 raise InvalidInput(f"{os.fspath(path)} grew while it was being stored")
         digest = whole.hexdigest()
