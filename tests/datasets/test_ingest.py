@@ -35,7 +35,7 @@ from tests.conftest import (
 from shipyard.blobs.store import s3_filesystem
 from shipyard.client import Client
 from shipyard.datasets.types import DatasetVersionDetail, ValidationReport
-from shipyard.errors import Conflict, InvalidInput, ValidationFailed
+from shipyard.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 
 CITIES = ["oslo", "lima", "rome", "kyiv", "pune"]
 
@@ -841,3 +841,30 @@ def test_progress_bar_goes_to_stderr(
     v = client.datasets.ingest("d", path, progress=True)
     assert v.rows == 2000
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "expectation",
+    [
+        {"kind": "allowed_values", "column": "id", "values": [1, 2**64]},
+        {"kind": "allowed_values", "column": "id", "values": [-(2**63) - 1]},
+        {"kind": "row_count", "max": 2**63},
+    ],
+)
+def test_ints_wider_than_64_bits_in_expectations_are_refused(
+    client: Client, expectation: dict[str, Any]
+) -> None:
+    # The SDK refuses them before sending (its JSON encoder has no room for them) ...
+    with pytest.raises(ValueError, match="64-bit|less than"):
+        client.datasets.create("wide", expectations=[expectation])
+    # ... and the server answers a raw request that carries one with a clear 4xx.
+    body = json.dumps({"name": "wide", "expectations": {"expectations": [expectation]}})
+    reply = client.api.http.post(
+        f"/api/v1/projects/{client.project or 'default'}/datasets",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= reply.status_code < 500, reply.text
+    assert "64-bit" in reply.text or "less than" in reply.text
+    with pytest.raises(NotFound):
+        client.datasets.get("wide")

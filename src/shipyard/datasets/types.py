@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shipyard.errors import InvalidInput
 
@@ -153,6 +153,16 @@ class AllowedValuesExpectation(_Expectation):
     column: str
     values: list[Any] = Field(min_length=1)
 
+    @field_validator("values")
+    @classmethod
+    def _only_storable_ints(cls, values: list[Any]) -> list[Any]:
+        # No column holds a wider int, and JSON on the way to the server has no room
+        # for one: refused here with the value named, not as a crash of the encoder.
+        for value in values:
+            if isinstance(value, int) and not -(2**63) <= value < 2**64:
+                raise ValueError(f"{value} is outside the 64-bit integers a column can hold")
+        return values
+
 
 class RegexExpectation(_Expectation):
     """Non-null string values match ``pattern`` (RE2 syntax, searched, not anchored)."""
@@ -164,8 +174,8 @@ class RegexExpectation(_Expectation):
 
 class RowCountExpectation(_Expectation):
     kind: Literal["row_count"] = "row_count"
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=0)
+    min: int | None = Field(None, ge=0, lt=2**63)
+    max: int | None = Field(None, ge=0, lt=2**63)
 
 
 class FreshnessExpectation(_Expectation):
