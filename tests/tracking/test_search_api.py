@@ -6,6 +6,8 @@ route does with it.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from shipyard.client import Client
@@ -49,6 +51,23 @@ def test_results_carry_params_tags_and_latest_metrics(client: Client) -> None:
     assert found["r2"].tags == {"i": "2"} and found["r2"].metrics == {"acc": 0.2}
     assert found["r5"].metrics == {}
     assert found["r3"] == client.runs.get(made["r3"].id)
+
+
+def test_results_carry_metrics_exactly(client: Client) -> None:
+    # Read back through each backend's JSON or rows: every bit of a double kept.
+    values = [0.1 + 0.2, 1 / 3, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 3.0]
+    run = client.runs.create("exact", params={"k": "ü" * 3 + '"quoted"'}, tags={"t": "\\"})
+    client.runs.log_batch(
+        run.id,
+        metrics=[(f"m{i}", v, 0, 1) for i, v in enumerate(values)] + [("gone", math.nan, 0, 1)],
+    )
+    empty = client.runs.create("exact")
+    found = {r.id: r for r in client.runs.search(["exact"]).runs}
+    metrics = found[run.id].metrics
+    assert metrics == {**{f"m{i}": v for i, v in enumerate(values)}, "gone": None}
+    assert all(type(v) is float for k, v in metrics.items() if k != "gone")
+    assert found[run.id].params == {"k": 'üüü"quoted"'} and found[run.id].tags == {"t": "\\"}
+    assert (found[empty.id].params, found[empty.id].metrics, found[empty.id].tags) == ({}, {}, {})
 
 
 def test_filter_and_order(client: Client) -> None:

@@ -38,7 +38,13 @@ class Database:
             )
             _configure_sqlite(self.engine)
         else:
-            self.engine = create_engine(self.url, echo=echo, pool_size=10, max_overflow=20)
+            self.engine = create_engine(
+                self.url,
+                echo=echo,
+                pool_size=10,
+                max_overflow=20,
+                connect_args={"options": _with_exact_floats(self.url.query.get("options"))},
+            )
             _ping_idle_connections(self.engine)
         self._writer = sessionmaker(
             self.engine.execution_options(shipyard_write=True), expire_on_commit=False
@@ -73,6 +79,14 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _with_exact_floats(options: str | tuple[str, ...] | None) -> str:
+    """libpq ``options`` (the URL's, if any) plus ``extra_float_digits=3``: doubles come
+    back as text, and as JSON, exactly whatever the server's default, and metrics are
+    read both ways."""
+    given = " ".join([options] if isinstance(options, str) else options or ())
+    return f"{given} -c extra_float_digits=3".strip()
 
 
 def _configure_sqlite(engine: Engine) -> None:

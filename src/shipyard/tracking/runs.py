@@ -85,35 +85,35 @@ def _among(column: Any, session: Session, ids: Sequence[str]) -> Any:
 # One statement for the three child tables (one round trip), the run ids passed as
 # ONE parameter so that the text never changes and nothing renders a 1,000-item
 # array: a comma-separated string on PostgreSQL (ids are hex), a JSON array on
-# SQLite. Params and tags come as one JSON object per run, built by the database
-# (a row per key cost more in Python than the whole query); metrics as rows, since
-# SQLite writes a REAL into JSON with only 15 significant digits.
-# No ORDER BY: sorting 15k rows would cost more than the rest of the query.
-_CHILDREN_SQL = (
-    "WITH page(id) AS ({ids}) "
-    "SELECT 0, run_id, {object}, {no_number} FROM params "
+# SQLite. Each dialect gets the shape it runs fastest:
+# - PostgreSQL: one row per run, its params, tags and latest metrics as three JSON
+#   objects, each from an index lookup on (run_id, key). Joining the page's ids to
+#   the tables instead made it hash-join whole tables (50k rows apiece at 10k runs)
+#   and sort them: 22 against 14 ms for a page of 1,000, and 6,000 rows to convert
+#   instead of 1,000. Its JSON writes a double exactly (extra_float_digits, set on
+#   every connection in db/engine.py); NaN and the infinities come as strings.
+# - SQLite: params and tags as one JSON object per run, built by the database (a row
+#   per key cost more in Python than the whole query); metrics as rows, since SQLite
+#   writes a REAL into JSON with only 15 significant digits. No ORDER BY: sorting
+#   15k rows would cost more than the rest of the query.
+_PG_CHILDREN_SQL = (
+    "WITH page(id) AS (SELECT unnest(string_to_array(%s, ','))) "
+    "SELECT id, "
+    "(SELECT json_object_agg(key, value) FROM params WHERE run_id = page.id)::text, "
+    "(SELECT json_object_agg(key, value) FROM run_tags WHERE run_id = page.id)::text, "
+    "(SELECT json_object_agg(key, value) FROM latest_metrics WHERE run_id = page.id)::text "
+    "FROM page"
+)
+_SQLITE_CHILDREN_SQL = (
+    "WITH page(id) AS (SELECT value FROM json_each(?)) "
+    "SELECT 0, run_id, json_group_object(key, value), NULL FROM params "
     "WHERE run_id IN (SELECT id FROM page) GROUP BY run_id "
     "UNION ALL "
-    "SELECT 1, run_id, {object}, NULL FROM run_tags "
+    "SELECT 1, run_id, json_group_object(key, value), NULL FROM run_tags "
     "WHERE run_id IN (SELECT id FROM page) GROUP BY run_id "
     "UNION ALL "
     "SELECT 2, run_id, key, value FROM latest_metrics WHERE run_id IN (SELECT id FROM page)"
 )
-# How each dialect takes the ids, builds an object and types the number column:
-# PostgreSQL types a UNION from its first SELECT on, where a bare NULL would be text.
-_DIALECT_PARTS = {
-    "postgresql": {
-        "ids": "SELECT unnest(string_to_array(%s, ','))",
-        "object": "json_object_agg(key, value)::text",
-        "no_number": "NULL::float8",
-    },
-    "sqlite": {
-        "ids": "SELECT value FROM json_each(?)",
-        "object": "json_group_object(key, value)",
-        "no_number": "NULL",
-    },
-}
-_CHILD_SQL = {dialect: _CHILDREN_SQL.format(**parts) for dialect, parts in _DIALECT_PARTS.items()}
 
 
 def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
@@ -127,13 +127,29 @@ def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
         return
     ids = [run["id"] for run in runs]
     cursor, dialect = driver_cursor(session)
-    arg = ",".join(ids) if dialect == "postgresql" else orjson.dumps(ids).decode()
+    postgres = dialect == "postgresql"
     try:
-        cursor.execute(_CHILD_SQL[dialect], (arg,))
+        if postgres:
+            cursor.execute(_PG_CHILDREN_SQL, (",".join(ids),))
+        else:
+            cursor.execute(_SQLITE_CHILDREN_SQL, (orjson.dumps(ids).decode(),))
         rows = cursor.fetchall()
     finally:
         cursor.close()
     by_id = {run["id"]: run for run in runs}
+    if postgres:
+        for run_id, params, tags, metrics in rows:
+            run = by_id[run_id]
+            if params is not None:
+                run["params"] = orjson.loads(params)
+            if tags is not None:
+                run["tags"] = orjson.loads(tags)
+            if metrics is not None:
+                run["metrics"] = {
+                    key: None if value is None else float(value)  # "NaN" included
+                    for key, value in orjson.loads(metrics).items()
+                }
+        return
     for kind, run_id, key_or_object, number in rows:
         if kind == 2:
             by_id[run_id]["metrics"][key_or_object] = number
