@@ -76,6 +76,8 @@ class TestPieces:
         again = store.put_file_in_pieces(second, moved)
         assert again == v2
         assert objects(store) - before == added
+        # Pieces copied before they were found stored leave nothing behind.
+        assert [p for p in store.fs.find(store.root) if p.startswith(f"{store.root}/tmp/")] == []
 
     def test_empty_file(self, store: BlobStore, tmp_path: Path) -> None:
         ref = store.put_file_in_pieces(write(tmp_path / "empty", b""), [0, 5])
