@@ -4,6 +4,7 @@ detected, and a source that changes while it is stored refused."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from pathlib import Path
@@ -78,6 +79,33 @@ class TestPieces:
         assert objects(store) - before == added
         # Pieces copied before they were found stored leave nothing behind.
         assert [p for p in store.fs.find(store.root) if p.startswith(f"{store.root}/tmp/")] == []
+
+    def test_a_new_piece_among_stored_ones(self, store: BlobStore, tmp_path: Path) -> None:
+        parts = [os.urandom(40 * KiB) for _ in range(6)]
+        cuts = [40 * KiB * i for i in range(1, 6)]
+        v1 = store.put_file_in_pieces(write(tmp_path / "v1.bin", b"".join(parts)), cuts)
+        before = objects(store)
+        for changed in (3, 5):  # after stored pieces; and the last one
+            parts[changed] = os.urandom(40 * KiB)
+        second = write(tmp_path / "v2.bin", b"".join(parts))
+        v2 = store.put_file_in_pieces(second, cuts)
+        assert len(objects(store) - before) == 3  # two pieces, one list
+        assert store.read_bytes(v2.hash) == second.read_bytes()
+        assert store.read_bytes(v1.hash) == (tmp_path / "v1.bin").read_bytes()
+
+    def test_a_file_the_kernel_cannot_copy_from(
+        self, store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # copy_file_range refuses some pairs of files (another file system on older
+        # kernels, some special ones): the copy goes on by reads and writes.
+        def refuse(*_: object) -> int:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+        data = os.urandom(200 * KiB)
+        ref = store.put_file_in_pieces(write(tmp_path / "src", data), [64 * KiB, 150 * KiB])
+        assert ref.hash == blake3(data).hexdigest()
+        assert store.read_bytes(ref.hash) == data
 
     def test_empty_file(self, store: BlobStore, tmp_path: Path) -> None:
         ref = store.put_file_in_pieces(write(tmp_path / "empty", b""), [0, 5])

@@ -58,8 +58,70 @@ def test_cuts_fall_where_row_groups_and_the_footer_start(tmp_path: Path) -> None
     tail = path.read_bytes()[footer:]
     assert tail[-4:] == b"PAR1"
     assert int.from_bytes(tail[-8:-4], "little") == len(tail) - 8
-    # Row groups closer than the minimum share a piece.
-    assert row_group_cuts(path, min_piece=size) == [footer]
+    # Row groups smaller than the minimum share pieces: fewer cuts, all of them starts.
+    fewer = row_group_cuts(path, min_piece=size)
+    assert set(fewer) <= set(cuts) and fewer[-1] == footer
+    assert row_group_cuts(path, min_piece=size) == fewer  # the same file, the same cuts
+
+
+def write_small_groups(path: Path, changed: int | None, rows: int) -> None:
+    """60 row groups of ``rows`` rows, one written at a time; group ``changed`` has one
+    row fewer (so every later group moves)."""
+    schema = pa.schema([("id", pa.int64()), ("x", pa.float64())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for g in range(60):
+            n = rows - 1 if g == changed else rows
+            rng = np.random.default_rng(g)
+            ids = np.arange(g * rows, g * rows + n)
+            writer.write_table(pa.table({"id": ids, "x": rng.random(n)}, schema=schema))
+
+
+def new_bytes(old: Path, new: Path, **cut: int) -> float:
+    """The share of ``new``'s bytes in pieces that ``old`` does not have."""
+
+    def pieces(path: Path) -> list[bytes]:
+        data = path.read_bytes()
+        edges = [0, *row_group_cuts(path, **cut), len(data)]
+        return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+    before = set(pieces(old))
+    after = pieces(new)
+    return sum(len(p) for p in after if p not in before) / sum(len(p) for p in after)
+
+
+@pytest.mark.parametrize("groups_a_piece", [3, 10])
+def test_small_row_groups_share_pieces_after_one_changes_length(
+    tmp_path: Path, groups_a_piece: int
+) -> None:
+    rows = 300
+    old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
+    write_small_groups(old, None, rows)
+    write_small_groups(new, 10, rows)
+    group = pq.read_metadata(old).row_group(1).total_byte_size
+    # One changed group costs its piece and the footer, whatever the pieces before it
+    # (cuts chosen by where the last one fell moved them all: 94% new here).
+    assert new_bytes(old, new, min_piece=groups_a_piece * group) < 0.3
+
+
+def test_page_indexes_after_the_row_groups_are_a_piece_of_their_own(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
+    pq.write_table(table(0), old, row_group_size=GROUP_ROWS, write_page_index=True)
+    changed = table(1, changed_group=0)
+    pq.write_table(changed, new, row_group_size=GROUP_ROWS, write_page_index=True)
+    meta = pq.read_metadata(new)
+    size = new.stat().st_size
+    last = meta.row_group(GROUPS - 1)
+    end = max(
+        parquet_cuts._chunk_start(last.column(c)) + last.column(c).total_compressed_size
+        for c in range(3)
+    )
+    cuts = row_group_cuts(new, min_piece=1024)
+    assert end in cuts and cuts[-1] > end  # the indexes lie between the two
+    # The first group, the indexes and the footer are new; the other groups are not.
+    data = new.read_bytes()
+    assert new_bytes(old, new, min_piece=1024) == pytest.approx(
+        (cuts[0] - 0 + size - end) / len(data)
+    )
 
 
 def test_a_changed_row_group_leaves_the_other_pieces_as_they_were(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ content both succeed (the last move wins with identical bytes).
 
 from __future__ import annotations
 
+import errno
 import io
 import mmap
 import os
@@ -223,30 +224,30 @@ class BlobStore:
         fd = f.fileno()
         whole = blake3()
         pieces: list[tuple[str, int]] = []
-        buffer = bytearray(max((len(b) for b in bounds), default=0))
+        buffer = bytearray()  # for reading, from the first piece found stored on
         copying = True
         copies: dict[int, Future[str]] = {}  # piece index -> its private copy, under way
         with ThreadPoolExecutor(1) as hashing, ThreadPoolExecutor(1) as copier:
 
             def hash_both(view: memoryview) -> str:
                 job = hashing.submit(whole.update, view)
-                digest = blake3(view).hexdigest()
-                job.result()
-                return digest
+                try:
+                    return blake3(view).hexdigest()
+                finally:
+                    job.result()  # the view stays valid until both hashes are done
 
-            def copy(index: int) -> Future[str]:
+            def copy(index: int) -> None:
                 tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
-                return copier.submit(_copy_range, fd, tmp, bounds[index], f.name)
+                copies[index] = copier.submit(_copy_range, fd, tmp, bounds[index], f.name)
 
             try:
                 for index, bound in enumerate(bounds):
-                    copied = copies.pop(index, None)
-                    if copied is None and copying:
-                        copied = copy(index)
-                    if copied is not None:
+                    if index not in copies and copying:
+                        copy(index)
+                    if index in copies:
                         if copying and index + 1 < len(bounds):
-                            copies[index + 1] = copy(index + 1)
-                        tmp = copied.result()
+                            copy(index + 1)
+                        tmp = copies[index].result()
                         try:
                             with _mapped(tmp) as view:
                                 digest = hash_both(view)
@@ -255,8 +256,11 @@ class BlobStore:
                                 self._install(tmp, digest)
                         finally:
                             self._remove_quietly(tmp)  # a no-op once installed
+                            del copies[index]
                         copying = not stored
                     else:
+                        if len(buffer) < len(bound):
+                            buffer = bytearray(max(len(b) for b in bounds))
                         view = memoryview(buffer)[: len(bound)]
                         if _read_exactly_at(fd, view, bound.start) != len(bound):
                             raise InvalidInput(f"{f.name} shrank while it was being stored")
@@ -265,11 +269,10 @@ class BlobStore:
                             copying = True
                             self._write_object(self._path(digest), view)
                     pieces.append((digest, len(bound)))
-            except BaseException:
-                for pending in copies.values():  # a copy made ahead is nobody's now
-                    if pending.exception() is None:
+            finally:
+                for pending in copies.values():  # copies made ahead are nobody's now
+                    if pending.exception() is None:  # (a failed copy left no file)
                         self._remove_quietly(pending.result())
-                raise
         return whole.hexdigest(), pieces
 
     def _pieces_sent(self, f: BinaryIO, bounds: list[range]) -> tuple[str, list[tuple[str, int]]]:
@@ -473,14 +476,30 @@ def _mapped(path: str) -> Iterator[memoryview]:
 
 
 def _copy_range(fd: int, target: str, bound: range, name: str) -> str:
-    """Copy bytes ``bound`` of ``fd`` (file ``name``) into a new file ``target``, in
-    the kernel (no pass through Python), and return ``target``; InvalidInput, and no
-    file left, when the file ends first."""
+    """Copy bytes ``bound`` of ``fd`` (file ``name``) into a new file ``target`` and
+    return ``target``: in the kernel where it can (no pass through Python), by reads
+    and writes where it cannot (another file system on older kernels, some special
+    ones); InvalidInput, and no file left, when the file ends first."""
     out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         done = 0
+        kernel = True
         while done < len(bound):
-            n = os.copy_file_range(fd, out, len(bound) - done, bound.start + done)
+            want = min(len(bound) - done, CHUNK)
+            if kernel:
+                try:
+                    n = os.copy_file_range(fd, out, want, bound.start + done)
+                except OSError as error:
+                    if error.errno not in _NO_KERNEL_COPY:
+                        raise
+                    kernel = False
+                    continue
+            else:
+                data = os.pread(fd, want, bound.start + done)
+                n = len(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(out, view) :]
             if not n:
                 raise InvalidInput(f"{name} shrank while it was being stored")
             done += n
@@ -490,6 +509,10 @@ def _copy_range(fd: int, target: str, bound: range, name: str) -> str:
         raise
     os.close(out)
     return target
+
+
+# copy_file_range's answers for "not between these two files": the copy goes on by hand.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
 
 
 def _renamed(source: str | os.PathLike[str], target: str) -> bool:
