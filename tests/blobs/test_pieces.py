@@ -149,6 +149,9 @@ class TestPieces:
             store.read_bytes(ref.hash)
         with pytest.raises(IntegrityError):
             store.size(ref.hash)
+        # Storing the file again repairs the list.
+        assert store.put_file_in_pieces(tmp_path / "src", [4]) == ref
+        assert store.read_bytes(ref.hash) == (tmp_path / "src").read_bytes()
 
     @pytest.mark.parametrize("change", ["shrank", "grew"])
     def test_a_file_that_changes_while_stored_is_refused(

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import s3_settings
 
 from shipyard.blobs import open_blob_store
 from shipyard.client import Client
@@ -163,12 +164,14 @@ def test_a_file_that_is_not_parquet_is_not_cut(tmp_path: Path, content: bytes) -
     assert row_group_cuts(tmp_path / "absent.parquet") == []
 
 
+@pytest.mark.parametrize("blobs", ["local", pytest.param("s3", marks=pytest.mark.s3)])
 def test_versions_of_a_large_file_share_their_unchanged_row_groups(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blobs: str
 ) -> None:
     monkeypatch.setattr(transfer, "PIECES_FROM", 0)  # every file counts as large here
     monkeypatch.setattr(parquet_cuts, "MIN_PIECE", 1024)
-    client = Client(settings=Settings(home=tmp_path / "home"))
+    s3 = s3_settings(request.getfixturevalue("s3_endpoint")) if blobs == "s3" else {}
+    client = Client(settings=Settings(home=tmp_path / "home", **s3))
     store = open_blob_store(client.settings)
     client.datasets.create("d", expectations=[{"kind": "unique", "columns": ["id"]}])
     path = tmp_path / "data" / "d.parquet"

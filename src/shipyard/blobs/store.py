@@ -206,7 +206,7 @@ class BlobStore:
                 digest, pieces = self._pieces_sent(f, bounds)
             if os.pread(f.fileno(), 1, size):
                 raise InvalidInput(f"{os.fspath(path)} grew while it was being stored")
-        if not self.exists(digest):
+        if not self._file_exists(digest):  # written again: that repairs a damaged list
             self._write_object(self._piece_list_path(digest), encode_piece_list(size, pieces))
         return BlobRef(digest, size)
 
