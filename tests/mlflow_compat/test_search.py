@@ -254,3 +254,23 @@ def test_order_by_translation() -> None:
         run_filter("attributes.lifecycle_stage = 'active'")
     with pytest.raises(InvalidInput):
         run_order_by([3])
+
+
+def test_searched_runs_carry_exact_values(mlflow_client: Any, mlflow_target: MlflowTarget) -> None:
+    # Each backend builds the messages' children its own way (rows on SQLite, JSON on
+    # PostgreSQL): both keep every bit of a double, big steps, and the keys' order.
+    eid = mlflow_client.create_experiment("exact")
+    run = mlflow_client.create_run(eid)
+    rid = run.info.run_id
+    values = {"b": 0.1 + 0.2, "a": 1 / 3, "c": 5e-324, "d": 1.7976931348623157e308}
+    for key, value in values.items():
+        mlflow_client.log_metric(rid, key, value, timestamp=1_700_000_000_123, step=2**40)
+    mlflow_client.log_param(rid, "p", 'ü"\\')
+    mlflow_client.set_tag(rid, "t", "x")
+    [found] = mlflow_client.search_runs([eid])
+    assert found.data.metrics == values
+    assert found.data.params == {"p": 'ü"\\'}
+    assert found.data.tags["t"] == "x"
+    assert [m.key for m in found.data._metric_objs] == ["a", "b", "c", "d"]
+    assert {(m.step, m.timestamp) for m in found.data._metric_objs} == {(2**40, 1_700_000_000_123)}
+    assert found.to_dictionary() == mlflow_client.get_run(rid).to_dictionary()

@@ -407,8 +407,7 @@ def run_to_mlflow(
 # (as in tracking/runs.py): params, tags, each latest metric with its step and time,
 # whether the run has inputs (few do; those are read in full after) and its model
 # outputs. SQLAlchemy's rows would cost more than the query on a page of 1,000 runs.
-# The first SELECT types the columns for PostgreSQL: kind, run, key, text, number,
-# timestamp, step.
+# On SQLite, rows of: kind, run, key, text, number, timestamp, step.
 _CHILDREN_SQL = (
     "WITH page(id) AS ({ids}) "
     "SELECT 0, run_id, key, value, CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), "
@@ -427,10 +426,23 @@ _CHILDREN_SQL = (
     "SELECT 4, run_id, model_id, NULL, NULL, NULL, step FROM run_outputs "
     "WHERE run_id IN (SELECT id FROM page)"
 )
-_CHILDREN = {
-    "postgresql": _CHILDREN_SQL.format(ids="SELECT unnest(string_to_array(%s, ','))"),
-    "sqlite": _CHILDREN_SQL.format(ids="SELECT value FROM json_each(?)"),
-}
+_SQLITE_CHILDREN_SQL = _CHILDREN_SQL.format(ids="SELECT value FROM json_each(?)")
+# PostgreSQL runs the joins above as hash joins over whole tables; one row per run of
+# JSON arrays, each from an index lookup by run_id, costs far less (as in
+# tracking/runs.py, which says why; doubles come exact, see db/engine.py).
+_PG_CHILDREN_SQL = (
+    "WITH page(id) AS (SELECT unnest(string_to_array(%s, ','))) SELECT id, "
+    "(SELECT json_agg(json_build_array(key, value)) FROM params "
+    "WHERE run_id = page.id)::text, "
+    "(SELECT json_agg(json_build_array(key, value)) FROM run_tags "
+    "WHERE run_id = page.id)::text, "
+    "(SELECT json_agg(json_build_array(key, value, timestamp, step) ORDER BY key) "
+    "FROM latest_metrics WHERE run_id = page.id)::text, "
+    "EXISTS (SELECT 1 FROM run_inputs WHERE run_id = page.id), "
+    "(SELECT json_agg(json_build_array(model_id, step)) FROM run_outputs "
+    "WHERE run_id = page.id)::text "
+    "FROM page"
+)
 
 
 @dataclass(slots=True)
@@ -450,12 +462,18 @@ def _children(session: Session, ids: Sequence[str]) -> dict[str, _Children]:
     if not ids:
         return found
     cursor, dialect = driver_cursor(session)
-    arg = ",".join(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
     try:
-        cursor.execute(_CHILDREN[dialect], (arg,))
+        if dialect == "postgresql":
+            cursor.execute(_PG_CHILDREN_SQL, (",".join(ids),))
+        else:
+            cursor.execute(_SQLITE_CHILDREN_SQL, (orjson.dumps(list(ids)).decode(),))
         rows = cursor.fetchall()
     finally:
         cursor.close()
+    if dialect == "postgresql":
+        for run_id, params, tags, metrics, has_inputs, outputs in rows:
+            _fill_from_json(found[run_id], params, tags, metrics, has_inputs, outputs)
+        return found
     for kind, run_id, key, text, number, timestamp, step in rows:
         child = found[run_id]
         if kind == 0:
@@ -474,6 +492,34 @@ def _children(session: Session, ids: Sequence[str]) -> dict[str, _Children]:
         if len(child.metrics) > 1:
             child.metrics.sort(key=itemgetter("key"))
     return found
+
+
+def _fill_from_json(
+    child: _Children,
+    params: str | None,
+    tags: str | None,
+    metrics: str | None,
+    has_inputs: bool,
+    outputs: str | None,
+) -> None:
+    """One row of :data:`_PG_CHILDREN_SQL` into ``child`` (metrics come in key order)."""
+    if params is not None:
+        child.params = [{"key": k, "value": v} for k, v in orjson.loads(params)]
+    if tags is not None:
+        child.tags = [{"key": k, "value": v} for k, v in orjson.loads(tags)]
+    if metrics is not None:
+        child.metrics = [
+            {
+                "key": key,
+                "value": _number(None if value is None else float(value)),  # "NaN" too
+                "timestamp": timestamp,
+                "step": step,
+            }
+            for key, value, timestamp, step in orjson.loads(metrics)
+        ]
+    child.has_inputs = bool(has_inputs)
+    if outputs is not None:
+        child.outputs = [{"model_id": m, "step": step} for m, step in orjson.loads(outputs)]
 
 
 def delete_run_tag(ctx: RequestContext, run_id: str, key: str) -> None:
