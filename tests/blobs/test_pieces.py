@@ -169,6 +169,23 @@ class TestPieces:
         assert not store.exists(blake3(data[:seen]).hexdigest())
         assert list(store.fs.find(f"{store.root}/pieces")) == []
 
+    def test_a_file_that_shrinks_after_stored_pieces_is_refused(
+        self, store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Past a piece found stored, pieces are read rather than copied: a file that
+        # ends early there is refused too, and no piece list is written.
+        data = os.urandom(96 * KiB)
+        src = write(tmp_path / "src", data)
+        cuts = [32 * KiB, 64 * KiB]
+        store.put_file_in_pieces(src, cuts)
+        lists = list(store.fs.find(f"{store.root}/pieces"))
+        real = os.path.getsize
+        monkeypatch.setattr(os.path, "getsize", lambda p: len(data) + 16 if p == src else real(p))
+        with pytest.raises(InvalidInput, match="shrank"):
+            store.put_file_in_pieces(src, cuts)
+        monkeypatch.undo()
+        assert list(store.fs.find(f"{store.root}/pieces")) == lists
+
 
 @pytest.mark.parametrize("seed", range(20))
 def test_any_cuts_give_pieces_that_join_into_the_file(seed: int) -> None:
