@@ -70,7 +70,7 @@ class BlobWriter:
     def __init__(self, store: BlobStore, max_bytes: int | None) -> None:
         self._store = store
         self._max_bytes = max_bytes
-        self._tmp = f"{store.root}/tmp/{uuid.uuid4().hex}"
+        self._tmp = store._new_tmp()
         # One thread: several only pay off for updates far larger than our chunks, and
         # would compete with the server's event loop for cores.
         self._hasher = blake3()
@@ -98,7 +98,7 @@ class BlobWriter:
         try:
             self._out.close()
             digest = self._hasher.hexdigest()
-            self._store._install(self._tmp, digest)
+            self._store._install(self._tmp, self._store._path(digest))
         except BaseException:
             self.abort()
             raise
@@ -173,14 +173,14 @@ class BlobStore:
             if move:
                 Path(path).unlink()
             return blob
-        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
+        tmp = self._new_tmp()
         try:
             if not (move and _renamed(path, tmp)):
                 shutil.copyfile(path, tmp)
                 if move:
                     Path(path).unlink()
             digest, size = hash_file(tmp, mapped=True), os.path.getsize(tmp)
-            self._install(tmp, digest)
+            self._install(tmp, self._path(digest))
         except BaseException:
             self._remove_quietly(tmp)
             raise
@@ -237,7 +237,7 @@ class BlobStore:
                     job.result()  # the view stays valid until both hashes are done
 
             def copy(index: int) -> None:
-                tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
+                tmp = self._new_tmp()
                 copies[index] = copier.submit(_copy_range, fd, tmp, bounds[index], f.name)
 
             try:
@@ -253,7 +253,7 @@ class BlobStore:
                                 digest = hash_both(view)
                             stored = self._file_exists(digest)
                             if not stored:
-                                self._install(tmp, digest)
+                                self._install(tmp, self._path(digest))
                         finally:
                             self._remove_quietly(tmp)  # a no-op once installed
                             del copies[index]
@@ -416,12 +416,11 @@ class BlobStore:
         if not self._local:
             self.fs.pipe_file(final, bytes(data))  # one PUT: atomic
             return
-        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
+        tmp = self._new_tmp()
         try:
             with open(tmp, "wb") as out:
                 out.write(data)
-            Path(final).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+            self._install(tmp, final)
         except BaseException:
             self._remove_quietly(tmp)
             raise
@@ -432,8 +431,12 @@ class BlobStore:
         # Small parts keep memory flat; S3 needs at least 5 MiB per part.
         return self.fs.open(tmp, "wb", block_size=max(CHUNK, 5 * 1024 * 1024))
 
-    def _install(self, tmp: str, digest: str) -> None:
-        final = self._path(digest)
+    def _new_tmp(self) -> str:
+        """A fresh temporary path in the store, for an object being written."""
+        return f"{self.root}/tmp/{uuid.uuid4().hex}"
+
+    def _install(self, tmp: str, final: str) -> None:
+        """Move a finished temporary object to ``final`` (a blob's or piece list's path)."""
         if self._local:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
             # Atomic; a concurrent writer of the same content replaces equal bytes.

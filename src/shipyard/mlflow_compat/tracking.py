@@ -408,10 +408,10 @@ def run_to_mlflow(
 # whether the run has inputs (few do; those are read in full after) and its model
 # outputs. SQLAlchemy's rows would cost more than the query on a page of 1,000 runs.
 # On SQLite, rows of: kind, run, key, text, number, timestamp, step.
-_CHILDREN_SQL = (
-    "WITH page(id) AS ({ids}) "
-    "SELECT 0, run_id, key, value, CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), "
-    "CAST(NULL AS BIGINT) FROM params WHERE run_id IN (SELECT id FROM page) "
+_SQLITE_CHILDREN_SQL = (
+    "WITH page(id) AS (SELECT value FROM json_each(?)) "
+    "SELECT 0, run_id, key, value, NULL, NULL, NULL FROM params "
+    "WHERE run_id IN (SELECT id FROM page) "
     "UNION ALL "
     "SELECT 1, run_id, key, value, NULL, NULL, NULL FROM run_tags "
     "WHERE run_id IN (SELECT id FROM page) "
@@ -419,14 +419,12 @@ _CHILDREN_SQL = (
     "SELECT 2, run_id, key, NULL, value, timestamp, step FROM latest_metrics "
     "WHERE run_id IN (SELECT id FROM page) "
     "UNION ALL "
-    "SELECT DISTINCT 3, run_id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
-    "CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM run_inputs "
+    "SELECT DISTINCT 3, run_id, NULL, NULL, NULL, NULL, NULL FROM run_inputs "
     "WHERE run_id IN (SELECT id FROM page) "
     "UNION ALL "
     "SELECT 4, run_id, model_id, NULL, NULL, NULL, step FROM run_outputs "
     "WHERE run_id IN (SELECT id FROM page)"
 )
-_SQLITE_CHILDREN_SQL = _CHILDREN_SQL.format(ids="SELECT value FROM json_each(?)")
 # PostgreSQL runs the joins above as hash joins over whole tables; one row per run of
 # JSON arrays, each from an index lookup by run_id, costs far less (as in
 # tracking/runs.py, which says why; doubles come exact, see db/engine.py).
@@ -457,7 +455,8 @@ class _Children:
 
 
 def _children(session: Session, ids: Sequence[str]) -> dict[str, _Children]:
-    """What :data:`_CHILDREN_SQL` reads, by run."""
+    """What the children query of the dialect (:data:`_SQLITE_CHILDREN_SQL` or
+    :data:`_PG_CHILDREN_SQL`) reads of runs ``ids``, by run."""
     found = {run_id: _Children() for run_id in ids}
     if not ids:
         return found
