@@ -191,3 +191,45 @@ class TestBlobStore:
 def test_unsupported_blob_urls_are_refused(tmp_path: Path, url: str) -> None:
     with pytest.raises(InvalidInput):
         open_blob_store(Settings(home=tmp_path, blob_url=url))
+
+
+class TestLocalContentAlreadyStored:
+    """A local store keeps a blob it already holds rather than renaming a new copy over
+    it (on ext4 that rename flushes the new copy to disk first); a stored copy of the
+    wrong size is replaced, which repairs it."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> BlobStore:
+        return open_blob_store(Settings(home=tmp_path / "home"))
+
+    @pytest.mark.parametrize("how", ["writer", "file", "moved file"])
+    def test_the_stored_copy_is_kept(self, store: BlobStore, tmp_path: Path, how: str) -> None:
+        data = os.urandom(MiB + 3)
+        ref = store.put_bytes(data)
+        stored = Path(store._path(ref.hash))
+        inode = stored.stat().st_ino
+        src = tmp_path / "src"
+        src.write_bytes(data)
+        if how == "writer":
+            again = store.put_stream([data[:MiB], data[MiB:]])
+        else:
+            again = store.put_file(src, move=how == "moved file")
+        assert again == ref
+        assert stored.stat().st_ino == inode
+        assert temporaries(store) == []
+        assert store.read_bytes(ref.hash) == data
+        assert src.exists() == (how != "moved file")
+
+    @pytest.mark.parametrize("damage", ["truncate", "extend"])
+    def test_a_stored_copy_of_another_size_is_replaced(
+        self, store: BlobStore, damage: str
+    ) -> None:
+        data = os.urandom(MiB)
+        ref = store.put_bytes(data)
+        stored = Path(store._path(ref.hash))
+        stored.write_bytes(data[:-1] if damage == "truncate" else data + b"x")
+        with pytest.raises(IntegrityError):
+            store.read_bytes(ref.hash)
+        assert store.put_stream([data]) == ref
+        assert store.read_bytes(ref.hash) == data
+        assert temporaries(store) == []
