@@ -221,9 +221,7 @@ class TestLocalContentAlreadyStored:
         assert src.exists() == (how != "moved file")
 
     @pytest.mark.parametrize("damage", ["truncate", "extend"])
-    def test_a_stored_copy_of_another_size_is_replaced(
-        self, store: BlobStore, damage: str
-    ) -> None:
+    def test_a_stored_copy_of_another_size_is_replaced(self, store: BlobStore, damage: str) -> None:
         data = os.urandom(MiB)
         ref = store.put_bytes(data)
         stored = Path(store._path(ref.hash))
