@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
+from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import Conflict, NotFound
 from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message
@@ -54,7 +55,6 @@ from shipyard.tracking.types import (
     RunSearch,
     check_keys,
 )
-from shipyard.tracking.upserts import driver_cursor, driver_sql
 
 M = TypeVar("M", bound=BaseModel)
 

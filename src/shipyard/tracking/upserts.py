@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import Conflict
 from shipyard.tracking.tables import ParamRow
 
@@ -76,19 +77,6 @@ def insert_params(session: Session, run_id: str, params: dict[str, str]) -> None
             f"to {params[key]!r} (params are immutable; nothing of this request was stored)",
             {"keys": changed},
         )
-
-
-def driver_cursor(session: Session) -> tuple[Any, str]:
-    """A cursor of the driver itself on the session's connection (same transaction),
-    and the dialect name. For hot paths where building SQLAlchemy parameters
-    would cost more than the statement."""
-    connection = session.connection()
-    return connection.connection.cursor(), connection.dialect.name
-
-
-def driver_sql(sql: str, dialect: str) -> str:
-    """``sql`` written with ``?`` placeholders, in the driver's placeholder style."""
-    return sql.replace("?", "%s") if dialect == "postgresql" else sql
 
 
 # COPY in binary: the fastest way into PostgreSQL, about twice the speed of an
