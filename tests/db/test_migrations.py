@@ -191,3 +191,44 @@ def test_keyed_run_tables_move_to_without_rowid_with_their_rows(tmp_path: Path) 
         with pytest.raises(Exception, match="FOREIGN KEY"):
             session.execute(text("INSERT INTO params VALUES ('nope', 'lr', '1')"))
     db.dispose()
+
+
+def _downgrade(db: Database, revision: str) -> None:
+    from alembic import command
+
+    with db.engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def test_metric_points_lose_their_id_and_keep_every_point(empty_db: Database) -> None:
+    """Migration 0005 drops the points' surrogate id, keeping every point (repeated ones
+    included) and the history index; going back numbers them again."""
+    upgrade(empty_db, revision="0004")
+    points = [("r1", "loss", 0, 10, 1.5), ("r1", "loss", 0, 10, 1.5), ("r1", "loss", 1, 20, None)]
+    insert = text(
+        "INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES (:r, :k, :s, :t, :v)"
+    )
+    with empty_db.write() as session:
+        for r, k, s, t, v in points:
+            session.execute(insert, {"r": r, "k": k, "s": s, "t": t, "v": v})
+    read = text("SELECT run_id, key, step, timestamp, value FROM metrics ORDER BY step")
+    upgrade(empty_db)
+    columns = [c["name"] for c in inspect(empty_db.engine).get_columns("metrics")]
+    assert columns == ["run_id", "key", "step", "timestamp", "value"]
+    assert [i["name"] for i in inspect(empty_db.engine).get_indexes("metrics")] == [
+        "ix_metrics_run_key_step"
+    ]
+    with empty_db.write() as session:
+        assert session.execute(read).all() == points
+        session.execute(insert, {"r": "r1", "k": "loss", "s": 0, "t": 10, "v": 1.5})
+        points.insert(0, points[0])
+    _downgrade(empty_db, "0004")
+    assert "id" in [c["name"] for c in inspect(empty_db.engine).get_columns("metrics")]
+    with empty_db.write() as session:
+        assert session.execute(read).all() == points
+        ids = session.execute(text("SELECT id FROM metrics")).scalars().all()
+        assert len(set(ids)) == len(points)
+        session.execute(insert, {"r": "r1", "k": "acc", "s": 0, "t": 0, "v": 0.0})  # numbered
+        assert len(set(session.execute(text("SELECT id FROM metrics")).scalars())) == 5

@@ -52,6 +52,18 @@ def test_history_is_ordered_by_step_then_time(client: Client) -> None:
     assert client.runs.get(run.id).metrics == {"loss": 3.0}
 
 
+def test_points_at_the_same_step_and_time_are_ordered_by_value(client: Client) -> None:
+    # Points carry no id: within one step and time the order is by value, missing
+    # (NaN) last, on both databases, however the points were logged.
+    run = _run(client)
+    client.runs.log_batch(run.id, metrics=[("loss", 2.0, 5, 50), ("loss", math.nan, 5, 50)])
+    client.runs.log_batch(run.id, metrics=[("loss", -1.0, 5, 50), ("loss", 2.0, 5, 50)])
+    client.runs.log_batch(run.id, metrics=[("loss", 9.0, 4, 60)])
+    hist = client.runs.metric_history(run.id, "loss")
+    assert list(hist.steps) == [4, 5, 5, 5, 5]
+    assert list(hist.values) == [9.0, -1.0, 2.0, 2.0, None]
+
+
 def test_latest_keeps_the_highest_step(client: Client) -> None:
     run = _run(client)
     client.runs.log_batch(run.id, metrics=[("acc", 0.9, 10, 100)])

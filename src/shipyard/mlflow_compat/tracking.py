@@ -555,17 +555,17 @@ def history_page(history: dict[str, Any], offset: int, limit: int | None) -> lis
 
 # MLflow's client reads a history 25,000 points at a time: each page is read alone
 # rather than the whole history per page. The native order is step, then time, then
-# insertion (tracking/metrics.py); the index gives step, then insertion, which is the
-# same unless a step repeats. So a page is read in index order with one point of
-# context on each side, and read again in the full order (which sorts each run of
-# equal steps) only when two of those points share a step.
+# value (tracking/metrics.py); the index gives step order, the same unless a step
+# repeats. So a page is read by step alone with one point of context on each side,
+# and read again in the full order (which sorts each run of equal steps) only when
+# two of those points share a step.
 _PAGE_BY_STEP = (
     "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY step, id LIMIT ? OFFSET ?"
+    "ORDER BY step LIMIT ? OFFSET ?"
 )
 _PAGE_FULL = (
     "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY step, timestamp, id LIMIT ? OFFSET ?"
+    "ORDER BY step, timestamp, value IS NULL, value LIMIT ? OFFSET ?"
 )
 
 

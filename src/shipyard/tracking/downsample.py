@@ -53,10 +53,10 @@ _STEP_RANGE = (
     "(SELECT MAX(step) FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?)"
 )
 _RAW = {
-    "step": "SELECT step, timestamp, value FROM metrics "
-    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? ORDER BY step, timestamp, id",
-    "time": "SELECT step, timestamp, value FROM metrics "
-    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? ORDER BY timestamp, step, id",
+    "step": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
+    "AND step BETWEEN ? AND ? ORDER BY step, timestamp, value IS NULL, value",
+    "time": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
+    "AND step BETWEEN ? AND ? ORDER BY timestamp, step, value IS NULL, value",
 }
 # SQLite: the low and the high point of one bucket (steps lo..hi inclusive), in one statement.
 _SQLITE_BUCKET = (

@@ -118,13 +118,15 @@ def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
 # History is read with the driver's own cursor: SQLAlchemy's Row objects cost
 # several times the query itself on 100k points. Only the placeholder differs.
 # The fast statement orders by step alone, which the (run_id, key, step) index
-# gives without a sort; only when a step repeats (rare) is the full order needed.
+# gives without a sort; only when a step repeats (rare) is the full order needed:
+# step, time, then value (NULL last on both databases), which orders all but
+# identical points, whose order cannot show.
 _HISTORY_BY_STEP = (
     "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step"
 )
 _HISTORY_FULL = (
     "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY step, timestamp, id"
+    "ORDER BY step, timestamp, value IS NULL, value"
 )
 
 
