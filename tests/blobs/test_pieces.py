@@ -130,6 +130,14 @@ class TestPieces:
         with pytest.raises(IntegrityError):
             store.copy_to(ref.hash, tmp_path / "out" / "dest.bin")
         assert not (tmp_path / "out" / "dest.bin").exists()
+        # Storing the file again writes a piece that is missing or of the wrong size; a
+        # piece of the right size but other bytes is left as it is (its digest names it).
+        assert store.put_file_in_pieces(tmp_path / "src", [32 * KiB, 64 * KiB]) == ref
+        if damage == "flip":
+            with pytest.raises(IntegrityError):
+                store.read_bytes(ref.hash)
+        else:
+            assert store.read_bytes(ref.hash) == data
 
     @pytest.mark.parametrize(
         "listed",

@@ -251,7 +251,7 @@ class BlobStore:
                         try:
                             with _mapped(tmp) as view:
                                 digest = hash_both(view)
-                            stored = self._file_exists(digest)
+                            stored = self._stored_whole(digest, len(bound))
                             if not stored:
                                 self._install(tmp, self._path(digest))
                         finally:
@@ -265,7 +265,7 @@ class BlobStore:
                         if _read_exactly_at(fd, view, bound.start) != len(bound):
                             raise InvalidInput(f"{f.name} shrank while it was being stored")
                         digest = hash_both(view)
-                        if not self._file_exists(digest):
+                        if not self._stored_whole(digest, len(bound)):
                             copying = True
                             self._write_object(self._path(digest), view)
                     pieces.append((digest, len(bound)))
@@ -294,7 +294,7 @@ class BlobStore:
                     raise InvalidInput(f"{f.name} shrank while it was being stored")
                 users[slot] = [hashing.submit(whole.update, view)]
                 digest = blake3(view).hexdigest()
-                if not self._file_exists(digest):
+                if not self._stored_whole(digest, len(bound)):
                     users[slot].append(writing.submit(self._write_object, self._path(digest), view))
                 pieces.append((digest, len(bound)))
             for jobs in users:
@@ -394,6 +394,17 @@ class BlobStore:
     def _file_exists(self, digest: str) -> bool:
         """Whether the blob is stored whole (as one file or object)."""
         return bool(self.fs.exists(self._path(digest)))
+
+    def _stored_whole(self, digest: str, size: int) -> bool:
+        """Whether the blob is stored whole at ``size`` bytes: a copy of another size
+        (truncated, grown) is written again when its content comes by, which repairs
+        it, as :meth:`_install_content` does for whole blobs."""
+        try:
+            if self._local:
+                return os.path.getsize(self._path(digest)) == size
+            return int(self.fs.size(self._path(digest))) == size
+        except FileNotFoundError:
+            return False
 
     def _open_file(self, digest: str) -> BinaryIO:
         path = self._path(digest)
