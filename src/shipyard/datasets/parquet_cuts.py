@@ -46,9 +46,8 @@ def row_group_cuts(path: str | Path, *, min_piece: int | None = None) -> list[in
 
     min_piece = MIN_PIECE if min_piece is None else min_piece
     try:
-        meta = pq.read_metadata(path)
         with open(path, "rb") as f:
-            return _cuts(f, meta, min_piece)
+            return _cuts(f, pq.read_metadata(f), min_piece)
     except (pa.ArrowException, OSError, ValueError):
         return []
 

@@ -10,7 +10,6 @@ connection), and SQL is still written once: either as text with ``?`` placeholde
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,7 +89,6 @@ class DriverQuery:
         self.statement = statement
         self._per_call = tuple(per_call)
         self._compiled: dict[str, _Compiled] = {}
-        self._lock = threading.Lock()
 
     def rows(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
         """The result rows of one run, in the session's transaction."""
@@ -98,13 +96,8 @@ class DriverQuery:
             raise TypeError(f"expected parameters {sorted(self._per_call)}, got {sorted(params)}")
         cursor, dialect = driver_cursor(session)
         compiled = self._compiled.get(dialect)
-        if compiled is None:
-            with self._lock:
-                compiled = self._compiled.get(dialect)
-                if compiled is None:
-                    compiled = self._compiled[dialect] = _Compiled(
-                        self.statement, session, self._per_call
-                    )
+        if compiled is None:  # two threads may both compile it: the same text either way
+            compiled = self._compiled[dialect] = _Compiled(self.statement, session, self._per_call)
         try:
             cursor.execute(compiled.sql, compiled.bind(params))
             return cursor.fetchall()

@@ -39,6 +39,7 @@ from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking import experiments
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
+from shipyard.tracking.metrics import HISTORY_ORDER
 from shipyard.tracking.runs import (
     RUN_HEAD_KEYS,
     prepare_search,
@@ -564,8 +565,8 @@ _PAGE_BY_STEP = (
     "ORDER BY step LIMIT ? OFFSET ?"
 )
 _PAGE_FULL = (
-    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY step, timestamp, value IS NULL, value LIMIT ? OFFSET ?"
+    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
+    f"ORDER BY {HISTORY_ORDER} LIMIT ? OFFSET ?"
 )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.platform import Platform
+from shipyard.tracking.metrics import HISTORY_ORDER, SAME_POINT_ORDER
 from shipyard.tracking.types import check_keys
 
 X_AXES: tuple[str, ...] = ("step", "time")
@@ -53,10 +54,11 @@ _STEP_RANGE = (
     "(SELECT MAX(step) FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?)"
 )
 _RAW = {
-    "step": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "AND step BETWEEN ? AND ? ORDER BY step, timestamp, value IS NULL, value",
-    "time": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "AND step BETWEEN ? AND ? ORDER BY timestamp, step, value IS NULL, value",
+    # The orders are constants of tracking/metrics.py.
+    "step": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
+    f"AND step BETWEEN ? AND ? ORDER BY {HISTORY_ORDER}",
+    "time": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
+    f"AND step BETWEEN ? AND ? ORDER BY timestamp, step, {SAME_POINT_ORDER}",
 }
 # SQLite: the low and the high point of one bucket (steps lo..hi inclusive), in one statement.
 _SQLITE_BUCKET = (

@@ -115,18 +115,23 @@ def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
         ctx.audit(session, "runs.log_batch", "run", run_id, details)
 
 
+SAME_POINT_ORDER = "value IS NULL, value"
+"""How points of one step and one time are ordered (NULL last on both databases):
+after step and time, this orders all but identical points, whose order cannot show.
+Points have no id to order them by insertion."""
+HISTORY_ORDER = f"step, timestamp, {SAME_POINT_ORDER}"
+"""The native order of a history's points, in SQL."""
+
 # History is read with the driver's own cursor: SQLAlchemy's Row objects cost
 # several times the query itself on 100k points. Only the placeholder differs.
 # The fast statement orders by step alone, which the (run_id, key, step) index
-# gives without a sort; only when a step repeats (rare) is the full order needed:
-# step, time, then value (NULL last on both databases), which orders all but
-# identical points, whose order cannot show.
+# gives without a sort; only when a step repeats (rare) is the full order needed.
 _HISTORY_BY_STEP = (
     "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step"
 )
 _HISTORY_FULL = (
-    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-    "ORDER BY step, timestamp, value IS NULL, value"
+    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
+    f"ORDER BY {HISTORY_ORDER}"
 )
 
 
