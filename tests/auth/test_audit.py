@@ -195,6 +195,14 @@ def _upload_dataset_blob(w: Walk) -> Expect:
     return Expect("datasets.upload_blob", "project", {str(w.state["project"]["id"])}, project=True)
 
 
+def _join_dataset_blob(w: Walk) -> Expect:
+    # The blob uploaded above, joined from its own bytes: a list of one piece.
+    pieces = [[w.state["blob"], len(BLOB)]]
+    body = {"hash": w.state["blob"], "pieces": pieces}
+    w.ok(w.http.post("/projects/audited/datasets/-/join-blob", json=body))
+    return Expect("datasets.join_blob", "project", {str(w.state["project"]["id"])}, project=True)
+
+
 def _create_dataset_version(w: Walk) -> Expect:
     body = {
         "files": [{"path": "a.parquet", "hash": w.state["blob"], "size": len(BLOB), "rows": 1}],
@@ -268,6 +276,7 @@ RECIPES: list[tuple[str, str, Recipe]] = [
     ("POST", DATASETS, _create_dataset),
     ("PATCH", DATASETS + "/{name}", _dataset_call("PATCH", "", {"description": "d"})),
     ("PUT", "/projects/{project}/dataset-blobs/{digest}", _upload_dataset_blob),
+    ("POST", DATASETS + "/-/join-blob", _join_dataset_blob),
     ("POST", DATASETS + "/{name}/versions", _create_dataset_version),
     ("PUT", DATASETS + "/{name}/tags/{tag}", _dataset_call("PUT", "/tags/prod", {"version": 1})),
     ("DELETE", DATASETS + "/{name}/tags/{tag}", _dataset_call("DELETE", "/tags/prod")),

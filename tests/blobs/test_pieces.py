@@ -13,7 +13,7 @@ import pytest
 from blake3 import blake3
 
 from shipyard.blobs import BlobStore
-from shipyard.blobs.pieces import piece_bounds
+from shipyard.blobs.pieces import hash_pieces, piece_bounds
 from shipyard.errors import IntegrityError, InvalidInput
 
 KiB = 1024
@@ -193,6 +193,72 @@ class TestPieces:
             store.put_file_in_pieces(src, cuts)
         monkeypatch.undo()
         assert list(store.fs.find(f"{store.root}/pieces")) == lists
+
+
+class TestJoinPieces:
+    """A blob made of pieces sent one by one (a remote client's large file), on every
+    backend: the joined bytes must hash to the blob's digest."""
+
+    def test_pieces_join_into_the_blob(self, store: BlobStore, tmp_path: Path) -> None:
+        data = os.urandom(100 * KiB + 7)
+        cuts = [30 * KiB, 31 * KiB + 5, 90 * KiB]
+        pieces = [(store.put_bytes(data[b.start : b.stop]).hash, len(b))
+                  for b in piece_bounds(cuts, len(data))]  # fmt: skip
+        # The same pieces a local file gives when hashed on the client's side.
+        whole, hashed = hash_pieces(write(tmp_path / "src", data), piece_bounds(cuts, len(data)))
+        assert (whole, hashed) == (blake3(data).hexdigest(), pieces)
+        ref = store.join_pieces(whole, pieces)
+        assert (ref.hash, ref.size) == (whole, len(data))
+        assert store.read_bytes(whole) == data
+        assert store._pieces(whole) == pieces
+        # Joined again, or once the blob is stored whole as well: checked, nothing new.
+        before = objects(store)
+        assert store.join_pieces(whole, pieces) == ref
+        assert store.put_file(tmp_path / "src") == ref
+        assert store.join_pieces(whole, pieces) == ref
+        assert objects(store) == before | {store._path(whole)}
+
+    def test_pieces_of_another_blob_are_refused(self, store: BlobStore) -> None:
+        data = os.urandom(40 * KiB)
+        pieces = [(store.put_bytes(data[:10 * KiB]).hash, 10 * KiB),
+                  (store.put_bytes(data[10 * KiB:]).hash, 30 * KiB)]  # fmt: skip
+        other = store.put_bytes(b"a blob someone else stored").hash
+        before = objects(store)
+        for digest, listed in [
+            (other, pieces),  # claiming another blob with one's own pieces
+            (blake3(data).hexdigest(), pieces[::-1]),  # the right pieces, out of order
+        ]:
+            with pytest.raises(InvalidInput, match="make blob"):
+                store.join_pieces(digest, listed)
+        assert objects(store) == before
+
+    @pytest.mark.parametrize(
+        "listed",
+        [
+            [],
+            [("ab" * 32, 5)],  # a piece that is not stored
+            [("size", 10)],  # not a hash
+        ],
+    )
+    def test_pieces_not_stored_are_refused(
+        self, store: BlobStore, listed: list[tuple[str, int]]
+    ) -> None:
+        stored = store.put_bytes(b"x" * 100)
+        before = objects(store)
+        cases = [listed, [(stored.hash, 99)], [(stored.hash, 0)]]  # and wrong sizes
+        for pieces in cases:
+            with pytest.raises(InvalidInput):
+                store.join_pieces(blake3(b"x" * 100).hexdigest(), pieces)
+        assert objects(store) == before
+
+    def test_a_damaged_piece_is_named(self, store: BlobStore) -> None:
+        data = os.urandom(20 * KiB)
+        first, second = store.put_bytes(data[: 8 * KiB]), store.put_bytes(data[8 * KiB :])
+        store.fs.pipe_file(store._path(second.hash), b"\1" * second.size)  # same size
+        with pytest.raises(IntegrityError, match=second.hash):
+            store.join_pieces(blake3(data).hexdigest(), [(first.hash, 8 * KiB),
+                                                         (second.hash, second.size)])  # fmt: skip
+        assert not store.exists(blake3(data).hexdigest())
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -4,19 +4,24 @@ version still reads back, validates and diffs exactly."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import s3_settings
+from blake3 import blake3
+from tests.conftest import ServerThread, build_platform, s3_settings
 
 from shipyard.blobs import open_blob_store
 from shipyard.client import Client
 from shipyard.config import Settings
 from shipyard.datasets import parquet_cuts, transfer
 from shipyard.datasets.parquet_cuts import row_group_cuts
+from shipyard.datasets.transfer import Transfer
+from shipyard.errors import InvalidInput
+from shipyard.platform import Platform
 
 GROUP_ROWS = 2_000
 GROUPS = 6
@@ -195,3 +200,100 @@ def test_versions_of_a_large_file_share_their_unchanged_row_groups(
     assert rows is not None
     assert (rows.added, rows.removed, rows.changed) == (0, 0, GROUP_ROWS)
     assert rows.changed_columns == {"x": GROUP_ROWS, "y": GROUP_ROWS}
+
+
+def test_a_remote_client_sends_only_the_pieces_the_server_lacks(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server_for: Callable[[Platform], ServerThread],
+) -> None:
+    monkeypatch.setattr(transfer, "PIECES_FROM", 0)  # every file counts as large here
+    monkeypatch.setattr(parquet_cuts, "MIN_PIECE", 1024)
+    platform = build_platform(request, "postgres", tmp_path / "home", blobs="s3")
+    client = Client(server_for(platform).url, settings=platform.settings)
+    path = tmp_path / "data" / "d.parquet"
+    first, second = table(0), table(1, changed_group=2)
+
+    def uploads() -> set[tuple[str, int]]:
+        """What went over the wire so far, from the audit log: ``(hash, size)``."""
+        events = client.audit.list(action="datasets.upload_blob")
+        return {(e.details["hash"], e.details["size"]) for e in events}
+
+    client.datasets.ingest("d", write(path, first), message="first")
+    [f1] = client.datasets.get_version("d", 1).files
+    pieces1 = platform.blobs._pieces(f1.hash)
+    assert len(pieces1) == GROUPS + 1  # stored as the embedded store cuts it
+    sent1 = uploads()
+    assert set(pieces1) <= sent1 and (f1.hash, f1.size) not in sent1
+
+    client.datasets.ingest("d", write(path, second), message="group 2 changed")
+    [f2] = client.datasets.get_version("d", 2).files
+    pieces2 = platform.blobs._pieces(f2.hash)
+    new = [p for p in pieces2 if p not in pieces1]
+    assert new == [pieces2[2], pieces2[-1]]  # the changed group and the footer
+    sent2 = uploads() - sent1
+    # Only those went over the wire (beside the version's small profile state).
+    assert {p for p in sent2 if p in pieces2} == set(new)
+    assert sum(n for _, n in sent2) < f2.size / 3
+    joins = client.audit.list(action="datasets.join_blob")
+    assert sorted(e.details["hash"] for e in joins) == sorted([f1.hash, f2.hash])
+
+    assert client.datasets.to_arrow("d", 1).equals(first)
+    assert client.datasets.to_arrow("d", 2).equals(second)
+    rows = client.datasets.diff("d", 1, 2, keys=["id"]).rows_diff
+    assert rows is not None and rows.changed == GROUP_ROWS
+    client.close()
+
+
+def test_joins_the_project_may_not_make_are_refused(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    server_for: Callable[[Platform], ServerThread],
+) -> None:
+    platform = build_platform(request, "sqlite", tmp_path / "home")
+    client = Client(server_for(platform).url, settings=platform.settings)
+    client.projects.create("other")
+    data = b"one half|the other half"
+    halves = [data[:9], data[9:]]
+    mine = [(blake3(h).hexdigest(), len(h)) for h in halves]
+    for half in halves:  # the project uploads both pieces...
+        Transfer(client, "default").publish({blake3(half).hexdigest(): half})
+    secret = b"another project's file"
+    Transfer(client, "other").publish({blake3(secret).hexdigest(): secret})
+    api = client.api
+    before = client.audit.list(action="datasets.join_blob")
+
+    def join(digest: str, pieces: list, project: str = "default") -> None:
+        api.post(f"/projects/{project}/datasets/-/join-blob", {"hash": digest, "pieces": pieces})
+
+    whole = blake3(data).hexdigest()
+    refused = [
+        # Pieces that make another blob: here, the other project's file.
+        ("default", blake3(secret).hexdigest(), mine, "make blob"),
+        # The right pieces, in the wrong order.
+        ("default", whole, mine[::-1], "make blob"),
+        # Pieces the project does not hold, though the store has them.
+        ("other", whole, mine, "upload its pieces first"),
+        ("default", whole, [], "pieces"),
+        ("default", whole, [[mine[0][0], mine[0][1] + 1], mine[1]], "listed sizes"),
+        ("default", "not-a-hash", mine, "not a blob hash"),
+    ]
+    for project, digest, pieces, message in refused:
+        with pytest.raises(InvalidInput, match=message):
+            join(digest, pieces, project)
+    assert client.audit.list(action="datasets.join_blob") == before
+
+    def missing(project: str, hashes: list[str]) -> list[str]:
+        path = f"/projects/{project}/datasets/-/missing-blobs"
+        return list(api.post(path, {"hashes": hashes})["missing"])
+
+    assert missing("default", [blake3(secret).hexdigest(), whole]) == [
+        blake3(secret).hexdigest(),
+        whole,
+    ]
+    assert missing("other", [whole]) == [whole]
+
+    join(whole, [list(p) for p in mine])
+    assert Transfer(client, "default").read_bytes(whole) == data
+    client.close()

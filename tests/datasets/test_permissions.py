@@ -71,6 +71,8 @@ def test_roles(secured: Secured, tmp_path: Path) -> None:
     assert upload.status_code == 403
     claim = http.post("/projects/alpha/datasets/-/claim-blobs", json={"hashes": [digest]})
     assert claim.status_code == 403
+    join = {"hash": digest, "pieces": [[digest, len(blob)]]}
+    assert http.post("/projects/alpha/datasets/-/join-blob", json=join).status_code == 403
     run = editor.runs.create(name="train")
     with pytest.raises(PermissionDenied):
         viewer.datasets.log_input(run.id, "churn", 1)

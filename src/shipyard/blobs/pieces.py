@@ -13,14 +13,16 @@ digest like any other blob.
 from __future__ import annotations
 
 import io
+import os
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
 from typing import BinaryIO
 
 import orjson
+from blake3 import blake3
 
-from shipyard.errors import IntegrityError, NotFound
+from shipyard.errors import IntegrityError, InvalidInput, NotFound
 
 PIECE_MAX = 64 * 1024 * 1024
 """The largest piece: longer stretches between cuts are split at fixed offsets (and
@@ -45,6 +47,24 @@ def piece_bounds(cuts: Iterable[int], size: int, max_piece: int = PIECE_MAX) -> 
             bounds.append(range(start, end))
             start = end
     return bounds
+
+
+def hash_pieces(
+    path: str | os.PathLike[str], bounds: Sequence[range]
+) -> tuple[str, list[tuple[str, int]]]:
+    """The BLAKE3 digest of a local file and ``(digest, size)`` of each of its pieces
+    ``bounds`` (from :func:`piece_bounds`), reading it once, a piece at a time.
+    InvalidInput when the file ends before its last piece."""
+    whole = blake3(max_threads=blake3.AUTO)
+    pieces: list[tuple[str, int]] = []
+    with open(path, "rb", buffering=0) as f:
+        for bound in bounds:
+            data = os.pread(f.fileno(), len(bound), bound.start)
+            if len(data) != len(bound):
+                raise InvalidInput(f"{os.fspath(path)} shrank while it was being read")
+            whole.update(data)
+            pieces.append((blake3(data, max_threads=blake3.AUTO).hexdigest(), len(data)))
+    return whole.hexdigest(), pieces
 
 
 def encode_piece_list(size: int, pieces: Sequence[tuple[str, int]]) -> bytes:

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -209,6 +209,51 @@ class BlobStore:
         if not self._file_exists(digest):  # written again: that repairs a damaged list
             self._write_object(self._piece_list_path(digest), encode_piece_list(size, pieces))
         return BlobRef(digest, size)
+
+    def join_pieces(self, digest: str, pieces: Sequence[tuple[str, int]]) -> BlobRef:
+        """Store blob ``digest`` as the join of ``pieces`` (``(digest, size)`` each), all
+        stored already: what a remote client does after sending only the pieces that
+        the store lacked.
+
+        The joined bytes are read and must hash to ``digest``, whether or not that blob
+        is stored already: a piece list is never taken on trust. InvalidInput, with
+        nothing written, for a piece that is not stored whole at its size or pieces
+        that make another blob; IntegrityError when a stored piece is itself damaged.
+        """
+        check_hash(digest)
+        listed = [(check_hash(d), n) for d, n in pieces]
+        absent = [d for d, n in listed if n <= 0 or not self._stored_whole(d, n)]
+        if not listed or absent:
+            raise InvalidInput(
+                f"blob {digest} cannot be joined: {len(absent) or 'no'} of its pieces "
+                "are not stored at their listed sizes",
+                {"absent": absent},
+            )
+        whole = blake3(max_threads=blake3.AUTO)
+        with io.BufferedReader(PiecesReader(digest, listed, self._open_file), CHUNK) as f:
+            while chunk := f.read(CHUNK):
+                whole.update(chunk)
+        if whole.hexdigest() != digest:
+            damaged = [d for d, _ in listed if not self._verified(d)]
+            if damaged:
+                raise IntegrityError(f"stored pieces are corrupt: {', '.join(damaged)}")
+            raise InvalidInput(
+                f"the pieces listed make blob {whole.hexdigest()}, not {digest}",
+                {"expected": digest, "actual": whole.hexdigest()},
+            )
+        size = sum(n for _, n in listed)
+        if not self._file_exists(digest):  # written again: that repairs a damaged list
+            self._write_object(self._piece_list_path(digest), encode_piece_list(size, listed))
+        return BlobRef(digest, size)
+
+    def _verified(self, digest: str) -> bool:
+        """Whether a stored blob's content still hashes to its digest."""
+        try:
+            for _ in self.iter_chunks(digest):
+                pass
+        except IntegrityError:
+            return False
+        return True
 
     def _pieces_copied(self, f: BinaryIO, bounds: list[range]) -> tuple[str, list[tuple[str, int]]]:
         """Pieces into a local store, the whole hashed on a second thread meanwhile.

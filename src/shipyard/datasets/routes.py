@@ -9,7 +9,7 @@ project (``/dataset-blobs``) before the version that lists them is made.
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -39,6 +39,10 @@ from shipyard.tracking.artifact_routes import receive_blob, upload_limit
 
 router = APIRouter(tags=["datasets"])
 
+MAX_JOINED_PIECES = 100_000
+"""Pieces one blob may be joined from (400 GB in pieces of 4 MiB, the average where
+row groups are small)."""
+
 DATASETS = "/projects/{project}/datasets"
 DATASET = DATASETS + "/{name}"
 VERSION = DATASET + "/versions/{version}"
@@ -58,6 +62,22 @@ class Hashes(BaseModel):
 
 class MissingBlobs(BaseModel):
     missing: list[str]
+
+
+class JoinedBlob(BaseModel):
+    """A blob to keep as the join of pieces the project holds, in order."""
+
+    hash: str
+    pieces: list[tuple[str, int]] = Field(
+        min_length=1,
+        max_length=MAX_JOINED_PIECES,
+        description="[hash, size] of each piece, as uploaded to /dataset-blobs.",
+    )
+
+
+class StoredBlob(BaseModel):
+    hash: str
+    size: int
 
 
 class TagSet(BaseModel):
@@ -263,6 +283,16 @@ def claim_blobs(
     if not request.scope.get(IN_PROCESS):
         raise InvalidInput("claiming stored blobs is only for in-process clients: upload them")
     return MissingBlobs(missing=service.claim_stored_blobs(ctx, spec.hashes))
+
+
+@router.post(DATASETS_ANY + "/join-blob")
+def join_blob(
+    project: str, spec: JoinedBlob, ctx: RequestContext = require(Action.WRITE, project_from_path)
+) -> StoredBlob:
+    """Keep a blob as the join of pieces the project uploaded (a large Parquet file's
+    row groups, the new ones sent alone); refused unless their bytes hash to ``hash``."""
+    blob = service.join_blob(ctx, spec.hash, spec.pieces)
+    return StoredBlob(hash=blob.hash, size=blob.size)
 
 
 @router.put(BLOBS + "/{digest}")

@@ -311,15 +311,36 @@ def record_upload(ctx: RequestContext, digest: str, blob: BlobRef) -> None:
             f"uploaded content has BLAKE3 {blob.hash}, not the announced {digest}",
             {"expected": digest, "actual": blob.hash},
         )
-    with ctx.platform.db.write() as session:
-        register_blobs(session, ctx.project_id, {digest: blob.size})
-        ctx.audit(
-            session,
-            "datasets.upload_blob",
-            "project",
-            ctx.project_id,
-            {"hash": digest, "size": blob.size},
+    _keep_blob(ctx, "datasets.upload_blob", blob)
+
+
+def join_blob(ctx: RequestContext, digest: str, pieces: Sequence[tuple[str, int]]) -> BlobRef:
+    """Keep blob ``digest`` as the project's, stored as the join of ``pieces``
+    (``(hash, size)`` each) that the project holds already: a remote client sends a
+    large file's new pieces only, then this. The store reads the joined bytes and
+    checks them against ``digest`` (:meth:`BlobStore.join_pieces`), so a list of the
+    project's own pieces never opens a blob it does not hold."""
+    assert ctx.project_id is not None
+    hashes = [h for h, _ in pieces]
+    not_held = missing_blobs(ctx.platform, ctx.project_id, hashes)
+    if not_held or not pieces:
+        raise InvalidInput(
+            f"blob {check_hash(digest)} cannot be joined: upload its pieces first "
+            f"({len(not_held)} of {len(pieces)} are not the project's)",
+            {"missing": not_held},
         )
+    blob = ctx.platform.blobs.join_pieces(digest, pieces)
+    _keep_blob(ctx, "datasets.join_blob", blob, pieces=len(pieces))
+    return blob
+
+
+def _keep_blob(ctx: RequestContext, action: str, blob: BlobRef, **details: object) -> None:
+    """Record a stored blob as the project's, audited as ``action``."""
+    assert ctx.project_id is not None
+    with ctx.platform.db.write() as session:
+        register_blobs(session, ctx.project_id, {blob.hash: blob.size})
+        details = {"hash": blob.hash, "size": blob.size, **details}
+        ctx.audit(session, action, "project", ctx.project_id, details)
 
 
 def project_blob_size(platform: Platform, project_id: int, digest: str) -> int:

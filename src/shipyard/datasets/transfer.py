@@ -2,13 +2,17 @@
 
 Embedded clients share the store with the in-process server: they write blobs straight
 into it (a kernel copy, then one hash) and claim them for the project. Remote clients
-hash locally, ask which hashes the project lacks, and upload only those. Reading goes
-through a local cache of verified files keyed by hash.
+hash locally, ask which hashes the project lacks, and upload only those; a large Parquet
+file they lack goes as the pieces the embedded store would cut it into, only the ones
+the project lacks, which the server then joins (a new version of a big file sends its
+changed row groups and footer). Reading goes through a local cache of verified files
+keyed by hash.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -16,8 +20,10 @@ from urllib.parse import quote
 from blake3 import blake3
 
 from shipyard.blobs import BlobRef
+from shipyard.blobs.pieces import hash_pieces, piece_bounds
 from shipyard.blobs.store import CHUNK, check_hash
 from shipyard.datasets.parquet_cuts import PIECES_FROM, row_group_cuts
+from shipyard.errors import InvalidInput
 from shipyard.hashing import hash_file
 
 if TYPE_CHECKING:
@@ -47,10 +53,8 @@ class Transfer:
         in pieces cut at its row groups, shared with its earlier versions."""
         if self._store is None:
             return BlobRef(hash_file(path), path.stat().st_size)
-        if not move and path.stat().st_size >= PIECES_FROM:
-            cuts = row_group_cuts(path)
-            if cuts:
-                return self._store.put_file_in_pieces(path, cuts)
+        if not move and (cuts := _piece_cuts(path)):
+            return self._store.put_file_in_pieces(path, cuts)
         return self._store.put_file(path, move=move)
 
     def put_bytes(self, data: bytes) -> BlobRef:
@@ -91,8 +95,38 @@ class Transfer:
         if isinstance(value, bytes):
             self._api.upload(path, [value])
             return
+        if cuts := _piece_cuts(value):
+            self._upload_pieces(digest, value, cuts)
+            return
         with open(value, "rb") as f:
             self._api.upload(path, iter(lambda: f.read(CHUNK), b""))
+
+    def _upload_pieces(self, digest: str, path: Path, cuts: list[int]) -> None:
+        """Send a large Parquet file as the pieces the embedded store would cut it into,
+        only those the project lacks (a new version's changed row groups and footer),
+        then have the server join them under the whole file's ``digest``."""
+        bounds = piece_bounds(cuts, path.stat().st_size)
+        whole, pieces = hash_pieces(path, bounds)
+        if whole != digest:
+            raise InvalidInput(f"{path} changed while it was being stored", {"file": str(path)})
+        missing = set(
+            self._api.post(
+                f"/projects/{self._project}/datasets/-/missing-blobs",
+                {"hashes": list(dict.fromkeys(h for h, _ in pieces))},
+            )["missing"]
+        )
+        with open(path, "rb", buffering=0) as f:
+            for bound, (piece, _) in zip(bounds, pieces, strict=True):
+                if piece in missing:
+                    missing.discard(piece)  # a piece the file holds twice goes once
+                    self._api.upload(
+                        f"/projects/{self._project}/dataset-blobs/{piece}",
+                        _range_chunks(f.fileno(), bound),
+                    )
+        self._api.post(
+            f"/projects/{self._project}/datasets/-/join-blob",
+            {"hash": digest, "pieces": [[h, n] for h, n in pieces]},
+        )
 
     # --- reading -------------------------------------------------------------------------
 
@@ -120,3 +154,22 @@ class Transfer:
             f"dataset blob {digest}",
             expected=digest,
         )
+
+
+def _piece_cuts(path: Path) -> list[int]:
+    """Where a local file is cut into blob pieces: at its row groups for a Parquet file
+    of :data:`PIECES_FROM` bytes or more; none (stored whole) otherwise."""
+    if path.stat().st_size < PIECES_FROM:
+        return []
+    return row_group_cuts(path)
+
+
+def _range_chunks(fd: int, bound: range) -> Iterator[bytes]:
+    """The bytes ``bound`` of an open file, a chunk at a time."""
+    position = bound.start
+    while position < bound.stop:
+        data = os.pread(fd, min(CHUNK, bound.stop - position), position)
+        if not data:
+            raise InvalidInput("a file shrank while it was being sent")
+        position += len(data)
+        yield data
