@@ -109,7 +109,8 @@ def setup_lines(values: dict[str, float], meta: dict) -> list[str]:
         " (twice) or `dvc add data/big.parquet` (twice); default cache type (reflink, else"
         " copy: a copy on ext4); analytics and update checks off, its state database in"
         " the temporary folder.",
-        "- Shipyard: embedded (no server), a fresh `SHIPYARD_HOME` on the same disk:"
+        "- Shipyard: embedded (no server) but in the remote mode, a fresh `SHIPYARD_HOME`"
+        " on the same disk:"
         " `shipyard data ingest bench data/ --message cold`, then `--message again`"
         " (and the same with `data/big.parquet`). Row counts (and file counts) of each"
         " new version read back with `shipyard data versions bench --json`:"
@@ -132,6 +133,17 @@ def setup_lines(values: dict[str, float], meta: dict) -> list[str]:
             " Unix socket and prints what comes back. After every step `shipyard daemon"
             " status` confirms it served the command (none declined). DVC has no daemon:"
             " its figures are per command, as above."
+        )
+    if "remote" in meta.get("modes", []):
+        lines.append(
+            "- Timing, remote: per command, with both tools' data sent to S3, one moto"
+            " server on loopback (in memory) for the run, a bucket per tool. DVC: `dvc"
+            " remote add -d` an `s3://` prefix (dvc-s3 in its venv), then each step is"
+            ' `sh -c "dvc add data/ && dvc push"`, timed as one. Shipyard: a `shipyard'
+            " server` on loopback started untimed in each fresh home, its blobs under an"
+            " `s3://` prefix; each step is `shipyard data ingest` with `SHIPYARD_URL` set"
+            ' (the client keeps only its caches). "stored": bytes each tool added to its'
+            " bucket for that version."
         )
     if "csv.rows" in values:
         lines.append(
@@ -208,6 +220,10 @@ def render(values: dict[str, float], meta: dict) -> str:
         ("daemon.warm", "per command with `shipyard daemon` running, page cache warm"),
         ("daemon.cold", "per command with `shipyard daemon` running, page cache evicted"
          " before each command"),
+        ("remote.warm", "to S3 through a server (DVC: `dvc add` + `dvc push`), page cache"
+         " warm"),
+        ("remote.cold", "to S3 through a server (DVC: `dvc add` + `dvc push`), page cache"
+         " evicted before each command"),
     ):  # fmt: skip
         if any(k.startswith(f"{tag}.") for k in values):
             table = versioning_table(values, tag, plan["files"], len(plan["changed"]))

@@ -7,6 +7,8 @@ virtual environment, benchmarks/.venv-dvc (gitignored), created on first use.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import json
 import os
@@ -17,14 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import MB, check, log
+from common import MB, check, free_port, log
 
-from tracking import SHIPYARD_VENV, base_env
+from tracking import SHIPYARD_VENV, base_env, server
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DVC_VENV = HERE / ".venv-dvc"
-DVC_REQUIREMENTS = ["dvc>=3,<4"]
+DVC_REQUIREMENTS = ["dvc>=3,<4", "dvc-s3"]  # dvc-s3: its S3 remote, for --mode remote
 DATA_SCRIPT = HERE / "_datasets_data.py"
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 
@@ -32,12 +34,15 @@ DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 def ensure_dvc_venv() -> Path:
     """DVC's own virtual environment, created (with pip's progress shown) if missing."""
     dvc = DVC_VENV / "bin" / "dvc"
+    python = DVC_VENV / "bin" / "python"
     if dvc.exists():
+        if subprocess.run([str(python), "-c", "import dvc_s3"], capture_output=True).returncode:
+            log("adding dvc-s3 (DVC's S3 remote) to its venv")
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "dvc-s3"], check=True)
         return dvc
     log(f"creating {DVC_VENV.relative_to(REPO)} and installing {' '.join(DVC_REQUIREMENTS)}")
     log("(first run only; this takes a minute or two)")
     subprocess.run([sys.executable, "-m", "venv", str(DVC_VENV)], check=True)
-    python = DVC_VENV / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--progress-bar", "on", *DVC_REQUIREMENTS],
         check=True,
@@ -254,6 +259,121 @@ class ShipyardDaemon(Shipyard):
     def close(self) -> None:
         run_timed([self.exe, "daemon", "stop"], self.cwd, self.env, self.logs,
                   f"shipyard-daemon-stop-{self.home.name}")  # fmt: skip
+
+
+# --- the remote mode: each tool sends its data to S3 (moto's server on loopback) ---------
+
+S3_KEY, S3_SECRET, S3_REGION = "bench", "bench-secret", "us-east-1"
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": S3_KEY,
+    "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+    "AWS_DEFAULT_REGION": S3_REGION,
+}
+
+
+@functools.cache
+def s3_endpoint() -> str:
+    """A moto S3 server on loopback for the whole run (stopped at exit), holding one
+    bucket per tool."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stack = contextlib.ExitStack()
+    atexit.register(stack.close)
+    moto = [str(SHIPYARD_VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    stack.enter_context(server(moto, base_env(), url, Path(os.devnull)))
+    for bucket in ("dvc", "shipyard"):
+        _s3(url, f"s3.create_bucket(Bucket={bucket!r})")
+    return url
+
+
+def _s3(url: str, statement: str) -> str:
+    """Run a boto3 ``statement`` (``s3`` is the client) in the repository's venv; what
+    it prints."""
+    client = f"boto3.client('s3', endpoint_url={url!r}, aws_access_key_id={S3_KEY!r}, " + (
+        f"aws_secret_access_key={S3_SECRET!r}, region_name={S3_REGION!r})"
+    )
+    code = f"import boto3\ns3 = {client}\n{statement}"
+    python = str(SHIPYARD_VENV / "bin" / "python")
+    return subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
+
+
+def s3_bytes(bucket: str, prefix: str) -> int:
+    """Bytes stored under ``prefix`` of ``bucket``."""
+    statement = (
+        "print(sum(o['Size'] for page in s3.get_paginator('list_objects_v2').paginate("
+        f"Bucket={bucket!r}, Prefix={prefix!r}) for o in page.get('Contents', [])))"
+    )
+    return int(_s3(s3_endpoint(), statement))
+
+
+def s3_forget(bucket: str, prefix: str) -> None:
+    """Delete what is under ``prefix`` of ``bucket`` (moto keeps it all in memory)."""
+    statement = (
+        f"pages = s3.get_paginator('list_objects_v2').paginate(Bucket={bucket!r}, "
+        f"Prefix={prefix!r})\n"
+        "for page in pages:\n"
+        "    keys = [{'Key': o['Key']} for o in page.get('Contents', [])]\n"
+        f"    if keys: s3.delete_objects(Bucket={bucket!r}, Delete={{'Objects': keys}})"
+    )
+    _s3(s3_endpoint(), statement)
+
+
+class DvcRemote(Dvc):
+    """``dvc add`` then ``dvc push`` to an S3 remote (one bucket prefix per repository),
+    timed as one step: what a team sharing data through DVC runs."""
+
+    def __init__(self, root: Path, logs: Path) -> None:
+        super().__init__(root, logs)
+        self.env |= S3_CREDENTIALS
+        self.prefix = f"{root.parent.name}-{root.name}"
+        quiet = {"cwd": root, "env": self.env, "check": True, "capture_output": True}
+        remote = f"s3://dvc/{self.prefix}"
+        subprocess.run([self.exe, "remote", "add", "-d", "store", remote], **quiet)
+        subprocess.run([self.exe, "remote", "modify", "store", "endpointurl", s3_endpoint()],
+                       **quiet)  # fmt: skip
+
+    def stored_bytes(self) -> int:
+        return s3_bytes("dvc", self.prefix)
+
+    def close(self) -> None:
+        s3_forget("dvc", self.prefix)
+
+    def add(self, target: str, label: str, cold: bool) -> Measured:
+        settle(cold)
+        cmd = ["sh", "-c", '"$0" add "$1" && "$0" push', self.exe, target]
+        return run_timed(cmd, self.root, self.env, self.logs, label)
+
+
+class ShipyardRemote(Shipyard):
+    """``shipyard data ingest`` against a ``shipyard server`` on loopback (started
+    untimed, its own home, its blobs in S3); the client keeps only its caches."""
+
+    def __init__(self, home: Path, logs: Path) -> None:
+        super().__init__(home, logs)
+        self.prefix = f"{home.parent.name}-{home.name}"
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server_env = self.env | {
+            "SHIPYARD_HOME": str(home / "server"),
+            "SHIPYARD_BLOB_URL": f"s3://shipyard/{self.prefix}",
+            "SHIPYARD_S3_ENDPOINT_URL": s3_endpoint(),
+            "SHIPYARD_S3_ACCESS_KEY_ID": S3_KEY,
+            "SHIPYARD_S3_SECRET_ACCESS_KEY": S3_SECRET,
+            "SHIPYARD_S3_REGION": S3_REGION,
+        }
+        cmd = [self.exe, "server", "--host", "127.0.0.1", "--port", str(port)]
+        self._server = contextlib.ExitStack()
+        logs.mkdir(parents=True, exist_ok=True)
+        log_file = logs / f"shipyard-server-{home.name}.log"
+        self._server.enter_context(server(cmd, server_env, f"{url}/healthz", log_file))
+        self.env |= {"SHIPYARD_HOME": str(home / "client"), "SHIPYARD_URL": url}
+
+    def stored_bytes(self) -> int:
+        return s3_bytes("shipyard", self.prefix)
+
+    def close(self) -> None:
+        self._server.close()
+        s3_forget("shipyard", self.prefix)
 
 
 def _version_records(value: object) -> list[dict]:

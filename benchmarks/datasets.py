@@ -5,15 +5,18 @@ pandas (CSV to Parquet), side by side in one run.
     python benchmarks/datasets.py --scale 0.02    # smoke run (2% of every size)
     python benchmarks/datasets.py --only dvc      # dvc | csv
     python benchmarks/datasets.py --keep          # keep the temporary folders
-    python benchmarks/datasets.py --mode command  # command | inprocess | daemon | both | all
+    python benchmarks/datasets.py --mode remote   # command|inprocess|daemon|remote|both|all
 
-Versioning is measured two ways, with the same data and steps. Per command: every
+Versioning is measured in several modes, with the same data and steps. Per command: every
 timed step is one CLI command in its own process (`dvc add`, `shipyard data ingest`),
 so each tool pays its start-up. With the daemon: the same commands, with
 `shipyard daemon start` run (untimed) first, so each `shipyard` command hands its work
 to a process that has the stack imported. In process: each tool's Python API (`Repo.add`,
 `Client().datasets.ingest`) called by one long-lived, warmed-up process per
-repository, so only the work is timed. The CSV ingest is per command (`python -c
+repository, so only the work is timed. Remote (asked for by name, not in "all"): per
+command, each tool sending the data to S3 (moto's server on loopback): DVC by `dvc add`
+then `dvc push`, Shipyard by `shipyard data ingest` against a `shipyard server` (on
+loopback, started untimed) whose blobs are in S3. The CSV ingest is per command (`python -c
 "pandas..."`). DVC is installed on first use into benchmarks/.venv-dvc (gitignored).
 The data are written by _datasets_data.py in the repository's venv; the commands,
 the checks and the timing are in _datasets_tools.py, the in-process drivers in
@@ -45,8 +48,10 @@ from _datasets_report import render  # noqa: E402
 from _datasets_tools import (  # noqa: E402
     DVC_VENV,
     Dvc,
+    DvcRemote,
     Shipyard,
     ShipyardDaemon,
+    ShipyardRemote,
     can_drop_caches,
     ensure_dvc_venv,
     generate,
@@ -68,12 +73,14 @@ MODES: dict[str, tuple[type[Dvc], type[Shipyard]]] = {
     "command": (Dvc, Shipyard),
     "inprocess": (DvcInProcess, ShipyardInProcess),
     "daemon": (Dvc, ShipyardDaemon),
+    "remote": (DvcRemote, ShipyardRemote),
 }
-# --mode both: the two modes measured before the daemon existed.
+# --mode both: the two modes measured before the daemon existed; all: the three that
+# keep the data on this machine (remote sends it to S3 and is asked for by name).
 MODE_CHOICES = {
     **{mode: [mode] for mode in MODES},
     "both": ["command", "inprocess"],
-    "all": list(MODES),
+    "all": ["command", "inprocess", "daemon"],
 }
 
 
@@ -243,7 +250,8 @@ def main() -> None:
     parser.add_argument(
         "--mode", choices=list(MODE_CHOICES), default="all",
         help="Versioning: a CLI command per step, API calls in one warm process, commands"
-        " with the daemon running; both: the first two; all: the three.",
+        " with the daemon running, commands that send the data to S3 through a server (DVC:"
+        " add + push); both: the first two; all: the first three.",
     )  # fmt: skip
     parser.add_argument(
         "--tmp", type=Path, default=Path(tempfile.gettempdir()),

@@ -13,6 +13,7 @@ import pytest
 from blake3 import blake3
 
 from shipyard.blobs import BlobStore, open_blob_store
+from shipyard.blobs.store import SMALL_REMOTE
 from shipyard.config import Settings
 from shipyard.errors import IntegrityError, InvalidInput, NotFound, PayloadTooLarge
 
@@ -71,6 +72,26 @@ class TestBlobStore:
         assert store.put_file(src) == ref
         pieces = [data[:10], data[10 : 2 * MiB], data[2 * MiB :]]
         assert store.put_stream(iter(pieces)) == ref
+        assert temporaries(store) == []
+
+    @pytest.mark.parametrize("extra", [-1, 0, 1])
+    def test_blobs_around_the_one_put_size(self, store: BlobStore, extra: int) -> None:
+        # A remote store keeps up to SMALL_REMOTE bytes in memory and stores them by one
+        # PUT; one byte more goes through a temporary object. Either way: the same blob,
+        # nothing left behind, and an abort leaves nothing at all.
+        data = os.urandom(SMALL_REMOTE + extra)
+        writer = store.writer()
+        for start in range(0, len(data), MiB):
+            writer.write(data[start : start + MiB])
+        ref = writer.commit()
+        assert (ref.hash, ref.size) == (blake3(data).hexdigest(), len(data))
+        assert store.read_bytes(ref.hash) == data
+        assert store.put_bytes(data) == ref  # stored already: kept
+        assert stored_blobs(store) == [store._path(ref.hash)]
+        aborted = store.writer()
+        aborted.write(os.urandom(len(data)))
+        aborted.abort()
+        assert stored_blobs(store) == [store._path(ref.hash)]
         assert temporaries(store) == []
 
     def test_empty_blob(self, store: BlobStore) -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import mmap
 import os
 import re
 import shutil
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,6 +43,10 @@ from shipyard.hashing import hash_file
 
 CHUNK = 4 * 1024 * 1024
 """Read and write unit: large enough for throughput, small enough for flat memory."""
+
+SMALL_REMOTE = 5 * 1024 * 1024
+"""A blob of at most this many bytes goes into a remote store by one PUT of its checked
+bytes (S3's smallest multipart part: a larger one is uploaded in parts anyway)."""
 
 _HASH = re.compile("[0-9a-f]{64}")  # fullmatch: a trailing newline is refused too
 
@@ -74,7 +80,12 @@ class BlobWriter:
         # One thread: several only pay off for updates far larger than our chunks, and
         # would compete with the server's event loop for cores.
         self._hasher = blake3()
-        self._out: Any = store._open_tmp(self._tmp)
+        # A remote store's blob starts in memory: one of at most SMALL_REMOTE bytes is
+        # stored by one PUT under its hash once that is known, instead of an upload to
+        # a temporary object, then a copy and a delete (a folder of small files sent to
+        # a server whose blobs are on S3 costs a request each, not four).
+        self._small: bytearray | None = None if store._local else bytearray()
+        self._out: Any = store._open_tmp(self._tmp) if store._local else None
         self.size = 0
         self._done = False
 
@@ -85,7 +96,14 @@ class BlobWriter:
             self.abort()
             raise PayloadTooLarge(f"content is larger than the limit of {self._max_bytes} bytes")
         self._hasher.update(chunk)
-        self._out.write(chunk)
+        if self._small is None:
+            self._out.write(chunk)
+            return
+        self._small += chunk
+        if len(self._small) > SMALL_REMOTE:  # too large for one PUT: to a temporary object
+            self._out = self._store._open_tmp(self._tmp)
+            self._out.write(self._small)
+            self._small = None
 
     def write_all(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
         """Append each of ``chunks`` in turn (one worker-thread hop for many socket reads,
@@ -96,9 +114,14 @@ class BlobWriter:
     def commit(self) -> BlobRef:
         """Finish the blob and move it into place under its hash."""
         try:
-            self._out.close()
             digest = self._hasher.hexdigest()
-            self._store._install_content(self._tmp, digest, self.size)
+            if self._small is not None:
+                # Not asked first whether it is there: writing equal bytes again costs
+                # a PUT, and asking would cost a request for each new blob.
+                self._store._write_object(self._store._path(digest), self._small)
+            else:
+                self._out.close()
+                self._store._install_content(self._tmp, digest, self.size)
         except BaseException:
             self.abort()
             raise
@@ -110,6 +133,9 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
+        if self._out is None:  # nothing left the memory
+            self._small = None
+            return
         discard = getattr(self._out, "discard", None)
         try:
             # Remote files would upload their buffer on close(); discard() does not.
@@ -230,9 +256,8 @@ class BlobStore:
                 {"absent": absent},
             )
         whole = blake3(max_threads=blake3.AUTO)
-        with io.BufferedReader(PiecesReader(digest, listed, self._open_file), CHUNK) as f:
-            while chunk := f.read(CHUNK):
-                whole.update(chunk)
+        for data in self._pieces_read_ahead(listed):
+            whole.update(data)
         if whole.hexdigest() != digest:
             damaged = [d for d, _ in listed if not self._verified(d)]
             if damaged:
@@ -245,6 +270,27 @@ class BlobStore:
         if not self._file_exists(digest):  # written again: that repairs a damaged list
             self._write_object(self._piece_list_path(digest), encode_piece_list(size, listed))
         return BlobRef(digest, size)
+
+    def _pieces_read_ahead(self, pieces: Sequence[tuple[str, int]]) -> Iterator[bytes]:
+        """The bytes of each piece in turn, whole (a piece is at most PIECE_MAX), the
+        next few read meanwhile: from S3 one GET after another would leave the link
+        idle between them. IntegrityError for a piece that is not its listed size."""
+        ahead = 3
+
+        def read(piece: tuple[str, int]) -> bytes:
+            data: bytes = self.fs.cat_file(self._path(piece[0]))
+            if len(data) != piece[1]:
+                raise IntegrityError(f"piece {piece[0]} is not its listed size")
+            return data
+
+        upcoming = iter(pieces)
+        with ThreadPoolExecutor(ahead) as pool:
+            reads = deque(pool.submit(read, p) for p in itertools.islice(upcoming, ahead))
+            while reads:
+                data = reads.popleft().result()
+                if (following := next(upcoming, None)) is not None:
+                    reads.append(pool.submit(read, following))
+                yield data
 
     def _verified(self, digest: str) -> bool:
         """Whether a stored blob's content still hashes to its digest."""

@@ -11,8 +11,10 @@ keyed by hash.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -87,19 +89,26 @@ class Transfer:
                 missing = self._api.post(
                     f"/projects/{self._project}/datasets/-/missing-blobs", {"hashes": chunk}
                 )["missing"]
+                whole: list[Callable[[], None]] = []
                 for digest in missing:
-                    self._upload(digest, files[digest])
+                    value = files[digest]
+                    if isinstance(value, Path) and (cuts := _piece_cuts(value)):
+                        self._upload_pieces(digest, value, cuts)  # its pieces in parallel
+                    else:
+                        whole.append(functools.partial(self._upload, digest, value))
+                _in_parallel(whole)
 
-    def _upload(self, digest: str, value: Path | bytes) -> None:
+    def _upload(self, digest: str, value: Path | bytes | range, source: int | None = None) -> None:
+        """PUT a blob: bytes, a file, or the bytes ``value`` of the open file ``source``."""
         path = f"/projects/{self._project}/dataset-blobs/{check_hash(digest)}"
         if isinstance(value, bytes):
             self._api.upload(path, [value])
-            return
-        if cuts := _piece_cuts(value):
-            self._upload_pieces(digest, value, cuts)
-            return
-        with open(value, "rb") as f:
-            self._api.upload(path, iter(lambda: f.read(CHUNK), b""))
+        elif isinstance(value, range):
+            assert source is not None
+            self._api.upload(path, _range_chunks(source, value))
+        else:
+            with open(value, "rb") as f:
+                self._api.upload(path, iter(lambda: f.read(CHUNK), b""))
 
     def _upload_pieces(self, digest: str, path: Path, cuts: list[int]) -> None:
         """Send a large Parquet file as the pieces the embedded store would cut it into,
@@ -116,13 +125,12 @@ class Transfer:
             )["missing"]
         )
         with open(path, "rb", buffering=0) as f:
+            sends: list[Callable[[], None]] = []
             for bound, (piece, _) in zip(bounds, pieces, strict=True):
                 if piece in missing:
                     missing.discard(piece)  # a piece the file holds twice goes once
-                    self._api.upload(
-                        f"/projects/{self._project}/dataset-blobs/{piece}",
-                        _range_chunks(f.fileno(), bound),
-                    )
+                    sends.append(functools.partial(self._upload, piece, bound, f.fileno()))
+            _in_parallel(sends)
         self._api.post(
             f"/projects/{self._project}/datasets/-/join-blob",
             {"hash": digest, "pieces": [[h, n] for h, n in pieces]},
@@ -154,6 +162,24 @@ class Transfer:
             f"dataset blob {digest}",
             expected=digest,
         )
+
+
+UPLOADS = 8
+"""Uploads in flight at once. A folder of small files is bound by each upload's round
+trip (the server's write into its store included), not by the bandwidth: 1,000 files
+of 1 MiB into a server whose blobs are on S3 took 52-54 s one at a time."""
+
+
+def _in_parallel(calls: Sequence[Callable[[], None]]) -> None:
+    """Run ``calls`` on up to :data:`UPLOADS` threads; the first failure is raised once
+    the others have ended (an upload either lands whole or not at all)."""
+    if len(calls) <= 1:
+        for call in calls:
+            call()
+        return
+    with ThreadPoolExecutor(min(UPLOADS, len(calls))) as pool:
+        for future in [pool.submit(call) for call in calls]:
+            future.result()
 
 
 def _piece_cuts(path: Path) -> list[int]:
