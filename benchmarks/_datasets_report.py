@@ -109,8 +109,8 @@ def setup_lines(values: dict[str, float], meta: dict) -> list[str]:
         " (twice) or `dvc add data/big.parquet` (twice); default cache type (reflink, else"
         " copy: a copy on ext4); analytics and update checks off, its state database in"
         " the temporary folder.",
-        "- Shipyard: embedded (no server) but in the remote mode, a fresh `SHIPYARD_HOME`"
-        " on the same disk:"
+        "- Shipyard: embedded (no server) except in the remote mode, a fresh"
+        " `SHIPYARD_HOME` on the same disk:"
         " `shipyard data ingest bench data/ --message cold`, then `--message again`"
         " (and the same with `data/big.parquet`). Row counts (and file counts) of each"
         " new version read back with `shipyard data versions bench --json`:"

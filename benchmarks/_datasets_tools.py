@@ -363,6 +363,7 @@ class ShipyardRemote(Shipyard):
         }
         cmd = [self.exe, "server", "--host", "127.0.0.1", "--port", str(port)]
         self._server = contextlib.ExitStack()
+        atexit.register(self._server.close)  # also when a step fails (closing twice is fine)
         logs.mkdir(parents=True, exist_ok=True)
         log_file = logs / f"shipyard-server-{home.name}.log"
         self._server.enter_context(server(cmd, server_env, f"{url}/healthz", log_file))

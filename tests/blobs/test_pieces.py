@@ -13,7 +13,7 @@ import pytest
 from blake3 import blake3
 
 from shipyard.blobs import BlobStore
-from shipyard.blobs.pieces import hash_pieces, piece_bounds
+from shipyard.blobs.pieces import PIECE_MAX, hash_pieces, piece_bounds
 from shipyard.errors import IntegrityError, InvalidInput
 
 KiB = 1024
@@ -238,6 +238,7 @@ class TestJoinPieces:
             [],
             [("ab" * 32, 5)],  # a piece that is not stored
             [("size", 10)],  # not a hash
+            [("ab" * 32, PIECE_MAX + 1)],  # longer than any piece the store cuts
         ],
     )
     def test_pieces_not_stored_are_refused(
@@ -250,6 +251,17 @@ class TestJoinPieces:
             with pytest.raises(InvalidInput):
                 store.join_pieces(blake3(b"x" * 100).hexdigest(), pieces)
         assert objects(store) == before
+
+    def test_a_blob_stored_in_pieces_is_not_a_piece(self, store: BlobStore, tmp_path: Path) -> None:
+        # Pieces are whole blobs: a blob that is itself a piece list is refused (its
+        # pieces, listed instead, are fine).
+        data = os.urandom(40 * KiB)
+        pieced = store.put_file_in_pieces(write(tmp_path / "src", data), [20 * KiB])
+        with pytest.raises(InvalidInput, match="listed sizes"):
+            store.join_pieces(pieced.hash, [(pieced.hash, len(data))])
+        halves = [(blake3(data[:20 * KiB]).hexdigest(), 20 * KiB),
+                  (blake3(data[20 * KiB:]).hexdigest(), 20 * KiB)]  # fmt: skip
+        assert store.join_pieces(pieced.hash, halves) == pieced
 
     def test_a_damaged_piece_is_named(self, store: BlobStore) -> None:
         data = os.urandom(20 * KiB)

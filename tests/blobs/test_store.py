@@ -75,23 +75,41 @@ class TestBlobStore:
         assert temporaries(store) == []
 
     @pytest.mark.parametrize("extra", [-1, 0, 1])
-    def test_blobs_around_the_one_put_size(self, store: BlobStore, extra: int) -> None:
+    def test_blobs_around_the_one_put_size(
+        self, store: BlobStore, extra: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         # A remote store keeps up to SMALL_REMOTE bytes in memory and stores them by one
-        # PUT; one byte more goes through a temporary object. Either way: the same blob,
-        # nothing left behind, and an abort leaves nothing at all.
+        # PUT; one byte more goes through a temporary object (as every blob does in a
+        # local store). Either way: the same blob, nothing left behind, and an abort
+        # leaves nothing at all.
+        temporary = []
+        real = store._open_tmp
+        monkeypatch.setattr(store, "_open_tmp", lambda tmp: temporary.append(tmp) or real(tmp))
         data = os.urandom(SMALL_REMOTE + extra)
         writer = store.writer()
         for start in range(0, len(data), MiB):
             writer.write(data[start : start + MiB])
         ref = writer.commit()
+        assert len(temporary) == (1 if store._local or extra > 0 else 0)
         assert (ref.hash, ref.size) == (blake3(data).hexdigest(), len(data))
         assert store.read_bytes(ref.hash) == data
-        assert store.put_bytes(data) == ref  # stored already: kept
+        assert store.put_bytes(data) == ref  # the same content again: the same blob
         assert stored_blobs(store) == [store._path(ref.hash)]
         aborted = store.writer()
         aborted.write(os.urandom(len(data)))
         aborted.abort()
         assert stored_blobs(store) == [store._path(ref.hash)]
+        assert temporaries(store) == []
+
+    def test_a_stored_blob_of_another_size_is_replaced(self, store: BlobStore) -> None:
+        # Larger than one PUT, so it goes through a temporary object on every backend.
+        data = os.urandom(SMALL_REMOTE + MiB)
+        ref = store.put_bytes(data)
+        store.fs.pipe_file(store._path(ref.hash), data[:-1])
+        with pytest.raises(IntegrityError):
+            store.read_bytes(ref.hash)
+        assert store.put_bytes(data) == ref  # stored again: that repairs it
+        assert store.read_bytes(ref.hash) == data
         assert temporaries(store) == []
 
     def test_empty_blob(self, store: BlobStore) -> None:

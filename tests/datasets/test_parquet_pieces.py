@@ -15,12 +15,13 @@ from blake3 import blake3
 from tests.conftest import ServerThread, build_platform, s3_settings
 
 from shipyard.blobs import open_blob_store
+from shipyard.blobs.pieces import PIECE_MAX
 from shipyard.client import Client
 from shipyard.config import Settings
 from shipyard.datasets import parquet_cuts, transfer
 from shipyard.datasets.parquet_cuts import row_group_cuts
 from shipyard.datasets.transfer import Transfer
-from shipyard.errors import InvalidInput
+from shipyard.errors import InvalidInput, PayloadTooLarge
 from shipyard.platform import Platform
 
 GROUP_ROWS = 2_000
@@ -215,27 +216,34 @@ def test_a_remote_client_sends_only_the_pieces_the_server_lacks(
     path = tmp_path / "data" / "d.parquet"
     first, second = table(0), table(1, changed_group=2)
 
-    def uploads() -> set[tuple[str, int]]:
-        """What went over the wire so far, from the audit log: ``(hash, size)``."""
-        events = client.audit.list(action="datasets.upload_blob")
-        return {(e.details["hash"], e.details["size"]) for e in events}
+    def uploads() -> list[tuple[str, int]]:
+        """What went over the wire so far, oldest first, from the audit log."""
+        events = client.audit.list(action="datasets.upload_blob", limit=1000)
+        return [(e.details["hash"], e.details["size"]) for e in reversed(events)]
 
     client.datasets.ingest("d", write(path, first), message="first")
     [f1] = client.datasets.get_version("d", 1).files
     pieces1 = platform.blobs._pieces(f1.hash)
     assert len(pieces1) == GROUPS + 1  # stored as the embedded store cuts it
     sent1 = uploads()
-    assert set(pieces1) <= sent1 and (f1.hash, f1.size) not in sent1
+    assert set(pieces1) <= set(sent1) and (f1.hash, f1.size) not in sent1
+
+    # A piece the store lost (the project still holds it): the join names it, the
+    # client sends it again, and the next version is made all the same.
+    lost = pieces1[3]
+    platform.blobs.fs.rm(platform.blobs._path(lost[0]))
 
     client.datasets.ingest("d", write(path, second), message="group 2 changed")
     [f2] = client.datasets.get_version("d", 2).files
     pieces2 = platform.blobs._pieces(f2.hash)
     new = [p for p in pieces2 if p not in pieces1]
     assert new == [pieces2[2], pieces2[-1]]  # the changed group and the footer
-    sent2 = uploads() - sent1
-    # Only those went over the wire (beside the version's small profile state).
-    assert {p for p in sent2 if p in pieces2} == set(new)
-    assert sum(n for _, n in sent2) < f2.size / 3
+    sent2 = uploads()[len(sent1) :]
+    # Only those went over the wire, each once (beside the version's profile state),
+    # and the lost piece again.
+    assert sorted(p for p in sent2 if p in pieces2) == sorted([*new, lost])
+    assert sum(n for _, n in sent2) - lost[1] < f2.size / 3
+    assert platform.blobs.read_bytes(lost[0])  # repaired
     joins = client.audit.list(action="datasets.join_blob")
     assert sorted(e.details["hash"] for e in joins) == sorted([f1.hash, f2.hash])
 
@@ -271,6 +279,8 @@ def test_joins_the_project_may_not_make_are_refused(
     refused = [
         # Pieces that make another blob: here, the other project's file.
         ("default", blake3(secret).hexdigest(), mine, "make blob"),
+        # A piece longer than the store ever cuts (it would be read whole).
+        ("default", whole, [[mine[0][0], PIECE_MAX + 1]], "at most"),
         # The right pieces, in the wrong order.
         ("default", whole, mine[::-1], "make blob"),
         # Pieces the project does not hold, though the store has them.
@@ -282,6 +292,10 @@ def test_joins_the_project_may_not_make_are_refused(
     for project, digest, pieces, message in refused:
         with pytest.raises(InvalidInput, match=message):
             join(digest, pieces, project)
+    platform.settings.max_artifact_bytes = len(data) - 1  # what one upload may be
+    with pytest.raises(PayloadTooLarge):
+        join(whole, [list(p) for p in mine])
+    platform.settings.max_artifact_bytes = Settings().max_artifact_bytes
     assert client.audit.list(action="datasets.join_blob") == before
 
     def missing(project: str, hashes: list[str]) -> list[str]:

@@ -248,6 +248,12 @@ class BlobStore:
         """
         check_hash(digest)
         listed = [(check_hash(d), n) for d, n in pieces]
+        too_large = [d for d, n in listed if n > PIECE_MAX]
+        if too_large:
+            raise InvalidInput(
+                f"blob {digest} cannot be joined: a piece is at most {PIECE_MAX} bytes",
+                {"too_large": too_large},
+            )
         absent = [d for d, n in listed if n <= 0 or not self._stored_whole(d, n)]
         if not listed or absent:
             raise InvalidInput(
@@ -255,7 +261,7 @@ class BlobStore:
                 "are not stored at their listed sizes",
                 {"absent": absent},
             )
-        whole = blake3(max_threads=blake3.AUTO)
+        whole = blake3()  # one thread, as for uploads: the server's cores serve requests
         for data in self._pieces_read_ahead(listed):
             whole.update(data)
         if whole.hexdigest() != digest:
@@ -272,18 +278,24 @@ class BlobStore:
         return BlobRef(digest, size)
 
     def _pieces_read_ahead(self, pieces: Sequence[tuple[str, int]]) -> Iterator[bytes]:
-        """The bytes of each piece in turn, whole (a piece is at most PIECE_MAX), the
-        next few read meanwhile: from S3 one GET after another would leave the link
-        idle between them. IntegrityError for a piece that is not its listed size."""
+        """The bytes of the pieces in order, read :data:`CHUNK` at a time with the next
+        few reads under way meanwhile: from S3 one GET after another would leave the
+        link idle between them. At most four chunks are held. IntegrityError for a
+        piece that is shorter than listed."""
         ahead = 3
 
-        def read(piece: tuple[str, int]) -> bytes:
-            data: bytes = self.fs.cat_file(self._path(piece[0]))
-            if len(data) != piece[1]:
-                raise IntegrityError(f"piece {piece[0]} is not its listed size")
+        def read(where: tuple[str, int, int]) -> bytes:
+            digest, start, end = where
+            data: bytes = self.fs.cat_file(self._path(digest), start=start, end=end)
+            if len(data) != end - start:
+                raise IntegrityError(f"piece {digest} is shorter than listed")
             return data
 
-        upcoming = iter(pieces)
+        upcoming = (
+            (digest, start, min(start + CHUNK, size))
+            for digest, size in pieces
+            for start in range(0, size, CHUNK)
+        )
         with ThreadPoolExecutor(ahead) as pool:
             reads = deque(pool.submit(read, p) for p in itertools.islice(upcoming, ahead))
             while reads:
@@ -543,9 +555,7 @@ class BlobStore:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
             # Atomic; a concurrent writer of the same content replaces equal bytes.
             os.replace(tmp, final)
-        elif self.fs.exists(final):
-            self.fs.rm(tmp)
-        else:
+        else:  # only new or damaged content comes here (_install_content asked)
             self.fs.mv(tmp, final)
 
     def _install_content(self, tmp: str, digest: str, size: int) -> None:
@@ -558,8 +568,8 @@ class BlobStore:
         here against 1 ms to unlink it. A stored copy of another size (truncated, grown)
         is replaced, which repairs it; other damage is caught on read, as always.
         """
-        if self._local and self._stored_whole(digest, size):
-            os.unlink(tmp)
+        if self._stored_whole(digest, size):
+            self._remove_quietly(tmp)
             return
         self._install(tmp, self._path(digest))
 

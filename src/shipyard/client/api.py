@@ -34,9 +34,11 @@ class Api:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """Call ``API_PREFIX + path`` and return the decoded JSON body."""
-        return self._decode(self._send(method, path, json, params))
+        """Call ``API_PREFIX + path`` and return the decoded JSON body. ``timeout``
+        (seconds to wait for the reply) replaces the client's own for this request."""
+        return self._decode(self._send(method, path, json, params, timeout))
 
     def request_as(self, model: type[M], method: str, path: str, *, json: Any = None) -> M:
         """Call ``API_PREFIX + path`` and validate the reply as ``model`` straight from
@@ -47,7 +49,12 @@ class Api:
         return model.model_validate_json(response.content)
 
     def _send(
-        self, method: str, path: str, json: Any, params: dict[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: dict[str, Any] | None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         content = (
             orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY) if json is not None else None
@@ -60,6 +67,7 @@ class Api:
                 content=content,
                 params=_clean(params),
                 headers=headers,
+                **({} if timeout is None else {"timeout": httpx.Timeout(timeout, connect=10.0)}),
             )
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the Shipyard server: {exc}") from exc

@@ -29,7 +29,7 @@ from shipyard.datasets.types import (
     check_dataset_name,
 )
 from shipyard.db.patterns import contains_text
-from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from shipyard.paging import next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.tracking.tables import RunInputRow
@@ -321,12 +321,20 @@ def join_blob(ctx: RequestContext, digest: str, pieces: Sequence[tuple[str, int]
     checks them against ``digest`` (:meth:`BlobStore.join_pieces`), so a list of the
     project's own pieces never opens a blob it does not hold."""
     assert ctx.project_id is not None
-    hashes = [h for h, _ in pieces]
-    not_held = missing_blobs(ctx.platform, ctx.project_id, hashes)
-    if not_held or not pieces:
+    check_hash(digest)
+    limit = ctx.platform.settings.max_artifact_bytes
+    if sum(n for _, n in pieces) > limit:
+        raise PayloadTooLarge(f"blob {digest} would be larger than the limit of {limit} bytes")
+    hashes = list(dict.fromkeys(h for h, _ in pieces))
+    not_held = [
+        h
+        for start in range(0, len(hashes), MAX_HASHES)
+        for h in missing_blobs(ctx.platform, ctx.project_id, hashes[start : start + MAX_HASHES])
+    ]
+    if not_held:
         raise InvalidInput(
-            f"blob {check_hash(digest)} cannot be joined: upload its pieces first "
-            f"({len(not_held)} of {len(pieces)} are not the project's)",
+            f"blob {digest} cannot be joined: upload its pieces first "
+            f"({len(not_held)} of {len(hashes)} are not the project's)",
             {"missing": not_held},
         )
     blob = ctx.platform.blobs.join_pieces(digest, pieces)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,11 +86,8 @@ class Transfer:
                         f"/projects/{self._project}/datasets/-/claim-blobs", {"hashes": absent}
                     )
             else:
-                missing = self._api.post(
-                    f"/projects/{self._project}/datasets/-/missing-blobs", {"hashes": chunk}
-                )["missing"]
                 whole: list[Callable[[], None]] = []
-                for digest in missing:
+                for digest in self._missing(chunk):
                     value = files[digest]
                     if isinstance(value, Path) and (cuts := _piece_cuts(value)):
                         self._upload_pieces(digest, value, cuts)  # its pieces in parallel
@@ -114,27 +111,51 @@ class Transfer:
         """Send a large Parquet file as the pieces the embedded store would cut it into,
         only those the project lacks (a new version's changed row groups and footer),
         then have the server join them under the whole file's ``digest``."""
-        bounds = piece_bounds(cuts, path.stat().st_size)
+        size = path.stat().st_size
+        bounds = piece_bounds(cuts, size)
         whole, pieces = hash_pieces(path, bounds)
         if whole != digest:
             raise InvalidInput(f"{path} changed while it was being stored", {"file": str(path)})
-        missing = set(
-            self._api.post(
-                f"/projects/{self._project}/datasets/-/missing-blobs",
-                {"hashes": list(dict.fromkeys(h for h, _ in pieces))},
-            )["missing"]
-        )
+        join = {"hash": digest, "pieces": [[h, n] for h, n in pieces]}
+        # The server reads the whole file back before it answers.
+        timeout = max(JOIN_TIMEOUT_S, size / JOIN_READ_BYTES_PER_S)
         with open(path, "rb", buffering=0) as f:
-            sends: list[Callable[[], None]] = []
-            for bound, (piece, _) in zip(bounds, pieces, strict=True):
-                if piece in missing:
-                    missing.discard(piece)  # a piece the file holds twice goes once
-                    sends.append(functools.partial(self._upload, piece, bound, f.fileno()))
-            _in_parallel(sends)
-        self._api.post(
-            f"/projects/{self._project}/datasets/-/join-blob",
-            {"hash": digest, "pieces": [[h, n] for h, n in pieces]},
-        )
+
+            def send(wanted: set[str]) -> None:
+                sends: list[Callable[[], None]] = []
+                for bound, (piece, _) in zip(bounds, pieces, strict=True):
+                    if piece in wanted:
+                        wanted.discard(piece)  # a piece the file holds twice goes once
+                        sends.append(functools.partial(self._upload, piece, bound, f.fileno()))
+                try:
+                    _in_parallel(sends)
+                except InvalidInput as exc:  # the server found other bytes than were hashed
+                    message = f"{path} changed while it was being sent ({exc.message})"
+                    raise InvalidInput(message, {"file": str(path)}) from None
+
+            send(set(self._missing(dict.fromkeys(h for h, _ in pieces))))
+            path_ = f"/projects/{self._project}/datasets/-/join-blob"
+            try:
+                self._api.request("POST", path_, json=join, timeout=timeout)
+            except InvalidInput as exc:
+                # Pieces the project holds that the store lost or holds at another size:
+                # sent again (which repairs them) and joined again, once.
+                absent = set(exc.details.get("absent") or ())
+                if not absent:
+                    raise
+                send(absent)
+                self._api.request("POST", path_, json=join, timeout=timeout)
+
+    def _missing(self, hashes: Iterable[str]) -> list[str]:
+        """Which of ``hashes`` the project lacks, asked in batches the server takes."""
+        wanted = list(hashes)
+        missing: list[str] = []
+        for start in range(0, len(wanted), HASHES_PER_REQUEST):
+            path = f"/projects/{self._project}/datasets/-/missing-blobs"
+            missing += self._api.post(path, {"hashes": wanted[start : start + HASHES_PER_REQUEST]})[
+                "missing"
+            ]
+        return missing
 
     # --- reading -------------------------------------------------------------------------
 
@@ -164,6 +185,12 @@ class Transfer:
         )
 
 
+HASHES_PER_REQUEST = 10_000
+"""Hashes per ``missing-blobs`` request (the server's limit)."""
+JOIN_TIMEOUT_S = 60.0
+JOIN_READ_BYTES_PER_S = 50 * 1024 * 1024
+"""A join's reply waits for the server to read the file back: the timeout allows for
+this rate at least (20 s a GB), or a minute, whichever is longer."""
 UPLOADS = 8
 """Uploads in flight at once. A folder of small files is bound by each upload's round
 trip (the server's write into its store included), not by the bandwidth: 1,000 files
@@ -178,8 +205,13 @@ def _in_parallel(calls: Sequence[Callable[[], None]]) -> None:
             call()
         return
     with ThreadPoolExecutor(min(UPLOADS, len(calls))) as pool:
-        for future in [pool.submit(call) for call in calls]:
-            future.result()
+        futures = [pool.submit(call) for call in calls]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # those not started: the error ends the batch
+            raise
 
 
 def _piece_cuts(path: Path) -> list[int]:

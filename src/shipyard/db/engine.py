@@ -78,7 +78,9 @@ class Database:
     @contextmanager
     def _write_turn(self) -> Iterator[None]:
         """This thread's turn to write (SQLite; PostgreSQL needs none). Past the busy
-        timeout it goes on without the lock, and SQLite's own wait decides, as before."""
+        timeout it goes on without the lock, and SQLite's own wait decides, as before
+        (so a writer stuck behind another waits up to twice that before it fails). A
+        write session ends on the thread that opened it, as a ``with`` block does."""
         if self._turn is None:
             yield
             return
