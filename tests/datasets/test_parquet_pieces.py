@@ -19,6 +19,7 @@ from shipyard.blobs.pieces import PIECE_MAX
 from shipyard.client import Client
 from shipyard.config import Settings
 from shipyard.datasets import parquet_cuts, transfer
+from shipyard.datasets import service as datasets_service
 from shipyard.datasets.parquet_cuts import row_group_cuts
 from shipyard.datasets.transfer import Transfer
 from shipyard.errors import InvalidInput, PayloadTooLarge
@@ -211,6 +212,9 @@ def test_a_remote_client_sends_only_the_pieces_the_server_lacks(
 ) -> None:
     monkeypatch.setattr(transfer, "PIECES_FROM", 0)  # every file counts as large here
     monkeypatch.setattr(parquet_cuts, "MIN_PIECE", 1024)
+    # Hashes go to the server in batches it accepts: here of 2, where it takes 2.
+    monkeypatch.setattr(transfer, "HASHES_PER_REQUEST", 2)
+    monkeypatch.setattr(datasets_service, "MAX_HASHES", 2)
     platform = build_platform(request, "postgres", tmp_path / "home", blobs="s3")
     client = Client(server_for(platform).url, settings=platform.settings)
     path = tmp_path / "data" / "d.parquet"

@@ -134,9 +134,9 @@ class Transfer:
                     raise InvalidInput(message, {"file": str(path)}) from None
 
             send(set(self._missing(dict.fromkeys(h for h, _ in pieces))))
-            path_ = f"/projects/{self._project}/datasets/-/join-blob"
+            join_path = f"/projects/{self._project}/datasets/-/join-blob"
             try:
-                self._api.request("POST", path_, json=join, timeout=timeout)
+                self._api.request("POST", join_path, json=join, timeout=timeout)
             except InvalidInput as exc:
                 # Pieces the project holds that the store lost or holds at another size:
                 # sent again (which repairs them) and joined again, once.
@@ -144,17 +144,16 @@ class Transfer:
                 if not absent:
                     raise
                 send(absent)
-                self._api.request("POST", path_, json=join, timeout=timeout)
+                self._api.request("POST", join_path, json=join, timeout=timeout)
 
     def _missing(self, hashes: Iterable[str]) -> list[str]:
         """Which of ``hashes`` the project lacks, asked in batches the server takes."""
         wanted = list(hashes)
+        path = f"/projects/{self._project}/datasets/-/missing-blobs"
         missing: list[str] = []
         for start in range(0, len(wanted), HASHES_PER_REQUEST):
-            path = f"/projects/{self._project}/datasets/-/missing-blobs"
-            missing += self._api.post(path, {"hashes": wanted[start : start + HASHES_PER_REQUEST]})[
-                "missing"
-            ]
+            batch = wanted[start : start + HASHES_PER_REQUEST]
+            missing += self._api.post(path, {"hashes": batch})["missing"]
         return missing
 
     # --- reading -------------------------------------------------------------------------
