@@ -239,8 +239,13 @@ def _check_hashes(hashes: Sequence[str]) -> list[str]:
 
 
 def missing_blobs(platform: Platform, project_id: int, hashes: Sequence[str]) -> list[str]:
-    """Which of ``hashes`` the project has not stored for its datasets (to upload)."""
-    wanted = _check_hashes(hashes)
+    """Which of ``hashes`` (one request's: at most :data:`MAX_HASHES`) the project has
+    not stored for its datasets (to upload)."""
+    return _not_held(platform, project_id, _check_hashes(hashes))
+
+
+def _not_held(platform: Platform, project_id: int, wanted: Sequence[str]) -> list[str]:
+    """Which of the checked hashes ``wanted`` the project has not stored, in order."""
     known: set[str] = set()
     with platform.db.read() as session:
         for start in range(0, len(wanted), 1000):
@@ -325,12 +330,8 @@ def join_blob(ctx: RequestContext, digest: str, pieces: Sequence[tuple[str, int]
     limit = ctx.platform.settings.max_artifact_bytes
     if sum(n for _, n in pieces) > limit:
         raise PayloadTooLarge(f"blob {digest} would be larger than the limit of {limit} bytes")
-    hashes = list(dict.fromkeys(h for h, _ in pieces))
-    not_held = [
-        h
-        for start in range(0, len(hashes), MAX_HASHES)
-        for h in missing_blobs(ctx.platform, ctx.project_id, hashes[start : start + MAX_HASHES])
-    ]
+    hashes = [check_hash(h) for h in dict.fromkeys(h for h, _ in pieces)]
+    not_held = _not_held(ctx.platform, ctx.project_id, hashes)
     if not_held:
         raise InvalidInput(
             f"blob {digest} cannot be joined: upload its pieces first "

@@ -92,20 +92,13 @@ class Transfer:
                     if isinstance(value, Path) and (cuts := _piece_cuts(value)):
                         self._upload_pieces(digest, value, cuts)  # its pieces in parallel
                     else:
-                        whole.append(functools.partial(self._upload, digest, value))
+                        chunks = [value] if isinstance(value, bytes) else _file_chunks(value)
+                        whole.append(functools.partial(self._upload, digest, chunks))
                 _in_parallel(whole)
 
-    def _upload(self, digest: str, value: Path | bytes | range, source: int | None = None) -> None:
-        """PUT a blob: bytes, a file, or the bytes ``value`` of the open file ``source``."""
-        path = f"/projects/{self._project}/dataset-blobs/{check_hash(digest)}"
-        if isinstance(value, bytes):
-            self._api.upload(path, [value])
-        elif isinstance(value, range):
-            assert source is not None
-            self._api.upload(path, _range_chunks(source, value))
-        else:
-            with open(value, "rb") as f:
-                self._api.upload(path, iter(lambda: f.read(CHUNK), b""))
+    def _upload(self, digest: str, chunks: Iterable[bytes]) -> None:
+        """PUT the blob ``digest``, streamed from ``chunks``."""
+        self._api.upload(f"/projects/{self._project}/dataset-blobs/{check_hash(digest)}", chunks)
 
     def _upload_pieces(self, digest: str, path: Path, cuts: list[int]) -> None:
         """Send a large Parquet file as the pieces the embedded store would cut it into,
@@ -126,7 +119,8 @@ class Transfer:
                 for bound, (piece, _) in zip(bounds, pieces, strict=True):
                     if piece in wanted:
                         wanted.discard(piece)  # a piece the file holds twice goes once
-                        sends.append(functools.partial(self._upload, piece, bound, f.fileno()))
+                        chunks = _range_chunks(f.fileno(), bound)
+                        sends.append(functools.partial(self._upload, piece, chunks))
                 try:
                     _in_parallel(sends)
                 except InvalidInput as exc:  # the server found other bytes than were hashed
@@ -219,6 +213,12 @@ def _piece_cuts(path: Path) -> list[int]:
     if path.stat().st_size < PIECES_FROM:
         return []
     return row_group_cuts(path)
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    """A file's bytes, a chunk at a time (opened when the first one is asked for)."""
+    with open(path, "rb") as f:
+        yield from iter(lambda: f.read(CHUNK), b"")
 
 
 def _range_chunks(fd: int, bound: range) -> Iterator[bytes]:
