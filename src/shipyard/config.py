@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     max_artifact_bytes: int = Field(
         default=100 * 1024**3, description="Largest single artifact upload."
     )
+    max_uploads: int = Field(
+        default=32,
+        ge=1,
+        description="Uploads the server receives at once (artifacts, dataset files, the "
+        "MLflow artifact proxy; a join of a large file's pieces counts as 8). More wait, "
+        "unread, for their turn: memory stays bounded whatever the number of clients.",
+    )
     metric_flush_interval: float = Field(
         default=0.5, description="Seconds between background metric flushes in the SDK."
     )

@@ -8,6 +8,7 @@ from shipyard.blobs import BlobStore, open_blob_store
 from shipyard.config import Settings
 from shipyard.db import Database, upgrade
 from shipyard.throttle import FailureThrottle
+from shipyard.turns import UploadTurns
 
 
 @dataclass
@@ -20,6 +21,11 @@ class Platform:
     auth_required: bool = False
     # Failed password sign-ins by user name and by source address (slows guessing).
     login_failures: FailureThrottle = field(default_factory=FailureThrottle)
+    # Bounds the uploads received at once (settings.max_uploads).
+    upload_turns: UploadTurns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.upload_turns = UploadTurns(self.settings.max_uploads)
 
     @classmethod
     def from_settings(

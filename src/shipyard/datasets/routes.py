@@ -36,6 +36,7 @@ from shipyard.datasets.types import (
 from shipyard.errors import InvalidInput
 from shipyard.projects.resolvers import project_from_path
 from shipyard.tracking.artifact_routes import receive_blob, upload_limit
+from shipyard.turns import JOIN_UNITS
 
 router = APIRouter(tags=["datasets"])
 
@@ -286,12 +287,14 @@ def claim_blobs(
 
 
 @router.post(DATASETS_ANY + "/join-blob")
-def join_blob(
+async def join_blob(
     project: str, spec: JoinedBlob, ctx: RequestContext = require(Action.WRITE, project_from_path)
 ) -> StoredBlob:
     """Keep a blob as the join of pieces the project uploaded (a large Parquet file's
     row groups, the new ones sent alone); refused unless their bytes hash to ``hash``."""
-    blob = service.join_blob(ctx, spec.hash, spec.pieces)
+    # It reads the whole file back: an upload's worth of work, taking turns with them.
+    async with ctx.platform.upload_turns.held(JOIN_UNITS):
+        blob = await run_in_threadpool(service.join_blob, ctx, spec.hash, spec.pieces)
     return StoredBlob(hash=blob.hash, size=blob.size)
 
 

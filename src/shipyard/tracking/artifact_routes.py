@@ -61,7 +61,13 @@ def upload_limit(request: Request, ctx: RequestContext, what: str = "artifact") 
 
 
 async def receive_blob(request: Request, ctx: RequestContext, limit: int) -> BlobRef:
-    """Stream the request body into the blob store (PayloadTooLarge past ``limit``)."""
+    """Stream the request body into the blob store (PayloadTooLarge past ``limit``),
+    once the upload has its turn (``Platform.upload_turns``)."""
+    async with ctx.platform.upload_turns.held():
+        return await _receive_blob(request, ctx, limit)
+
+
+async def _receive_blob(request: Request, ctx: RequestContext, limit: int) -> BlobRef:
     # Double-buffered: while a worker thread hashes and writes one unit, the loop
     # keeps reading the next from the socket. At most two units are in memory; a
     # unit goes to the worker as the list of socket reads (joining them would copy
