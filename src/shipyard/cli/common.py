@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from shipyard.cli.output import err_console
+from shipyard.cli.output import print_error
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except ShipyardError as exc:
-        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        print_error(exc.message, exc.code)
         raise typer.Exit(1) from None
 
 

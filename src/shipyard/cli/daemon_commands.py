@@ -16,7 +16,7 @@ import typer
 
 from shipyard.cli import daemon_link as link
 from shipyard.cli.common import JsonOption
-from shipyard.cli.output import console, err_console, format_time, print_json, print_record
+from shipyard.cli.output import console, format_time, print_error, print_json, print_record
 
 daemon_app = typer.Typer(
     help="A background process that runs this home's commands without start-up cost.",
@@ -39,10 +39,10 @@ def start(
 ) -> None:
     """Start this home's daemon in the background (it logs to <home>/daemon.log)."""
     if os.environ.get("SHIPYARD_URL"):
-        err_console.print("[red]error[/red]: SHIPYARD_URL is set; the daemon serves embedded mode")
+        print_error("SHIPYARD_URL is set; the daemon serves embedded mode")
         raise typer.Exit(2)
     if not hasattr(socket, "AF_UNIX"):
-        err_console.print("[red]error[/red]: the daemon needs Unix sockets, which this OS lacks")
+        print_error("the daemon needs Unix sockets, which this OS lacks")
         raise typer.Exit(2)
     home = _home()
     running = link.ask(home, "status")
@@ -51,8 +51,8 @@ def start(
             link.fingerprint(os.environ),
             link.installation(),
         ):
-            err_console.print(
-                f"[red]error[/red]: daemon {running['pid']} serves {home} with another "
+            print_error(
+                f"daemon {running['pid']} serves {home} with another "
                 "environment or installation, and would decline these commands: "
                 "`shipyard daemon stop` it first"
             )
@@ -69,13 +69,11 @@ def start(
             return
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
-            err_console.print(
-                f"[red]error[/red]: the daemon exited ({process.returncode}):\n{tail}"
-            )
+            print_error(f"the daemon exited ({process.returncode}):\n{tail}")
             raise typer.Exit(1)
         time.sleep(0.05)
     process.terminate()
-    err_console.print(f"[red]error[/red]: the daemon was not ready in {wait_seconds:g} s")
+    print_error(f"the daemon was not ready in {wait_seconds:g} s")
     raise typer.Exit(1)
 
 
@@ -94,7 +92,7 @@ def stop(
     while os.path.exists(link.socket_path(home)) and time.monotonic() < deadline:
         time.sleep(0.05)
     if os.path.exists(link.socket_path(home)):
-        err_console.print(f"[red]error[/red]: the daemon has not stopped in {wait_seconds:g} s")
+        print_error(f"the daemon has not stopped in {wait_seconds:g} s")
         raise typer.Exit(1)
     console.print(f"stopped the daemon of {home}")
 

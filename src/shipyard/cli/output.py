@@ -13,17 +13,27 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup off: names, messages, paths and patterns are the users' text, printed as
+# they are. A name like "[/x]" would make rich raise, and "^[ab]$" print as "^$".
+# Styles come from `style=` and Text instead.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 
 def reset_consoles() -> None:
     """Make both consoles again, in place (commands hold them by name), from the
     streams and variables of now: a console reads colour support and width once, and
     the command daemon runs each command with its caller's."""
-    console.__init__()  # type: ignore[misc]
-    err_console.__init__(stderr=True)  # type: ignore[misc]
+    console.__init__(markup=False)  # type: ignore[misc]
+    err_console.__init__(stderr=True, markup=False)  # type: ignore[misc]
+
+
+def print_error(message: str, code: str | None = None) -> None:
+    """``error (code): message`` on stderr, 'error' in red and the rest as it is."""
+    head = "" if code is None else f" ({code})"
+    err_console.print(Text.assemble(("error", "red"), f"{head}: {message}"))
 
 
 def _plain(value: Any) -> Any:
@@ -85,7 +95,7 @@ def print_table(
             cells.append("" if value is None else str(value))
         table.add_row(*cells)
     if not rows:
-        console.print(f"[dim]no {title.lower() if title else 'rows'} found[/dim]")
+        console.print(f"no {title.lower() if title else 'rows'} found", style="dim")
         return
     console.print(table)
 

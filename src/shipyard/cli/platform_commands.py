@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from shipyard.cli.common import JsonOption, command, get_client
-from shipyard.cli.output import console, print_table
+from shipyard.cli.output import console, print_error, print_table
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects: namespaces with their own roles.", no_args_is_help=True)
@@ -28,7 +28,7 @@ def server(
     try:
         settings.auth_required(host)
     except ValueError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        print_error(str(exc))
         raise typer.Exit(2) from None
     platform = Platform.from_settings(settings, host=host)
     mode = "required" if platform.auth_required else "off (loopback only)"

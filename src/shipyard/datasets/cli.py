@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from shipyard.cli.common import JsonOption, ProjectOption, command, get_client
 from shipyard.cli.output import (
     console,
     err_console,
     format_time,
+    print_error,
     print_json,
     print_record,
     print_table,
@@ -178,7 +180,7 @@ def _failed_results(report: ValidationReport, *, to_stderr: bool = False) -> Non
             samples.add_column(column, overflow="fold")
         for s in r.samples:
             samples.add_row(*["null" if s.get(c) is None else _cell(s[c]) for c in columns])
-        out.print(f"sample rows of [bold]{r.name}[/bold]:")
+        out.print(Text.assemble("sample rows of ", (r.name, "bold"), ":"))
         out.print(samples)
 
 
@@ -229,8 +231,10 @@ def _profile(profile: Profile) -> None:
 def _diff(diff: VersionDiff) -> None:
     same = " (same data)" if diff.same_data else ""
     console.print(
-        f"[bold]{diff.dataset}[/bold] {diff.old} -> {diff.new}: "
-        f"rows {diff.rows[0]:,} -> {diff.rows[1]:,}{same}"
+        Text.assemble(
+            (diff.dataset, "bold"),
+            f" {diff.old} -> {diff.new}: rows {diff.rows[0]:,} -> {diff.rows[1]:,}{same}",
+        )
     )
     if diff.schema_changes:
         _table(
@@ -364,7 +368,7 @@ def ingest(
             progress=True if sys.stderr.isatty() else None,
         )
     except ValidationFailed as exc:
-        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        print_error(exc.message, exc.code)
         report = exc.details.get("report") if isinstance(exc.details, dict) else None
         if report:
             _failed_results(ValidationReport.model_validate(report), to_stderr=True)
@@ -449,7 +453,7 @@ def show(
         return
     if detail is None:
         print_record(dataset, title=f"Dataset {name}")
-        console.print("[dim]no versions yet[/dim]")
+        console.print("no versions yet", style="dim")
         return
     _summary(detail)
     _schema(detail)
@@ -537,7 +541,7 @@ def download(
         return
     for path in written:
         console.print(str(path))
-    console.print(f"[dim]{len(written)} file(s) written[/dim]")
+    console.print(f"{len(written)} file(s) written", style="dim")
 
 
 @data_app.command("tag")
@@ -579,7 +583,7 @@ def lineage(
         print_json(result)
         return
     v = result.version
-    console.print(f"[bold]{v.project}/{v.dataset}@{v.version}[/bold]")
+    console.print(f"{v.project}/{v.dataset}@{v.version}", style="bold")
     for title, refs in (("Parents", result.parents), ("Children", result.children)):
         print_table(
             [r.model_dump() | {"ref": f"{r.project}/{r.dataset}@{r.version}"} for r in refs],

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shipyard.cli.common import JsonOption, ProjectOption, command
-from shipyard.cli.output import console, err_console, print_json
+from shipyard.cli.output import console, err_console, print_error, print_json
 
 if TYPE_CHECKING:
     from shipyard.mlflow_compat.importer import ImportSummary
@@ -96,8 +96,8 @@ def import_mlflow_command(
     else:
         print_summary(summary, console)
     if summary.failures:
-        err_console.print(
-            f"[red]error[/red]: {summary.failures} object(s) could not be copied "
+        print_error(
+            f"{summary.failures} object(s) could not be copied "
             "(see 'failed'); re-running the import retries them"
         )
         raise typer.Exit(1)

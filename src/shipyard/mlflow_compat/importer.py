@@ -200,7 +200,7 @@ class MlflowImport:
         total = len(runs) + sum(len(v) for v in versions.values())
         progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

@@ -1,0 +1,80 @@
+"""The CLI prints users' text as it is: names, messages and patterns that look like
+rich markup (``[/x]``, ``[red]``, ``^[ab]$``) are neither parsed nor dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli.main import app
+from shipyard.client import Client
+
+runner = CliRunner()
+ODD_NAME = "[/x] weird [bold]"
+ODD_MESSAGE = "fix [/bold] and [red]x"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    for var in ("SHIPYARD_URL", "SHIPYARD_DATABASE_URL", "SHIPYARD_BLOB_URL", "SHIPYARD_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "250")
+    client = Client()
+    yield client
+    client.close()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_run_and_experiment_names_are_printed_as_they_are(home: Client) -> None:
+    home.experiments.create(ODD_NAME, "[i]described[/i]")
+    home.runs.create(ODD_NAME, name=ODD_NAME, params={"p": "[dim]v[/dim]"})
+    code, out, _ = _run("runs", "list")
+    assert code == 0
+    assert ODD_NAME in out
+    code, out, _ = _run("experiments", "show", ODD_NAME)
+    assert code == 0
+    assert ODD_NAME in out and "[i]described[/i]" in out
+
+
+def test_an_error_naming_odd_text_is_one_line(home: Client) -> None:
+    code, _, err = _run("experiments", "show", "[/nope]")
+    assert code == 1
+    assert err.startswith("error (not_found): ") and "[/nope]" in err
+    assert "Traceback" not in err
+
+
+def test_dataset_messages_and_patterns_keep_their_brackets(home: Client, tmp_path: Path) -> None:
+    source = tmp_path / "plans.csv"
+    source.write_text("id,plan\n1,a\n2,b\n3,c\n")
+    suite = tmp_path / "suite.json"
+    suite.write_bytes(
+        orjson.dumps(
+            {
+                "policy": "warn",
+                "expectations": [
+                    {"kind": "regex", "column": "plan", "pattern": "^[ab]$", "name": "[plan] ok"}
+                ],
+            }
+        )  # fmt: skip
+    )
+    assert _run("data", "create", "plans", "--expectations", str(suite))[0] == 0
+    code, out, _ = _run("data", "ingest", "plans", str(source), "-m", ODD_MESSAGE)
+    assert code == 0, out
+    assert [v.version for v in home.datasets.versions("plans").versions] == [1]
+    code, out, _ = _run("data", "versions", "plans")
+    assert code == 0
+    assert ODD_MESSAGE in out
+    code, out, _ = _run("data", "validate", "plans")
+    assert code == 1  # the row with plan "c" fails
+    assert "[plan] ok" in out and "^[ab]$" in out
