@@ -75,6 +75,22 @@ def test_runs_list(runs: list[Run]) -> None:
     assert len(limited) == 2
 
 
+def test_an_experiment_is_named_by_name_or_by_id(runs: list[Run]) -> None:
+    vision = runs[0].experiment_id
+    by_id = orjson.loads(_ok("runs", "list", "-e", str(vision), "--json"))
+    by_name = orjson.loads(_ok("runs", "list", "-e", "vision", "--json"))
+    assert [r["id"] for r in by_id] == [r["id"] for r in by_name] != []
+    # A name made of digits is found by that name first.
+    with Client() as client:
+        named = client.experiments.create(str(vision))
+        client.runs.create(named.id, name="in-the-numbered-one")
+    listed = orjson.loads(_ok("runs", "list", "-e", str(vision), "--json"))
+    assert [r["name"] for r in listed] == ["in-the-numbered-one"]
+    assert orjson.loads(_ok("experiments", "show", str(vision), "--json"))["id"] == named.id
+    result = runner.invoke(app, ["runs", "list", "-e", "4242"])
+    assert result.exit_code == 1 and "4242" in result.output
+
+
 def test_runs_show(runs: list[Run]) -> None:
     run = runs[1]
     out = _ok("runs", "show", run.id)

@@ -12,6 +12,7 @@ from shipyard.cli.output import console, print_json, print_record, print_table
 from shipyard.clock import now_ms
 
 if TYPE_CHECKING:
+    from shipyard.client import Client
     from shipyard.tracking.types import Run
 
 experiments_app = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
@@ -64,11 +65,21 @@ def experiments_show(
 ) -> None:
     """One experiment and its tags."""
     client = get_client(project)
-    if name_or_id.isdigit():
-        experiment = client.experiments.get(int(name_or_id))
-    else:
-        experiment = client.experiments.get_by_name(name_or_id)
+    experiment = client.experiments.get(_experiment_id(client, name_or_id))
     print_record(experiment, as_json=as_json, title=f"Experiment {experiment.name}")
+
+
+def _experiment_id(client: Client, name_or_id: str) -> int:
+    """The id of the experiment a command-line value names: its name, or else, when
+    the value is a number, its id (an experiment may be called "2024")."""
+    from shipyard.errors import NotFound
+
+    try:
+        return client.experiments.resolve_id(name_or_id)
+    except NotFound:
+        if not name_or_id.isdigit():
+            raise
+        return int(name_or_id)
 
 
 def _common_keys(dicts: list[dict[str, Any]], limit: int) -> list[str]:
@@ -86,12 +97,13 @@ def _search_all(
 ) -> list[Run]:
     from shipyard.tracking.types import MAX_SEARCH_RESULTS
 
-    runs = get_client(project).runs
+    client = get_client(project)
+    experiment_ids = [_experiment_id(client, e) for e in experiment] if experiment else None
     out: list[Run] = []
     token: str | None = None
     while len(out) < limit:
-        page = runs.search(
-            list(experiment) if experiment else None,
+        page = client.runs.search(
+            experiment_ids,
             filter=filter,
             order_by=order_by,
             max_results=min(limit - len(out), MAX_SEARCH_RESULTS),
