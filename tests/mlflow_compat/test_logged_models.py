@@ -55,9 +55,25 @@ def test_sklearn_log_model_and_load_it_back(
     model, x = _fit()
     with mlflow.start_run() as run:
         mlflow.log_param("C", "1.0")
+        for step, loss in enumerate([0.5, 0.25, 0.125]):
+            mlflow.log_metric("loss", loss, step=step)
         mlflow.log_metric("acc", 0.9)
         info = mlflow.sklearn.log_model(model, name="model", input_example=x[:2])
     model_id = info.model_id
+    # log_model sent the run's points of step 0 again, linked to the model: each
+    # point is stored once, as MLflow's own server does.
+    history = mlflow_client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.25), (2, 0.125)]
+    assert [m.value for m in mlflow_client.get_metric_history(run.info.run_id, "acc")] == [0.9]
+    # A point linked to a model that the run does not hold yet is stored.
+    from mlflow.entities import Metric
+
+    mlflow_client.log_batch(
+        run.info.run_id, metrics=[Metric("loss", 0.0625, 0, 3, model_id=info.model_id)]
+    )
+    history = mlflow_client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history][-1] == (3, 0.0625)
+    assert len(history) == 4
     assert model_id.startswith("m-")
     assert info.model_uri == f"models:/{model_id}"
 
@@ -70,7 +86,7 @@ def test_sklearn_log_model_and_load_it_back(
         f"mlflow-artifacts:/{run.info.experiment_id}/models/{model_id}/artifacts"
     )
     assert logged.params["C"] == "1.0"
-    assert {m.key: m.value for m in logged.metrics} == {"acc": 0.9}
+    assert {m.key: m.value for m in logged.metrics} == {"acc": 0.9, "loss": 0.0625}
 
     # The run lists the model among its outputs.
     outputs = mlflow_client.get_run(run.info.run_id).outputs

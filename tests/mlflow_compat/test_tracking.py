@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,7 +103,12 @@ def test_runs_create_get_update_and_log(mlflow_client: Any, mlflow_target: Mlflo
     mlflow_client.set_tag(run_id, "stage", "train")
     mlflow_client.log_batch(
         run_id,
-        metrics=[Metric("acc", 0.9, 4_000, 0), Metric("bad", float("nan"), 4_000, 0)],
+        metrics=[
+            Metric("acc", 0.9, 4_000, 0),
+            Metric("bad", float("nan"), 4_000, 0),
+            Metric("up", float("inf"), 4_000, 0),
+            Metric("down", float("-inf"), 4_000, 0),
+        ],
         params=[Param("epochs", "3")],
         tags=[RunTag("batch", "yes")],
     )
@@ -110,6 +116,9 @@ def test_runs_create_get_update_and_log(mlflow_client: Any, mlflow_target: Mlflo
     assert got.data.params == {"lr": "0.01", "epochs": "3"}
     assert got.data.metrics["loss"] == 0.25 and got.data.metrics["acc"] == 0.9
     assert math.isnan(got.data.metrics["bad"])
+    # Infinities come back as MLflow's server returns them: the largest doubles.
+    assert got.data.metrics["up"] == sys.float_info.max
+    assert got.data.metrics["down"] == -sys.float_info.max
     assert got.data.tags["stage"] == "train" and got.data.tags["batch"] == "yes"
     loss = next(m for m in got.data._metric_objs if m.key == "loss")
     assert (loss.step, loss.timestamp) == (2, 3_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import threading
 
 import pytest
@@ -76,7 +77,7 @@ def test_latest_keeps_the_highest_step(client: Client) -> None:
     assert _count(client, run.id, "acc") == 4
 
 
-def test_non_finite_values_are_none(client: Client) -> None:
+def test_nan_is_none_and_infinities_are_the_largest_doubles(client: Client) -> None:
     run = _run(client)
     client.runs.log_batch(
         run.id,
@@ -85,12 +86,17 @@ def test_non_finite_values_are_none(client: Client) -> None:
             ("x", math.nan, 1, 2),
             ("x", math.inf, 2, 3),
             ("y", math.nan, 0, 1),
+            ("z", -math.inf, 0, 1),
         ],
     )
-    assert list(client.runs.metric_history(run.id, "x").values) == [1.0, None, None]
-    assert client.runs.get(run.id).metrics == {"x": None, "y": None}
+    biggest = sys.float_info.max
+    assert list(client.runs.metric_history(run.id, "x").values) == [1.0, None, biggest]
+    assert client.runs.get(run.id).metrics == {"x": biggest, "y": None, "z": -biggest}
     found = client.runs.search(filter="metrics.y IS NOT NULL").runs
     assert [r.id for r in found] == [run.id]
+    # An infinity still compares and sorts as one.
+    assert [r.id for r in client.runs.search(filter="metrics.x > 1e308").runs] == [run.id]
+    assert [r.id for r in client.runs.search(filter="metrics.z < -1e308").runs] == [run.id]
 
 
 def test_log_metric_defaults(client: Client) -> None:

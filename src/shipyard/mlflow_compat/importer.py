@@ -16,7 +16,6 @@ rather than copied again.
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import tempfile
@@ -43,7 +42,7 @@ from shipyard.mlflow_compat.mlflow_source import (
     MlflowSource,
 )
 from shipyard.registry.types import ModelVersion, RegisteredModel, check_alias, check_model_name
-from shipyard.tracking.types import MAX_SEARCH_RESULTS, Experiment, Run
+from shipyard.tracking.types import MAX_SEARCH_RESULTS, Experiment, Run, storable_metric
 
 # Marks on the imported copies (what makes a re-import incremental).
 TAG_SOURCE = "shipyard.import.source"
@@ -153,10 +152,8 @@ class ImportSummary:
 
 
 def _number(value: float | None) -> float | None:
-    # Shipyard stores NaN and infinities as null; compare and send them that way.
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
+    # Compared and sent as Shipyard stores them.
+    return storable_metric(None if value is None else float(value))
 
 
 def _reason(exc: BaseException) -> str:

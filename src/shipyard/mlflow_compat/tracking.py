@@ -55,6 +55,7 @@ from shipyard.tracking.types import (
     ExperimentCreate,
     RunSearch,
     check_keys,
+    storable_metric,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -594,3 +595,34 @@ def history_slice(
         {"key": key, "value": _number(v), "timestamp": t, "step": s} for s, t, v in rows[:limit]
     ]
     return points, len(rows) > limit
+
+
+_POINTS_AT_STEP = "SELECT timestamp, value FROM metrics WHERE run_id = ? AND key = ? AND step = ?"
+
+
+def unstored_points(
+    platform: Platform, run_id: str, points: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ``points`` (MLflow metrics: key, value, step, timestamp) that the run's
+    history does not hold yet, same value at the same step and time.
+
+    MLflow 3's ``log_model`` sends the run's metrics of a step again, linked to the
+    model (``model_id``); MLflow's store drops such repeats, and so does the
+    log-batch route for model-linked points. (A model's metrics here are its source
+    run's: nothing else is kept of the link.)"""
+    held: dict[tuple[str, int], set[tuple[int, float | None]]] = {}
+    kept = []
+    with platform.db.read() as session:
+        cursor, dialect = driver_cursor(session)
+        try:
+            sql = driver_sql(_POINTS_AT_STEP, dialect)
+            for point in points:
+                at = (point["key"], point["step"])
+                if at not in held:
+                    cursor.execute(sql, (run_id, *at))
+                    held[at] = set(cursor.fetchall())
+                if (point["timestamp"], storable_metric(point["value"])) not in held[at]:
+                    kept.append(point)
+        finally:
+            cursor.close()
+    return kept

@@ -51,6 +51,7 @@ from shipyard.mlflow_compat.tracking import (
     run_to_mlflow,
     search_messages,
     status_of,
+    unstored_points,
     validated,
     view_type_of,
 )
@@ -431,7 +432,13 @@ def log_batch(
     for p in points:
         if p["timestamp"] is None:
             p["timestamp"] = now
-    _log(ctx, _run_id(msg), metrics_in=points, params=params, tags=tags)
+    run_id = _run_id(msg)
+    linked = [p for m, p in zip(raw_metrics, points, strict=True) if m.get("model_id")]
+    if linked:  # log_model's copies of points the run holds: stored once, as in MLflow
+        kept = {id(p) for p in unstored_points(ctx.platform, run_id, linked)}
+        repeats = {id(p) for p in linked} - kept
+        points = [p for p in points if id(p) not in repeats]
+    _log(ctx, run_id, metrics_in=points, params=params, tags=tags)
     return _ok()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from shipyard.tracking.types import (
     MetricHistory,
     Run,
     RunPage,
+    storable_metric,
 )
 
 if TYPE_CHECKING:
@@ -343,9 +345,12 @@ class RunsClient:
 def _columns(metrics: Sequence[tuple[str, float, int, int]]) -> dict[str, list[Any]]:
     try:
         keys, values, steps, timestamps = zip(*metrics, strict=True)
+        floats = [None if v is None else float(v) for v in values]
+        if math.inf in floats or -math.inf in floats:  # JSON would send them as null
+            floats = [storable_metric(v) for v in floats]
         return {
             "keys": [str(k) for k in keys],
-            "values": [None if v is None else float(v) for v in values],
+            "values": floats,
             "steps": [int(s) for s in steps],
             "timestamps": [int(t) for t in timestamps],
         }

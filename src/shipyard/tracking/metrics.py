@@ -20,7 +20,7 @@ from shipyard.errors import Conflict, InvalidInput
 from shipyard.platform import Platform
 from shipyard.tracking.runs import status_changes, writable_run
 from shipyard.tracking.tables import RunRow, RunTagRow
-from shipyard.tracking.types import ColumnarMetrics, RunBatch, check_keys
+from shipyard.tracking.types import ColumnarMetrics, RunBatch, check_keys, storable_metric
 from shipyard.tracking.upserts import (
     insert_metric_points,
     insert_params,
@@ -48,8 +48,7 @@ class Points:
             raise InvalidInput(f"metrics columns must have the same length; got {lengths}")
         check_keys(set(keys), "metric")
         isfinite = math.isfinite
-        # NaN and infinities are stored as NULL (SQLite has no NaN; JSON has neither).
-        values = [v if v is None or isfinite(v) else None for v in values]
+        values = [v if v is None or isfinite(v) else storable_metric(v) for v in values]
         latest: dict[str, MetricPoint] = {}
         for key, value, step, ts in zip(keys, values, steps, timestamps, strict=True):
             best = latest.get(key)

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shipyard.errors import InvalidInput
+
+LARGEST_DOUBLE = sys.float_info.max
+
+
+def storable_metric(value: float | None) -> float | None:
+    """A metric value as it is stored and sent: NaN as None (neither SQLite nor JSON
+    has NaN), an infinity as the largest double of its sign (JSON has none), as
+    MLflow stores them: it still sorts above every other value, and a filter such
+    as ``metrics.loss > 1e300`` finds it."""
+    if value is None or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return None
+    return math.copysign(LARGEST_DOUBLE, value)
+
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
 TERMINAL_STATUSES = frozenset({"finished", "failed", "killed"})
@@ -153,7 +170,8 @@ class ColumnarMetrics(_Input):
     """Metric points as parallel lists (cheap to encode and validate).
 
     ``steps`` defaults to 0 and ``timestamps`` to the time of the request.
-    Non-finite values (NaN, infinities) are stored as null.
+    NaN is stored as null; an infinity as the largest double of its sign
+    (:func:`storable_metric`).
     """
 
     keys: list[str]
