@@ -724,3 +724,26 @@ def test_registry_checks_the_callers_role(
         ("ed", "models.set_alias"),
         ("ada", "models.delete"),
     } <= events
+
+
+def test_a_model_mlflow_logged_loads_through_shipyard(
+    mlflow_target: MlflowTarget, mlflow_client: Any
+) -> None:
+    """Registered through mlflow, loaded with Shipyard's SDK (verified by hash, then
+    read by mlflow's flavor): a scikit-learn model comes back as its estimator."""
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [0.0, 3.0]])
+    y = np.array([0, 1, 1, 0])
+    model = LogisticRegression().fit(x, y)
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(model, name="model", registered_model_name="Churn Model")
+    mlflow_client.set_registered_model_alias("Churn Model", "champion", "1")
+    with Client(mlflow_target.url) as native:
+        loaded = native.models.load("Churn Model@champion")
+        assert isinstance(loaded, LogisticRegression)
+        assert (loaded.predict(x) == model.predict(x)).all()
+        version = native.models.resolve("Churn Model@champion")
+        assert "MLmodel" in {f.path for f in version.files or []}

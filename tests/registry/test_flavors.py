@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import platform
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
 from shipyard.errors import InvalidInput
-from shipyard.registry.flavors import load_model, save_model
+from shipyard.registry.flavors import load_mlflow_model, load_model, save_model
 
 from .conftest import train
 
@@ -64,3 +65,21 @@ def test_bad_descriptor_is_refused(tmp_path: Path, descriptor: bytes) -> None:
 def test_folder_without_descriptor(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="no shipyard-model.json"):
         load_model(tmp_path)
+
+
+# mlflow warns about its own deprecations and type hints when imported.
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::PendingDeprecationWarning")
+def test_an_mlflow_folder_that_cannot_load_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "MLmodel").write_text("flavors:\n  onnx: {}\n")
+    with pytest.raises(InvalidInput, match="have no python_function"):
+        load_mlflow_model(tmp_path, "m version 1")
+    (tmp_path / "MLmodel").write_text("flavors: [unclosed\n")
+    with pytest.raises(InvalidInput, match="MLmodel cannot be read"):
+        load_mlflow_model(tmp_path, "m version 1")
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "mlflow.pyfunc", None)
+    with pytest.raises(InvalidInput, match=r"needs mlflow \(pip install 'shipyard\[mlflow\]'\)"):
+        load_mlflow_model(tmp_path, "m version 1")

@@ -282,13 +282,22 @@ class ModelsClient:
         Files are cached under ``SHIPYARD_HOME/cache/models``. Every file is
         hashed with BLAKE3 and compared with the hash the registry recorded
         before anything is unpickled; a mismatch raises IntegrityError and
-        nothing is loaded.
+        nothing is loaded. A version in MLflow's format (an ``MLmodel`` file: logged
+        with the ``mlflow`` client, or imported) loads through mlflow, once its files
+        are verified the same way: a scikit-learn model as its estimator, any other
+        as MLflow's pyfunc model.
         """
-        from shipyard.registry.flavors import MODEL_FILE, load_model
+        from shipyard.registry.flavors import (
+            MLFLOW_DESCRIPTOR,
+            MODEL_FILE,
+            load_mlflow_model,
+            load_model,
+        )
 
         version = self.resolve(ref, project)
         files = {f.path: f for f in version.files or []}
-        if not version.flavor or DESCRIPTOR not in files:
+        mlflow_model = DESCRIPTOR not in files and MLFLOW_DESCRIPTOR in files
+        if not mlflow_model and (not version.flavor or DESCRIPTOR not in files):
             raise InvalidInput(
                 f"{version.model_name} version {version.version} has no {DESCRIPTOR}: "
                 "it is not a loadable model (use download() for its files)"
@@ -300,6 +309,8 @@ class ModelsClient:
             # is fetched again from the platform's store (and checked again).
             if not matches(target, file.hash):
                 self._fetch(version, file, target, project)
+        if mlflow_model:
+            return load_mlflow_model(folder, f"{version.model_name} version {version.version}")
         descriptor = orjson.loads((folder / DESCRIPTOR).read_bytes())
         listed = descriptor.get("files", []) if isinstance(descriptor, dict) else []
         wanted = {MODEL_FILE, *(str(p) for p in listed if isinstance(listed, list))}

@@ -27,6 +27,8 @@ from shipyard.registry.types import DESCRIPTOR
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.pkl"
+MLFLOW_DESCRIPTOR = "MLmodel"
+"""The descriptor of a model folder in MLflow's format."""
 PICKLE_PROTOCOL = 5
 FLAVORS = ("sklearn", "python")
 _SKLEARN_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
@@ -146,3 +148,33 @@ def load_model(path: Path) -> Any:
         return joblib.load(model_file)
     with open(model_file, "rb") as f:
         return pickle.load(f)  # callers verify the hash first
+
+
+def load_mlflow_model(path: Path, what: str) -> Any:
+    """Load the model folder ``path`` in MLflow's format with mlflow itself: a
+    scikit-learn model as its estimator (as :func:`load_model` returns one), any other
+    flavor as MLflow's pyfunc model. ``what`` names it in errors.
+
+    Flavors unpickle too: only call it on files verified against the registry.
+    """
+    try:
+        import mlflow.pyfunc
+        from mlflow.models import Model
+    except ImportError:
+        raise InvalidInput(
+            f"{what} is a model in MLflow's format: loading it needs mlflow "
+            "(pip install 'shipyard[mlflow]')"
+        ) from None
+    try:
+        flavors = Model.load(str(path / MLFLOW_DESCRIPTOR)).flavors
+    except Exception as exc:  # a malformed MLmodel: mlflow raises several kinds
+        raise InvalidInput(f"{what}: its {MLFLOW_DESCRIPTOR} cannot be read: {exc}") from None
+    if "sklearn" in flavors:
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(str(path))
+    if "python_function" not in flavors:
+        raise InvalidInput(
+            f"{what}: its flavors {sorted(flavors)} have no python_function to load it with"
+        )
+    return mlflow.pyfunc.load_model(str(path))
