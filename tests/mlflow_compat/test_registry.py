@@ -747,3 +747,30 @@ def test_a_model_mlflow_logged_loads_through_shipyard(
         assert (loaded.predict(x) == model.predict(x)).all()
         version = native.models.resolve("Churn Model@champion")
         assert "MLmodel" in {f.path for f in version.files or []}
+
+
+def test_a_model_shipyard_logged_loads_through_mlflow(
+    mlflow_target: MlflowTarget, mlflow_client: Any, tmp_path: Path
+) -> None:
+    """A scikit-learn model saved by Shipyard's SDK is also an MLflow model (an MLmodel
+    beside the pickle): mlflow's loaders read it by alias and by version."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard.registry.flavors import save_model
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [0.0, 3.0]])
+    model = LogisticRegression().fit(x, np.array([0, 1, 1, 0]))
+    save_model(model, tmp_path / "saved")
+    with Client(mlflow_target.url) as native:
+        run_id = native.runs.create("registry").id
+        native.artifacts.upload_dir(run_id, tmp_path / "saved", "model")
+        native.models.create("native")
+        native.models.create_version("native", run_id)
+        native.models.set_alias("native", "champion", 1)
+    by_alias = mlflow.pyfunc.load_model("models:/native@champion")
+    assert (np.asarray(by_alias.predict(x)) == model.predict(x)).all()
+    estimator = mlflow.sklearn.load_model("models:/native/1")
+    assert isinstance(estimator, LogisticRegression)
+    assert (estimator.predict(x) == model.predict(x)).all()

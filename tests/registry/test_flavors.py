@@ -20,10 +20,38 @@ def test_sklearn_flavor(tmp_path: Path) -> None:
     assert save_model(model, tmp_path / "m") == "sklearn"
     descriptor = orjson.loads((tmp_path / "m" / "shipyard-model.json").read_bytes())
     assert descriptor["flavor"] == "sklearn"
-    assert descriptor["files"] == ["model.pkl"]
+    assert descriptor["files"] == ["model.pkl", "MLmodel"]
     assert descriptor["python_version"] == platform.python_version()
     assert {"scikit-learn", "numpy"} <= set(descriptor["libraries"])
     assert descriptor["model_class"] == "sklearn.linear_model._logistic.LogisticRegression"
+    assert (load_model(tmp_path / "m").predict(x) == model.predict(x)).all()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::PendingDeprecationWarning")
+def test_mlflow_reads_a_saved_sklearn_model(tmp_path: Path) -> None:
+    """The folder is also an MLflow model: both of mlflow's loaders read the pickle."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    model, x = train(0)
+    save_model(model, tmp_path / "m")
+    assert (mlflow.sklearn.load_model(str(tmp_path / "m")).predict(x) == model.predict(x)).all()
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "m"))
+    assert (pyfunc.predict(x) == model.predict(x)).all()
+    assert (load_mlflow_model(tmp_path / "m", "m").predict(x) == model.predict(x)).all()
+
+
+def test_a_model_saved_with_joblib_still_loads(tmp_path: Path) -> None:
+    import joblib
+
+    model, x = train(0)
+    save_model(model, tmp_path / "m")
+    joblib.dump(model, tmp_path / "m" / "model.pkl")
+    descriptor = tmp_path / "m" / "shipyard-model.json"
+    descriptor.write_bytes(
+        orjson.dumps(orjson.loads(descriptor.read_bytes()) | {"serializer": "joblib"})
+    )
     assert (load_model(tmp_path / "m").predict(x) == model.predict(x)).all()
 
 

@@ -24,7 +24,7 @@ def test_register_alias_and_load(client: Client, tmp_path: Path) -> None:
 
     v1 = client.models.create_version("churn", run1, description="first")
     assert (v1.version, v1.run_id, v1.flavor, v1.source_path) == (1, run1, "sklearn", "model")
-    assert {f.path for f in v1.files or []} == {"model.pkl", "shipyard-model.json"}
+    assert {f.path for f in v1.files or []} == {"model.pkl", "MLmodel", "shipyard-model.json"}
     # The version's files are the run's artifacts: same blobs, no copies.
     for f in v1.files or []:
         assert blake3(client.artifacts.read_bytes(run1, f"model/{f.path}")).hexdigest() == f.hash
@@ -56,7 +56,7 @@ def test_download_writes_verified_files(client: Client, tmp_path: Path) -> None:
     client.models.create("m")
     version = client.models.create_version("m", run_id)
     dest = client.models.download("m/1", tmp_path / "out")
-    assert sorted(p.name for p in dest.iterdir()) == ["model.pkl", "shipyard-model.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["MLmodel", "model.pkl", "shipyard-model.json"]
     for f in version.files or []:
         data = (dest / f.path).read_bytes()
         assert (blake3(data).hexdigest(), len(data)) == (f.hash, f.size)

@@ -74,34 +74,29 @@ def _write_atomic(path: Path, write: Any) -> None:
 def save_model(model: Any, path: Path) -> str:
     """Write ``model`` into the folder ``path`` (created; must be empty) and return its flavor.
 
-    scikit-learn estimators are written with joblib when it is installed (it
-    stores numpy arrays efficiently); everything else with pickle protocol 5.
-    InvalidInput when the folder is not empty or the object cannot be pickled.
+    The model is pickled (protocol 5). A scikit-learn estimator also gets an
+    ``MLmodel`` file naming the same pickle, so mlflow loads it too. (Models saved
+    before with joblib still load.) InvalidInput when the folder is not empty or
+    the object cannot be pickled.
     """
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise InvalidInput(f"cannot save a model into {str(path)!r}: it exists and is not empty")
     path.mkdir(parents=True, exist_ok=True)
     flavor = "sklearn" if _is_sklearn(model) else "python"
-    serializer = "joblib" if flavor == "sklearn" and _has_joblib() else "pickle"
-
-    def write(out: Any) -> None:
-        if serializer == "joblib":
-            import joblib
-
-            joblib.dump(model, out, protocol=PICKLE_PROTOCOL)
-        else:
-            pickle.dump(model, out, protocol=PICKLE_PROTOCOL)
-
     try:
-        _write_atomic(path / MODEL_FILE, write)
+        _write_atomic(path / MODEL_FILE, lambda out: pickle.dump(model, out, PICKLE_PROTOCOL))
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise InvalidInput(f"the model cannot be pickled: {exc}") from None
+    files = [MODEL_FILE]
+    if flavor == "sklearn":
+        _write_atomic(path / MLFLOW_DESCRIPTOR, lambda out: out.write(_mlflow_sklearn()))
+        files.append(MLFLOW_DESCRIPTOR)
     descriptor = {
         "format_version": FORMAT_VERSION,
         "flavor": flavor,
-        "serializer": serializer,
-        "files": [MODEL_FILE],
+        "serializer": "pickle",
+        "files": files,
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "python_version": platform.python_version(),
         "libraries": _libraries(model, flavor),
@@ -111,6 +106,31 @@ def save_model(model: Any, path: Path) -> str:
         lambda out: out.write(orjson.dumps(descriptor, option=orjson.OPT_INDENT_2)),
     )
     return flavor
+
+
+def _mlflow_sklearn() -> bytes:
+    """An MLmodel file for a scikit-learn model pickled as MODEL_FILE: mlflow reads the
+    same file, so ``mlflow.pyfunc.load_model("models:/name@alias")`` and
+    ``mlflow.sklearn.load_model`` load a version registered with Shipyard."""
+    import sklearn
+
+    def text(value: str) -> str:  # a JSON string is a YAML scalar
+        return orjson.dumps(value).decode()
+
+    lines = [
+        "flavors:",
+        "  python_function:",
+        "    loader_module: mlflow.sklearn",
+        f"    model_path: {MODEL_FILE}",
+        "    predict_fn: predict",
+        f"    python_version: {text(platform.python_version())}",
+        "  sklearn:",
+        f"    pickled_model: {MODEL_FILE}",
+        "    serialization_format: pickle",
+        f"    sklearn_version: {text(sklearn.__version__)}",
+        "",
+    ]
+    return "\n".join(lines).encode()
 
 
 def read_descriptor(path: Path) -> dict[str, Any]:
