@@ -165,15 +165,18 @@ def test_bad_searches_are_refused(seeded: tuple[Any, str, dict[str, str]]) -> No
         "metrics.acc LIKE 'x'",
         "nonsense.x = 1",
         "attributes.artifact_uri = 'x'",
-        "datasets.name = 'x'",
+        "datasets.size = 'x'",
+        "datasets.name > 'x'",
+        "datasets.name IS NULL",
         "params.lr = 'unterminated",
     ):
         with pytest.raises(MlflowException) as err:
             client.search_runs([eid], bad)
         assert err.value.error_code == "INVALID_PARAMETER_VALUE", bad
-    with pytest.raises(MlflowException) as err:
-        client.search_runs([eid], order_by=["metrics.acc SIDEWAYS"])
-    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    for order in ("metrics.acc SIDEWAYS", "datasets.name"):
+        with pytest.raises(MlflowException) as err:
+            client.search_runs([eid], order_by=[order])
+        assert err.value.error_code == "INVALID_PARAMETER_VALUE", order
     with pytest.raises(MlflowException) as err:
         client.search_runs([eid], max_results=50_001)
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
@@ -274,3 +277,50 @@ def test_searched_runs_carry_exact_values(mlflow_client: Any, mlflow_target: Mlf
     assert [m.key for m in found.data._metric_objs] == ["a", "b", "c", "d"]
     assert {(m.step, m.timestamp) for m in found.data._metric_objs} == {(2**40, 1_700_000_000_123)}
     assert found.to_dictionary() == mlflow_client.get_run(rid).to_dictionary()
+
+
+def test_filters_on_the_datasets_runs_read(mlflow_client: Any, mlflow_target: MlflowTarget) -> None:
+    """``datasets.name``, ``.digest`` and ``.context``, as MLflow's server answers them:
+    a run matches when one of its dataset inputs does (a logged model it read is no
+    dataset). The native search language has the same fields."""
+    import mlflow.data
+    import pandas as pd
+
+    from shipyard.client import Client
+
+    eid = mlflow_client.create_experiment("inputs")
+    mlflow.set_experiment(experiment_id=eid)
+    frame = pd.DataFrame({"a": [1, 2, 3]})
+    train = mlflow.data.from_pandas(frame, source="s3://b/train.parquet", name="train")
+    holdout = mlflow.data.from_pandas(
+        frame.tail(1), source="s3://b/holdout.parquet", name="holdout"
+    )
+    runs = {}
+    for name, inputs in {
+        "both": [(train, "training"), (holdout, "eval")],
+        "train-only": [(train, "training")],
+        "none": [],
+    }.items():
+        with mlflow.start_run(run_name=name) as run:
+            for dataset, context in inputs:
+                mlflow.log_input(dataset, context=context)
+        runs[run.info.run_id] = name
+
+    def names(filter_string: str) -> list[str]:
+        found = mlflow_client.search_runs([eid], filter_string)
+        return sorted(runs[r.info.run_id] for r in found)
+
+    assert names("datasets.name = 'train'") == ["both", "train-only"]
+    assert names("datasets.name = 'holdout'") == ["both"]
+    assert names("datasets.context = 'eval'") == ["both"]
+    assert names(f"datasets.digest = '{holdout.digest}'") == ["both"]
+    assert names("datasets.name IN ('holdout', 'nothing')") == ["both"]
+    assert names("datasets.name LIKE 'tr%' and datasets.context = 'training'") == [
+        "both",
+        "train-only",
+    ]
+    assert names("datasets.name != 'train'") == ["both"]  # has an input other than train
+    assert names("datasets.name = 'train' and attributes.run_name = 'none'") == []
+    with Client(mlflow_target.url) as native:
+        found = native.runs.search([int(eid)], filter="datasets.context = 'eval'").runs
+        assert [r.name for r in found] == ["both"]

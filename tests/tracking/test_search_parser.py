@@ -154,6 +154,12 @@ def test_attributes_bare_prefixed_and_aliased() -> None:
         assert parsed(f"{name} = 1") == cmp("attribute", name, "=", 1)
 
 
+def test_dataset_fields() -> None:
+    assert parsed("datasets.name = 'x'") == cmp("dataset", "name", "=", "x")
+    assert parsed("dataset.Digest != 'x'") == cmp("dataset", "digest", "!=", "x")
+    assert parsed("datasets.context IN ('a')") == cmp("dataset", "context", "IN", ("a",))
+
+
 def test_positions_are_recorded() -> None:
     expr = parse_filter("  metrics.acc  >  1")
     assert expr == Comparison(Field("metric", "acc", 2), ">", Number(1, "1"), 15)
@@ -229,8 +235,14 @@ def error(source: str) -> str:
         (
             "foo.bar = 1",
             "filter: unknown field 'foo.bar' at position 0; expected metrics.<key>, "
-            "params.<key>, tags.<key>, attributes.<name> or an attribute (end_time, experiment_id, "
-            "id, name, parent_run_id, run_id, run_name, start_time, status, user)",
+            "params.<key>, tags.<key>, datasets.<field>, attributes.<name> or an attribute "
+            "(end_time, experiment_id, id, name, parent_run_id, run_id, run_name, start_time, "
+            "status, user)",
+        ),
+        (
+            "datasets.size = 1",
+            "filter: unknown field 'datasets.size' at position 0; "
+            "datasets.<field> is one of name, digest, context",
         ),
         (
             "bogus = 1",

@@ -21,12 +21,15 @@ from shipyard.errors import Conflict, NotFound
 from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.protocol import Message
 from shipyard.tracking.runs import writable_run
-from shipyard.tracking.tables import ExperimentRow, LoggedModelRow, RunInputRow
+from shipyard.tracking.tables import (
+    MODEL_INPUT_SOURCE,
+    ExperimentRow,
+    LoggedModelRow,
+    RunInputRow,
+)
 from shipyard.tracking.upserts import dialect_insert
 
 CONTEXT_TAG = "mlflow.data.context"
-MODEL_INPUT_SOURCE = "shipyard.logged_model"
-"""``source_type`` of the rows that stand for a logged model a run read."""
 
 # Column sizes of run_inputs (and MLflow's own limits where they are smaller).
 _LIMITS = {"name": 500, "digest": 64, "source_type": 100, "context": 100}

@@ -87,8 +87,6 @@ def _rewrite(source: str, what: str) -> str:
 
 def _field(prefix: str, key: str, pos: int, what: str) -> str | None:
     """Shipyard's spelling of an MLflow field, or None when it is the same."""
-    if prefix in ("dataset", "datasets"):
-        raise InvalidInput(f"{what}: filtering on datasets is not supported (at position {pos})")
     if prefix in _TAG_PREFIXES and key in _TAG_ATTRIBUTES:
         return f"attributes.{_TAG_ATTRIBUTES[key]}"
     if prefix in _ATTRIBUTE_PREFIXES or (not prefix and key.lower() in _RUN_ATTRIBUTES):

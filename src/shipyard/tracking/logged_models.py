@@ -561,6 +561,8 @@ def _comparison(cmp: Comparison) -> ColumnElement[bool]:
         condition = value_test(column, cmp, kind)
         # Two-valued for the nullable source_run_id, so NOT (...) matches models without one.
         return and_(column.is_not(None), condition) if f.key == "source_run_id" else condition
+    if f.kind == "dataset":
+        _bad(cmp, f"{f.label} filters runs, not logged models")
     if f.kind == "metric":
         clauses: list[ColumnElement[bool]] = [
             LatestMetricRow.run_id == LoggedModelRow.run_id,

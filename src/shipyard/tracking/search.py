@@ -44,7 +44,14 @@ from shipyard.tracking.search_parser import (
     parse_filter,
     parse_order_by,
 )
-from shipyard.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
+from shipyard.tracking.tables import (
+    MODEL_INPUT_SOURCE,
+    LatestMetricRow,
+    ParamRow,
+    RunInputRow,
+    RunRow,
+    RunTagRow,
+)
 
 __all__ = ["build_search_query"]
 
@@ -93,7 +100,10 @@ def build_search_query(
     for index, item in enumerate(order_by or ()):
         if not isinstance(item, str):
             raise InvalidInput(f"order_by[{index}]: expected a string, got {item!r:.100}")
-        terms.append(parse_order_by(item, index))
+        term = parse_order_by(item, index)
+        if term.field.kind == "dataset":  # a run reads many: nothing to order by
+            raise InvalidInput(f"order_by[{index}]: cannot order runs by {term.field.label}")
+        terms.append(term)
 
     absorbed, remaining = _split_for_sort(expr, terms)
     if remaining:
@@ -167,6 +177,8 @@ def _comparison(cmp: Comparison) -> ColumnElement[bool]:
     field = cmp.field
     if field.kind == "attribute":
         return _attribute_comparison(cmp, _ATTRIBUTES[field.key])
+    if field.kind == "dataset":
+        return _dataset_comparison(cmp)
     table = _KEYED[field.kind]
     if cmp.op in _NULL_OPS:
         logged = _logged(table, field.key, None)
@@ -198,6 +210,20 @@ def _logged(
     if condition is not None:
         clauses.append(condition)
     return exists().where(*clauses)
+
+
+def _dataset_comparison(cmp: Comparison) -> ColumnElement[bool]:
+    """True when one of the run's dataset inputs (``log_input``; not the logged models
+    it read) has a name, digest or context that meets the comparison, as in MLflow."""
+    if cmp.op in _NULL_OPS:
+        _fail(cmp, f"{cmp.op} does not apply to {cmp.field.label}")
+    check_op(cmp, "text")
+    column = getattr(RunInputRow, cmp.field.key)
+    return exists().where(
+        RunInputRow.run_id == RunRow.id,
+        RunInputRow.source_type != MODEL_INPUT_SOURCE,
+        value_test(column, cmp, "text"),
+    )
 
 
 def _attribute_comparison(cmp: Comparison, attr: _Attribute) -> ColumnElement[bool]:

@@ -18,6 +18,7 @@ Grammar (keywords are case-insensitive; AND binds tighter than OR)::
                         | IS [NOT] NULL )
     cmp_op     := '=' | '!=' | '<>' | '<' | '<=' | '>' | '>='
     field      := (metrics|params|tags|attributes) '.' key | attribute_name
+                | datasets '.' (name|digest|context)
     key        := bare_key | `quoted` | "quoted"
     value      := 'string' | "string" | number
     order_term := field [ASC | DESC]
@@ -36,7 +37,7 @@ from typing import Literal, NoReturn
 
 from shipyard.errors import InvalidInput
 
-FieldKind = Literal["metric", "param", "tag", "attribute"]
+FieldKind = Literal["metric", "param", "tag", "attribute", "dataset"]
 
 MAX_LENGTH = 20_000
 MAX_DEPTH = 64
@@ -53,7 +54,11 @@ _PREFIXES: dict[str, FieldKind] = {
     "attributes": "attribute",
     "attribute": "attribute",
     "attr": "attribute",
+    "datasets": "dataset",
+    "dataset": "dataset",
 }
+# What ``datasets.<field>`` may name: a run's inputs (MLflow's spelling).
+DATASET_FIELDS = ("name", "digest", "context")
 
 # Every accepted attribute spelling -> the canonical name the compiler knows.
 ATTRIBUTE_ALIASES: dict[str, str] = {
@@ -95,7 +100,9 @@ class Field:
     @property
     def label(self) -> str:
         """How the field reads in messages, e.g. ``metrics.acc``."""
-        prefix = {"metric": "metrics", "param": "params", "tag": "tags"}.get(self.kind)
+        prefix = {"metric": "metrics", "param": "params", "tag": "tags", "dataset": "datasets"}.get(
+            self.kind
+        )
         return f"{prefix}.{self.key}" if prefix else f"attributes.{self.key}"
 
 
@@ -357,8 +364,8 @@ class Parser(TokenCursor):
                 self.what,
                 f"unknown field {word!r}",
                 tok.pos,
-                "expected metrics.<key>, params.<key>, tags.<key>, attributes.<name> "
-                f"or an attribute ({VALID_ATTRIBUTES})",
+                "expected metrics.<key>, params.<key>, tags.<key>, datasets.<field>, "
+                f"attributes.<name> or an attribute ({VALID_ATTRIBUTES})",
             )
         if not key:
             quoted = self.tok
@@ -368,6 +375,15 @@ class Parser(TokenCursor):
             key = quoted.text
         if kind == "attribute":
             key = self.attribute(key, tok.pos)
+        elif kind == "dataset":
+            if key.lower() not in DATASET_FIELDS:
+                parse_error(
+                    self.what,
+                    f"unknown field {word!r}",
+                    tok.pos,
+                    f"datasets.<field> is one of {', '.join(DATASET_FIELDS)}",
+                )
+            key = key.lower()
         return Field(kind, key, tok.pos)
 
     def attribute(self, name: str, pos: int) -> str:

@@ -210,6 +210,11 @@ class RunOutputRow(Base):
     step: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+MODEL_INPUT_SOURCE = "shipyard.logged_model"
+"""``source_type`` of the run inputs that stand for a logged model a run read (MLflow
+keeps those apart from its dataset inputs)."""
+
+
 class RunInputRow(Base):
     """A dataset a run read: described by name and digest (MLflow's ``log_input``) and,
     once the dataset is a Shipyard dataset version, linked to it."""
