@@ -1,5 +1,6 @@
-"""The CLI prints users' text as it is: names, messages and patterns that look like
-rich markup (``[/x]``, ``[red]``, ``^[ab]$``) are neither parsed nor dropped."""
+"""What the CLI prints: users' text as it is (names, messages and patterns that look
+like rich markup, ``[/x]``, ``[red]``, ``^[ab]$``, are neither parsed nor dropped), and
+errors as one line."""
 
 from __future__ import annotations
 
@@ -78,3 +79,14 @@ def test_dataset_messages_and_patterns_keep_their_brackets(home: Client, tmp_pat
     code, out, _ = _run("data", "validate", "plans")
     assert code == 1  # the row with plan "c" fails
     assert "[plan] ok" in out and "^[ab]$" in out
+
+
+def test_a_taken_port_is_one_line_and_no_banner(home: Client) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        code, out, err = _run("server", "--host", "127.0.0.1", "--port", str(port))
+    assert code == 2
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "Shipyard on" not in out

@@ -161,3 +161,18 @@ def test_request_telemetry_follows_the_otel_setting(
         assert got.status_code == 404
     served = [s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
     assert len(served) == (2 if otel else 0), [s.name for s in served]
+
+
+def test_an_unreachable_server_is_named(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    from shipyard.client import Client
+    from shipyard.config import Settings
+    from shipyard.errors import Unavailable
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with (
+        Client(url, settings=Settings(home=tmp_path)) as client,
+        pytest.raises(Unavailable, match=f"cannot reach the Shipyard server at {url}"),
+    ):
+        client.experiments.list()

@@ -710,8 +710,9 @@ def test_append_schema_conflicts_make_no_version(client: Client, tmp_path: Path)
     with pytest.raises(Conflict) as caught:
         client.datasets.append("d", missing)
     assert "schema conflict" in caught.value.message
+    assert caught.value.message.endswith(": missing city")  # it says which columns
     text_in_int = pa.table({"id": ["seven"], "score": pa.array([1.0]), "city": pa.array(["oslo"])})
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match=r"type of id int64 -> string"):
         client.datasets.append("d", text_in_int)
     renamed = write_csv(
         tmp_path / "renamed.csv", sample(10).rename_columns(["id", "score", "town"])

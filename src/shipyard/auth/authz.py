@@ -99,7 +99,10 @@ def authenticate(request: Request, platform: Platform) -> Principal:
         check_csrf(request, cookie)
         return _principal_from_token(platform, cookie)
     if platform.auth_required:
-        raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+        raise Unauthenticated(
+            "authentication required: send 'Authorization: Bearer <token>' "
+            "(the SDK and CLI send SHIPYARD_TOKEN)"
+        )
     check_local_caller(request)
     return Principal.local()
 

@@ -30,6 +30,7 @@ def server(
     except ValueError as exc:
         print_error(str(exc))
         raise typer.Exit(2) from None
+    _check_can_listen(host, port)
     platform = Platform.from_settings(settings, host=host)
     mode = "required" if platform.auth_required else "off (loopback only)"
     console.print(f"Shipyard on http://{host}:{port}  auth: {mode}")
@@ -47,6 +48,18 @@ def server(
         uvicorn.run("shipyard.server.asgi:app", workers=workers, **options)
     else:
         uvicorn.run(create_app(platform), **options)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Exit with one line, before any start-up work and banner, when the address cannot
+    be listened on (most often: another server has the port)."""
+    import socket
+
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        print_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")

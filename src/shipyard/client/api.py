@@ -70,7 +70,7 @@ class Api:
                 **({} if timeout is None else {"timeout": httpx.Timeout(timeout, connect=10.0)}),
             )
         except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach the Shipyard server: {exc}") from exc
+            raise self._unreachable(exc) from exc
 
     def get(self, path: str, /, **params: Any) -> Any:
         return self.request("GET", path, params=params)
@@ -99,7 +99,7 @@ class Api:
                 headers={"content-type": "application/octet-stream"},
             )
         except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach the Shipyard server: {exc}") from exc
+            raise self._unreachable(exc) from exc
         return self._decode(response)
 
     @contextmanager
@@ -112,7 +112,7 @@ class Api:
                     self._decode(response)
                 yield response
         except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach the Shipyard server: {exc}") from exc
+            raise self._unreachable(exc) from exc
 
     def _verified_chunks(self, path: str, what: str, expected: str | None) -> Iterator[bytes]:
         """The body of GET ``path``, re-hashed (BLAKE3) as it streams: IntegrityError
@@ -153,6 +153,10 @@ class Api:
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _unreachable(self, exc: httpx.TransportError) -> Unavailable:
+        """Unavailable, naming the server (SHIPYARD_URL) that could not be reached."""
+        return Unavailable(f"cannot reach the Shipyard server at {self.http.base_url}: {exc}")
 
     @staticmethod
     def _decode(response: httpx.Response) -> Any:

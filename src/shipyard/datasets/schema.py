@@ -31,9 +31,27 @@ def schema_conflict(
     """The error for appended data whose ``(name, type)`` columns differ from its parent's."""
     of = f" of {dataset!r}" if dataset else ""
     return Conflict(
-        f"schema conflict: the appended data's columns differ from version {version}{of}",
+        f"schema conflict: the appended data's columns differ from version {version}{of}: "
+        + column_changes(old, new),
         {"old": [f"{n}: {t}" for n, t in old], "new": [f"{n}: {t}" for n, t in new]},
     )
+
+
+def column_changes(old: list[tuple[str, str]], new: list[tuple[str, str]]) -> str:
+    """What differs between two ``(name, type)`` column lists, for people: the columns
+    missing, the columns added, the types changed, or else the order."""
+    before, after = dict(old), dict(new)
+    parts = []
+    if missing := [n for n in before if n not in after]:
+        parts.append("missing " + ", ".join(missing))
+    if added := [n for n in after if n not in before]:
+        parts.append("new " + ", ".join(added))
+    retyped = [
+        f"{n} {before[n]} -> {after[n]}" for n in before if n in after and before[n] != after[n]
+    ]
+    if retyped:
+        parts.append("type of " + ", ".join(retyped))
+    return "; ".join(parts) or "same columns in another order"
 
 
 def column_kind(t: pa.DataType) -> ColumnKind:

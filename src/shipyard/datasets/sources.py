@@ -136,7 +136,10 @@ def open_source(
     scheme = url_scheme(text)
     if scheme not in (None, "file", "s3"):
         if scheme.split("+")[0].startswith(_SQL_SCHEMES):
-            raise InvalidInput(f"a {scheme}:// URL is a database: give the SQL to run as query=")
+            raise InvalidInput(
+                f"a {scheme}:// URL is a database: give the SQL to run "
+                "(--query, or query= in the SDK)"
+            )
         raise InvalidInput(f"unsupported URL scheme {scheme!r}: use a path, file://, s3:// or SQL")
     from shipyard.datasets.file_source import open_files
 

@@ -291,7 +291,8 @@ def _row_message(exp: Expectation, n: int) -> str:
         case RegexExpectation():
             return f"{exp.column!r} does not match {exp.pattern!r}: {text.rows(n)}"
         case SqlExpectation():
-            return f"{text.rows(n)} break {exp.predicate[:200]}"
+            verb = "breaks" if n == 1 else "break"
+            return f"{text.rows(n)} {verb} {exp.predicate[:200]}"
     return text.rows(n)  # pragma: no cover
 
 
