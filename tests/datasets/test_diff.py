@@ -120,6 +120,21 @@ def test_schema_changes_lists_removed_retyped_nullability_and_added_columns() ->
         SchemaChange(column="fresh", change="added", new="timestamp[us, tz=UTC]"),
     ]
     assert schema_changes(old, old) == []
+    # The width of offsets is no change: pandas writes large_string, a CSV reader string.
+    wide = [
+        ColumnSchema(name="s", type="large_string"),
+        ColumnSchema(name="b", type="large_binary"),
+        ColumnSchema(name="l", type="large_list<item: large_string>"),
+    ]
+    narrow = [
+        ColumnSchema(name="s", type="string"),
+        ColumnSchema(name="b", type="binary"),
+        ColumnSchema(name="l", type="list<item: string>"),
+    ]
+    assert schema_changes(wide, narrow) == []
+    assert schema_changes(narrow, [ColumnSchema(name="s", type="large_binary"), *narrow[1:]]) == [
+        SchemaChange(column="s", change="type_changed", old="string", new="large_binary")
+    ]
 
 
 # --- profiles ----------------------------------------------------------------------------

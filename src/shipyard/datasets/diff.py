@@ -44,6 +44,15 @@ _PSI_NOTICE = 0.01
 # --- schema ------------------------------------------------------------------------------
 
 
+def _logical(arrow_type: str) -> str:
+    """An Arrow type's text without the width of its offsets: ``large_string`` holds what
+    ``string`` holds (pandas writes one, a CSV reader the other; Parquet stores both
+    alike), so a new version read from another format is no type change."""
+    for large, plain in (("large_string", "string"), ("large_binary", "binary")):
+        arrow_type = arrow_type.replace(large, plain)
+    return arrow_type.replace("large_list<", "list<")
+
+
 def schema_changes(old: Sequence[ColumnSchema], new: Sequence[ColumnSchema]) -> list[SchemaChange]:
     """Columns removed, changed in type or nullability (in the old order), then added (in
     the new order)."""
@@ -55,7 +64,7 @@ def schema_changes(old: Sequence[ColumnSchema], new: Sequence[ColumnSchema]) -> 
         if now is None:
             changes.append(SchemaChange(column=col.name, change="removed", old=col.type))
             continue
-        if now.type != col.type:
+        if _logical(now.type) != _logical(col.type):
             changes.append(
                 SchemaChange(column=col.name, change="type_changed", old=col.type, new=now.type)
             )
