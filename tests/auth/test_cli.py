@@ -109,3 +109,21 @@ def test_remote_commands_use_the_token(
     monkeypatch.delenv("SHIPYARD_TOKEN")
     result = cli.invoke(app, ["users", "list"])
     assert result.exit_code == 1 and "authentication required" in result.output
+
+
+def test_project_roles_from_the_shell(cli: CliRunner) -> None:
+    _ok(cli, ["users", "create", "ann", "--password-stdin"], "pw-ann-12\n")
+    _ok(cli, ["projects", "create", "vision"])
+    granted = _json(cli, ["projects", "grant", "vision", "ann", "viewer"])
+    assert granted == {"username": "ann", "role": "viewer"}
+    assert "ann is editor of vision" in _ok(cli, ["projects", "grant", "vision", "ann", "editor"])
+    members = _json(cli, ["projects", "members", "vision"])
+    assert isinstance(members, list) and {"username": "ann", "role": "editor"} in members
+    assert "no role on vision" in _ok(cli, ["projects", "revoke", "vision", "ann"])
+    members = _json(cli, ["projects", "members", "vision"])
+    assert isinstance(members, list) and "ann" not in [m["username"] for m in members]
+    # A role that does not exist, or a user who does not: one line, nothing changed.
+    for args in (["vision", "ann", "owner"], ["vision", "nobody", "viewer"]):
+        result = cli.invoke(app, ["projects", "grant", *args])
+        assert result.exit_code == 1 and result.stderr.startswith("error"), result.output
+    assert "ann" not in [m["username"] for m in _json(cli, ["projects", "members", "vision"])]  # type: ignore[union-attr]

@@ -91,6 +91,25 @@ def test_an_experiment_is_named_by_name_or_by_id(runs: list[Run]) -> None:
     assert result.exit_code == 1 and "4242" in result.output
 
 
+def test_delete_and_restore_runs_and_experiments(runs: list[Run]) -> None:
+    _ok("runs", "delete", runs[0].id, runs[1].id)
+    listed = orjson.loads(_ok("runs", "list", "-e", "vision", "--json"))
+    assert [r["name"] for r in listed] == ["run2"]
+    _ok("runs", "restore", runs[0].id)
+    listed = orjson.loads(_ok("runs", "list", "-e", "vision", "--json"))
+    assert sorted(r["name"] for r in listed) == ["run0", "run2"]
+    _ok("experiments", "delete", "other")
+    names = [e["name"] for e in orjson.loads(_ok("experiments", "list", "--json"))]
+    assert names == ["vision"]
+    deleted = orjson.loads(_ok("experiments", "list", "--all", "--json"))
+    other = next(e for e in deleted if e["name"] == "other")
+    _ok("experiments", "restore", str(other["id"]))
+    names = [e["name"] for e in orjson.loads(_ok("experiments", "list", "--json"))]
+    assert sorted(names) == ["other", "vision"]
+    result = runner.invoke(app, ["runs", "delete", "0" * 32])
+    assert result.exit_code == 1 and "error" in result.output
+
+
 def test_runs_show(runs: list[Run]) -> None:
     run = runs[1]
     out = _ok("runs", "show", run.id)

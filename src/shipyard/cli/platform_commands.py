@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from shipyard.cli.common import JsonOption, command, get_client
-from shipyard.cli.output import console, print_error, print_table
+from shipyard.cli.output import console, print_error, print_json, print_table
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects: namespaces with their own roles.", no_args_is_help=True)
@@ -101,3 +101,35 @@ def projects_create(
     """Create a project (you become its admin)."""
     project = get_client().projects.create(name, description)
     print_table([project], ["id", "name", "description"], title="Created", as_json=as_json)
+
+
+@projects_app.command("members")
+@command
+def projects_members(project: str, as_json: bool = JsonOption) -> None:
+    """Users with a role on a project."""
+    rows = get_client().projects.members(project)
+    print_table(rows, ["username", "role"], title=f"Members of {project}", as_json=as_json)
+
+
+@projects_app.command("grant")
+@command
+def projects_grant(
+    project: str,
+    username: str,
+    role: str = typer.Argument(..., help="viewer, editor or admin."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Give a user a role on a project (replacing the role they had)."""
+    member = get_client().projects.set_member(project, username, role)
+    if as_json:
+        print_json(member)
+        return
+    console.print(f"{member.username} is {member.role} of {project}")
+
+
+@projects_app.command("revoke")
+@command
+def projects_revoke(project: str, username: str) -> None:
+    """Take away a user's role on a project."""
+    get_client().projects.remove_member(project, username)
+    console.print(f"{username} has no role on {project} now")

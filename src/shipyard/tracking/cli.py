@@ -181,3 +181,49 @@ def runs_show(
         print_table(
             [{"key": k, "value": v} for k, v in values.items()], ["key", "value"], title=title
         )
+
+
+@runs_app.command("delete")
+@command
+def runs_delete(run_ids: list[str] = typer.Argument(..., help="Run ids.")) -> None:
+    """Delete runs (they stay restorable; searches leave them out)."""
+    runs = get_client().runs
+    for run_id in run_ids:
+        runs.delete(run_id)
+        console.print(f"deleted run {run_id}")
+
+
+@runs_app.command("restore")
+@command
+def runs_restore(run_ids: list[str] = typer.Argument(..., help="Run ids.")) -> None:
+    """Restore deleted runs."""
+    runs = get_client().runs
+    for run_id in run_ids:
+        runs.restore(run_id)
+        console.print(f"restored run {run_id}")
+
+
+@experiments_app.command("delete")
+@command
+def experiments_delete(
+    name_or_id: str = typer.Argument(..., help="Experiment name, or its numeric id."),
+    project: str | None = ProjectOption,
+) -> None:
+    """Delete an experiment (restorable with its id)."""
+    client = get_client(project)
+    experiment_id = _experiment_id(client, name_or_id)
+    client.experiments.delete(experiment_id)
+    console.print(f"deleted experiment {name_or_id}")
+
+
+@experiments_app.command("restore")
+@command
+def experiments_restore(
+    experiment_id: int = typer.Argument(
+        ..., help="The experiment's id (deleted ones have none by name)."
+    ),
+    project: str | None = ProjectOption,
+) -> None:
+    """Restore a deleted experiment."""
+    get_client(project).experiments.restore(experiment_id)
+    console.print(f"restored experiment {experiment_id}")
