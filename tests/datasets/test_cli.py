@@ -288,3 +288,21 @@ def test_an_ingest_imports_only_what_it_uses(tmp_path: Path) -> None:
     again = ingest()
     assert "events@2" in again
     assert "LOADED []" in again
+
+
+def test_an_ingest_of_the_same_data_says_so(home: Client, tmp_path: Path) -> None:
+    source = _file(tmp_path, "a.csv", GOOD)
+    assert _run("ingest", "churn", source)[0] == 0
+    code, out, _ = _run("ingest", "churn", source)  # the same file, unchanged
+    assert code == 0 and "churn@2" in out
+    assert "the same data as version 1: nothing changed" in out
+    code, out, _ = _run("ingest", "churn", _file(tmp_path, "a.csv", CHANGED))
+    assert code == 0 and "churn@3" in out and "nothing changed" not in out
+
+
+def test_expect_takes_the_same_option_as_create(home: Client, tmp_path: Path) -> None:
+    suite = _file(tmp_path, "exp.json", orjson.dumps(EXPECTATIONS))
+    assert _run("create", "churn")[0] == 0
+    code, out, err = _run("expect", "churn", "--expectations", suite)
+    assert code == 0, err
+    assert len(home.datasets.get("churn").expectations.expectations) == 2

@@ -312,7 +312,12 @@ def create(
 def expect(
     name: str,
     file: Path | None = typer.Option(
-        None, "--file", "-f", help="JSON file: a list of expectations or a suite."
+        None,
+        "--file",
+        "-f",
+        "--expectations",
+        "-e",
+        help="JSON file: a list of expectations or a suite.",
     ),
     policy: str | None = PolicyOption,
     project: str | None = ProjectOption,
@@ -377,6 +382,13 @@ def ingest(
         print_json(version)
         return
     _summary(version)
+    if version.version > 1:
+        newest = client.datasets.versions(name, max_results=2).versions
+        earlier = next((v for v in newest if v.version < version.version), None)
+        if earlier is not None and earlier.digest == version.digest:
+            console.print(
+                f"the same data as version {earlier.version}: nothing changed", style="dim"
+            )
     report = version.validation
     if report is not None and not report.passed:
         _failed_results(report)
