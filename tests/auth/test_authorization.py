@@ -35,7 +35,11 @@ def test_viewer_reads_but_cannot_write(secured: Secured) -> None:
     assert viewer.get("/projects/alpha").status_code == 200
     assert {m["username"] for m in viewer.get("/projects/alpha/members").json()} >= {"vic"}
     _assert_403(viewer.put("/projects/alpha/members", json={"username": "ed", "role": "admin"}))
-    _assert_403(viewer.delete("/projects/alpha/members/ed"))
+    refused = viewer.delete("/projects/alpha/members/ed")
+    _assert_403(refused)
+    # A member is told which project, by name; a stranger only that it has no access.
+    assert "role 'viewer' may not" in refused.json()["error"]["message"]
+    assert "in project 'alpha'" in refused.json()["error"]["message"]
     members = secured.sdk(secured.admin_token).projects.members("alpha")
     assert {m.username: m.role for m in members}["ed"] == "editor"
     if "/projects/{project}/experiments" in _paths(secured):

@@ -31,6 +31,7 @@ from shipyard.cache import BoundedCache
 from shipyard.clock import now_ms
 from shipyard.errors import PermissionDenied, Unauthenticated
 from shipyard.platform import Platform
+from shipyard.projects.tables import ProjectRow
 
 ProjectResolver = Callable[[Request, Platform], int]
 
@@ -207,7 +208,10 @@ def authorize(
     if role is None:
         raise PermissionDenied(f"no access to project {project_id}")
     if action not in ROLE_ALLOWS[role]:
-        raise PermissionDenied(f"role '{role}' may not {action} in project {project_id}")
+        # The caller has a role on it, so it may read the project's name.
+        with platform.db.read() as session:
+            name = session.scalar(select(ProjectRow.name).where(ProjectRow.id == project_id))
+        raise PermissionDenied(f"role '{role}' may not {action} in project '{name}'")
 
 
 def require(action: Action, project: ProjectResolver | None = None) -> Any:
