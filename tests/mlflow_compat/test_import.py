@@ -526,6 +526,18 @@ def test_a_run_still_running_is_refreshed_by_the_next_import(
     # Finished now: nothing more to do.
     assert_nothing_new(run_import(mlflow_server.url, shipyard))
 
+    # MLflow takes tags and metrics on a finished run (an evaluation logged later):
+    # the next import brings them, and only them.
+    mc.set_tag(run_id, "review", "approved")
+    mc.log_batch(run_id, metrics=[_metric("eval_acc", 0.875, 0)])
+    summary = run_import(mlflow_server.url, shipyard)
+    assert summary.kinds["runs"].updated == 1 and summary.kinds["runs"].copied == 0
+    assert summary.kinds["metric points"].copied == 1
+    copy = imported_runs(shipyard)[run_id]
+    assert copy.tags["review"] == "approved" and copy.metrics["eval_acc"] == 0.875
+    assert shipyard.runs.metric_history(copy.id, "loss").steps == list(range(100))
+    assert_nothing_new(run_import(mlflow_server.url, shipyard))
+
 
 def _metric(key: str, value: float, step: int) -> Any:
     from mlflow.entities import Metric

@@ -72,8 +72,8 @@ def import_mlflow_command(
 ) -> None:
     """Copy experiments, runs, registered models, versions and aliases from MLflow.
 
-    Re-running it copies only what is new; runs that were still running in MLflow
-    are brought up to date. Exits 1 when the source cannot be read, or when some
+    Re-running it copies only what is new: runs still running in MLflow, or changed
+    since (a tag, a param, a metric), are brought up to date. Exits 1 when the source cannot be read, or when some
     objects failed (re-running retries them).
     """
     from shipyard.client import Client

@@ -156,6 +156,23 @@ def _number(value: float | None) -> float | None:
     return storable_metric(None if value is None else float(value))
 
 
+def _changed_since_copied(src: Any, copy: Run) -> bool:
+    """Whether an MLflow run differs from its finished copy in what a search shows: its
+    status, a param or tag added or changed, or a metric's latest value (MLflow takes
+    all of these on a finished run: an evaluation logged later, a tag set by review)."""
+    if copy.tags.get(TAG_STATUS) != src.info.status:
+        return True
+    data = src.data
+    if any(copy.params.get(k) != v for k, v in data.params.items()):
+        return True
+    if any(copy.tags.get(k) != v for k, v in data.tags.items() if k != MLFLOW_PARENT):
+        return True
+    return any(
+        key not in copy.metrics or copy.metrics[key] != _number(value)
+        for key, value in data.metrics.items()
+    )
+
+
 def _reason(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, ShipyardError) else str(exc)
     text = " ".join(text.split())
@@ -336,10 +353,12 @@ class MlflowImport:
         status = copy.tags.get(TAG_STATUS)
         if status is None or status not in TERMINAL:
             return True  # interrupted, or still running in MLflow when it was copied
+        src = self.source_runs.get(copy.tags[TAG_RUN])
+        if src is not None and _changed_since_copied(src, copy):
+            return True
         artifacts = copy.tags.get(TAG_ARTIFACTS, ARTIFACTS_COPIED)
         if artifacts == ARTIFACTS_COPIED:
             return False
-        src = self.source_runs.get(copy.tags[TAG_RUN])
         if src is None:
             return False
         try:
