@@ -73,8 +73,8 @@ def import_mlflow_command(
     """Copy experiments, runs, registered models, versions and aliases from MLflow.
 
     Re-running it copies only what is new: runs still running in MLflow, or changed
-    since (a tag, a param, a metric), are brought up to date. Exits 1 when the source cannot be read, or when some
-    objects failed (re-running retries them).
+    since (a tag, a param, a metric), are brought up to date. Exits 1 when the source
+    cannot be read, or when some objects failed (re-running retries them).
     """
     from shipyard.client import Client
     from shipyard.heap import start_up_done
