@@ -90,3 +90,19 @@ def test_a_taken_port_is_one_line_and_no_banner(home: Client) -> None:
     assert code == 2
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert "Shipyard on" not in out
+
+
+def test_piped_tables_keep_their_width(home: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipyard.cli.output import reset_consoles
+
+    run = home.runs.create("wide", name="a-rather-long-run-name-" + "x" * 40)
+    monkeypatch.delenv("COLUMNS")
+    reset_consoles()  # as a command's own process starts: stdout is no terminal here
+    try:
+        code, out, _ = _run("runs", "list")
+    finally:
+        monkeypatch.setenv("COLUMNS", "250")
+        reset_consoles()
+    assert code == 0
+    # One line holds the whole id and the whole name: nothing cut, nothing folded.
+    assert any(run.id in line and run.name in line for line in out.splitlines())

@@ -6,28 +6,48 @@ what help needs too (rich); orjson is imported where JSON is written.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-# Markup off: names, messages, paths and patterns are the users' text, printed as
-# they are. A name like "[/x]" would make rich raise, and "^[ab]$" print as "^$".
-# Styles come from `style=` and Text instead.
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+# Off a terminal rich assumes 80 columns, and cuts tables or folds ids and digests
+# into several lines. A pipe or a file has no width: tables keep their natural one
+# (rich never widens a table past it). COLUMNS, when set, still decides.
+PIPED_WIDTH = 250
+
+
+def _width(stream: TextIO) -> int | None:
+    if os.environ.get("COLUMNS") or stream.isatty():
+        return None
+    return PIPED_WIDTH
+
+
+def _consoles() -> tuple[dict[str, Any], dict[str, Any]]:
+    # Markup off: names, messages, paths and patterns are the users' text, printed as
+    # they are. A name like "[/x]" would make rich raise, and "^[ab]$" print as "^$".
+    # Styles come from `style=` and Text instead.
+    out = {"markup": False, "width": _width(sys.stdout)}
+    err = {"markup": False, "width": _width(sys.stderr), "stderr": True}
+    return out, err
+
+
+console = Console(**_consoles()[0])
+err_console = Console(**_consoles()[1])
 
 
 def reset_consoles() -> None:
     """Make both consoles again, in place (commands hold them by name), from the
     streams and variables of now: a console reads colour support and width once, and
     the command daemon runs each command with its caller's."""
-    console.__init__(markup=False)  # type: ignore[misc]
-    err_console.__init__(stderr=True, markup=False)  # type: ignore[misc]
+    out, err = _consoles()
+    console.__init__(**out)  # type: ignore[misc]
+    err_console.__init__(**err)  # type: ignore[misc]
 
 
 def print_error(message: str, code: str | None = None) -> None:
