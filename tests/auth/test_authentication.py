@@ -173,3 +173,50 @@ def test_token_secret_is_stored_hashed(secured: Secured) -> None:
         row = session.scalars(select(TokenRow).where(TokenRow.prefix == token[:12])).one()
     assert row.token_hash != token and len(row.token_hash) == 64
     assert token not in row.token_hash
+
+
+def _raw_post(url: str, path: str, headers: dict[str, str], body_start: bytes) -> bytes:
+    """Send a request's head and the first bytes of a body it says is far longer, and
+    return what the server answers without the rest (empty if it waits for it)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {where.netloc}\r\n{head}"
+            f"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n".encode()
+            + body_start
+        )
+        try:
+            return sock.recv(65536)
+        except TimeoutError:
+            return b""
+
+
+def test_no_credentials_are_refused_before_the_body_is_read(secured: Secured) -> None:
+    """An unauthenticated API request with a body gets its 401 at once: the server
+    neither waits for nor parses a body it was sent (it read and parsed up to 64 MiB
+    for each such request before)."""
+    for path in ("/api/v1/projects/default/experiments", "/api/2.0/mlflow/runs/create"):
+        for headers in ({}, {"Authorization": "Bearer shy_not-a-token"}):
+            answer = _raw_post(secured.url, path, headers, b'{"name": "')
+            assert answer.startswith(b"HTTP/1.1 401"), (path, headers, answer[:200])
+    # The answer is in the shape of the path's API.
+    import httpx
+
+    native = httpx.post(secured.url + "/api/v1/projects/default/experiments", content=b"{bad")
+    _assert_401(native, "authentication required")
+    mlflow = httpx.post(secured.url + "/api/2.0/mlflow/runs/create", content=b"{bad")
+    assert mlflow.status_code == 401
+    assert mlflow.json()["error_code"] == "UNAUTHENTICATED"
+    # With a token, the body is read and judged as before.
+    token = {"Authorization": f"Bearer {secured.admin_token}"}
+    bad = httpx.post(
+        secured.url + "/api/v1/projects/default/experiments", content=b"{bad", headers=token
+    )
+    assert bad.status_code == 400
+    # Signing in needs no token: its body is read.
+    login = httpx.post(secured.url + "/api/v1/auth/login", content=b"{bad")
+    assert login.status_code == 400

@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from shipyard.auth.authz import require
+from shipyard.auth.gate import BODY_METHODS, PUBLIC_WRITES
 from shipyard.auth.principal import Action
 from shipyard.config import Settings
 from shipyard.platform import Platform
@@ -117,6 +118,9 @@ def test_only_health_and_login_are_public(app_routes: list[Served]) -> None:
         for method in route.methods
     }
     assert public == PUBLIC_API | PUBLIC_UI
+    # The gate that authenticates API writes before their bodies lets exactly these by.
+    api_writes = {(m, path) for m, path in PUBLIC_API if m in BODY_METHODS and "/api/" in path}
+    assert api_writes == PUBLIC_WRITES
 
 
 def test_api_routes_exist(app_routes: list[Served]) -> None:

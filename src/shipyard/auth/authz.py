@@ -78,6 +78,10 @@ def token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+PRINCIPAL_KEY = "shipyard.principal"
+"""Where ``auth.gate`` leaves the principal it authenticated, in the request's scope."""
+
+
 def authenticate(request: Request, platform: Platform) -> Principal:
     """The caller, from a bearer token, HTTP Basic credentials (the ``mlflow`` client's
     username and password) or a browser's session cookie; the local user when auth is
@@ -225,7 +229,7 @@ def require(action: Action, project: ProjectResolver | None = None) -> Any:
     prepare: Callable[[Request], Awaitable[None]] | None = getattr(project, "prepare", None)
 
     def decide(request: Request, platform: Platform) -> RequestContext:
-        principal = authenticate(request, platform)
+        principal = request.scope.get(PRINCIPAL_KEY) or authenticate(request, platform)
         project_id = project(request, platform) if project is not None else None
         authorize(platform, principal, action, project_id)
         source = request.client.host if request.client else ""

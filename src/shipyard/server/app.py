@@ -9,6 +9,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import shipyard
+from shipyard.auth.gate import AuthenticateFirst
 from shipyard.platform import Platform
 from shipyard.server.errors import install_error_handlers
 from shipyard.server.health import router as health_router
@@ -87,6 +88,7 @@ def create_app(
         app.add_middleware(ProtocolFastPath, protocol=_protocol_app(app))
     if lazy:
         app.add_middleware(LazyDomains, target=app)
+    app.add_middleware(AuthenticateFirst, platform=platform)
     app.add_middleware(
         BodyLimit,
         max_bytes=platform.settings.max_request_bytes,

@@ -21,7 +21,7 @@ log = logging.getLogger("shipyard.server")
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
 
 
-def _respond(err: ShipyardError, request: Request | None = None) -> Response:
+def error_response(err: ShipyardError, request: Request | None = None) -> Response:
     """The error in Shipyard's shape, in MLflow's on an MLflow protocol route, or as a
     page for a browser on the web UI."""
     if request is not None and is_page(request):
@@ -84,7 +84,7 @@ class AnswerUnexpected:
                 raise
             request = Request(scope)
             log.exception("unhandled error on %s %s", request.method, request.url.path)
-            await _respond(ShipyardError(_INTERNAL), request)(scope, receive, send)
+            await error_response(ShipyardError(_INTERNAL), request)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -94,7 +94,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _shipyard(request: Request, exc: ShipyardError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.message)
-        return _respond(exc, request)
+        return error_response(exc, request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -102,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"][1:] or first["loc"])
         message = f"invalid request: {where}: {first['msg']}" if where else first["msg"]
-        return _respond(InvalidInput(message, {"errors": details}), request)
+        return error_response(InvalidInput(message, {"errors": details}), request)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -112,12 +112,16 @@ def install_error_handlers(app: FastAPI) -> None:
             if wants_html(request):
                 return error_page(request, NotFound(f"there is no page at {request.url.path}"))
         if exc.status_code == 404:
-            return _respond(NotFound("no such route", {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request)
+            return error_response(
+                NotFound("no such route", {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request
+            )
         if is_mlflow_path(request.url.path):
             if exc.status_code == 405:
                 message = f"method {request.method} is not allowed on {request.url.path}"
-                return _respond(NotFound(message, {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request)
-            return _respond(ShipyardError(str(exc.detail)), request)
+                return error_response(
+                    NotFound(message, {MLFLOW_CODE: "ENDPOINT_NOT_FOUND"}), request
+                )
+            return error_response(ShipyardError(str(exc.detail)), request)
         err = ShipyardError(str(exc.detail))
         payload = err.to_payload()
         payload["error"]["code"] = _STATUS_CODES.get(exc.status_code, "http_error")
@@ -127,14 +131,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bad_value(request: Request, exc: DataError) -> Response:
         # The database refused a value the API let through (too long, out of range).
         log.warning("database refused a value: %s", exc.orig)
-        return _respond(
+        return error_response(
             InvalidInput("a value was refused by the metadata store (too large?)"), request
         )
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> Response:
         log.error("database error: %s", exc)
-        return _respond(Unavailable("the metadata store is unavailable"), request)
+        return error_response(Unavailable("the metadata store is unavailable"), request)
 
     app.add_middleware(AnswerUnexpected)
 
@@ -142,4 +146,4 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # Only what the middlewares outside AnswerUnexpected raise comes here.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _respond(ShipyardError(_INTERNAL), request)
+        return error_response(ShipyardError(_INTERNAL), request)
