@@ -29,6 +29,7 @@ from shipyard.auth.types import (
 )
 from shipyard.platform import Platform
 from shipyard.projects.service import resolve_project_id
+from shipyard.tracking.types import INT64_MAX
 
 router = APIRouter(tags=["auth"])
 
@@ -93,8 +94,8 @@ def read_audit(
     object_type: str | None = None,
     object_id: str | None = None,
     project: str | None = Query(None, description="Project name or id."),
-    since: int | None = Query(None, description="Epoch ms, inclusive."),
-    until: int | None = Query(None, description="Epoch ms, inclusive."),
+    since: int | None = Query(None, ge=0, le=INT64_MAX, description="Epoch ms, inclusive."),
+    until: int | None = Query(None, ge=0, le=INT64_MAX, description="Epoch ms, inclusive."),
     limit: int = Query(100, ge=1, le=MAX_EVENTS),
     ctx: RequestContext = require(Action.AUTHENTICATED),
 ) -> list[AuditEvent]:

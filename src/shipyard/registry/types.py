@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from shipyard.errors import InvalidInput
+from shipyard.tracking.types import INT64_MAX
 
 # No '@' or '/' in a model name: "name@alias" and "name/3" must parse one way only.
 # Spaces are allowed inside a name ("Churn Model", common in MLflow registries), not at
@@ -200,7 +201,7 @@ class VersionPage(BaseModel):
 class AliasSet(BaseModel):
     """Point an alias at a version number."""
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT64_MAX)
 
 
 @dataclass(frozen=True)

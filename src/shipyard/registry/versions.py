@@ -52,6 +52,7 @@ from shipyard.tracking.artifacts import files_under
 from shipyard.tracking.logged_models import logged_model_files, logged_model_row
 from shipyard.tracking.paths import normalize_artifact_prefix
 from shipyard.tracking.tables import ExperimentRow, LoggedModelRow, RunRow
+from shipyard.tracking.types import INT64_MAX
 
 # Concurrent creators may pick the same next number; the unique constraint
 # refuses all but one and the others try again.
@@ -73,8 +74,10 @@ def version_row(session: Session, model: RegisteredModelRow, selector: str) -> M
         ModelVersionRow.model_id == model.id, ModelVersionRow.status != DELETED_STATUS
     )
     if selector.isdigit():
-        stmt = stmt.where(ModelVersionRow.version == int(selector))
         what = f"version {int(selector)}"
+        if int(selector) > INT64_MAX:  # no version is numbered past what a column holds
+            raise NotFound(f"registered model {model.name!r} has no {what}", {"model": model.name})
+        stmt = stmt.where(ModelVersionRow.version == int(selector))
     elif selector == "latest":
         stmt = stmt.order_by(ModelVersionRow.version.desc()).limit(1)
         what = "any version"

@@ -131,9 +131,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bad_value(request: Request, exc: DataError) -> Response:
         # The database refused a value the API let through (too long, out of range).
         log.warning("database refused a value: %s", exc.orig)
-        return error_response(
-            InvalidInput("a value was refused by the metadata store (too large?)"), request
-        )
+        if "NUL" in str(exc.orig):  # PostgreSQL's text holds no \x00
+            message = "a value was refused by the metadata store: text must not contain NUL"
+        else:
+            message = "a value was refused by the metadata store (too large?)"
+        return error_response(InvalidInput(message), request)
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> Response:

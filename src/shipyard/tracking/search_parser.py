@@ -191,6 +191,8 @@ def tokenize(source: str, what: str = "filter") -> list[Token]:
     """Split ``source`` into tokens; InvalidInput on a character that starts none."""
     tokens: list[Token] = []
     i, n = 0, len(source)
+    if (nul := source.find("\x00")) >= 0:  # no stored text holds one
+        parse_error(what, "NUL character (\\x00)", nul)
     while i < n:
         ch = source[i]
         if ch.isspace():

@@ -48,7 +48,23 @@ def key_problem(key: str) -> str | None:
         return "must not start with '/'"
     if ".." in key:
         return "must not contain '..'"
+    if "\x00" in key:
+        return NUL_PROBLEM
     return None
+
+
+NUL_PROBLEM = "must not contain NUL characters (\\x00)"
+"""PostgreSQL's text holds none, so neither backend takes them."""
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError(NUL_PROBLEM)
+    return text
+
+
+StoredText = Annotated[str, AfterValidator(_no_nul)]
+"""A string an API stores as text: anything but NUL."""
 
 
 def _shown(key: str) -> str:
@@ -74,12 +90,12 @@ def _valid_key(key: str) -> str:
 
 
 Key = Annotated[str, AfterValidator(_valid_key)]
-ParamValue = Annotated[str, Field(max_length=MAX_PARAM_VALUE_LENGTH)]
-TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE_LENGTH)]
+ParamValue = Annotated[StoredText, Field(max_length=MAX_PARAM_VALUE_LENGTH)]
+TagValue = Annotated[StoredText, Field(max_length=MAX_TAG_VALUE_LENGTH)]
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Time = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Id = Annotated[int, Field(ge=1, le=INT64_MAX)]
-ExperimentName = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^\S(.*\S)?$")]
+ExperimentName = Annotated[StoredText, Field(min_length=1, max_length=500, pattern=r"^\S(.*\S)?$")]
 
 
 class _Input(BaseModel):
@@ -124,7 +140,7 @@ class Experiment(BaseModel):
 class RunCreate(_Input):
     """Input of run creation: one request can carry the run's first params and tags."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=250)
+    name: StoredText | None = Field(default=None, min_length=1, max_length=250)
     parent_run_id: str | None = Field(default=None, max_length=32)
     start_time: Time | None = None
     tags: dict[Key, TagValue] = Field(default_factory=dict)
@@ -138,8 +154,8 @@ class RunUpdate(_Input):
 
     status: RunStatus | None = None
     end_time: Time | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=250)
-    description: str | None = Field(default=None, max_length=10_000)
+    name: StoredText | None = Field(default=None, min_length=1, max_length=250)
+    description: StoredText | None = Field(default=None, max_length=10_000)
 
 
 class Run(BaseModel):

@@ -22,6 +22,7 @@ from shipyard.auth.principal import Action
 from shipyard.auth.types import AuditEvent
 from shipyard.errors import InvalidInput
 from shipyard.projects import service as projects
+from shipyard.tracking.types import INT64_MAX
 from shipyard.ui.page_route import page_router
 from shipyard.ui.render import render
 
@@ -91,8 +92,12 @@ def audit_page(
     from_: str = Query("", alias="from", max_length=40),
     to: str = Query("", max_length=40),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_EVENTS),
-    until: int | None = Query(None, description="Cursor: the last shown event's time (ms)."),
-    before: int | None = Query(None, description="Cursor: the last shown event's id."),
+    until: int | None = Query(
+        None, ge=0, le=INT64_MAX, description="Cursor: the last shown event's time (ms)."
+    ),
+    before: int | None = Query(
+        None, ge=0, le=INT64_MAX, description="Cursor: the last shown event's id."
+    ),
     ctx: RequestContext = require(Action.AUTHENTICATED),
 ) -> HTMLResponse:
     since = day_start_ms(from_, "from") if from_ else None
