@@ -75,6 +75,11 @@ def test_the_local_user_of_an_open_server_reads_the_log(open_site: Site) -> None
     with Client(open_site.url, settings=open_site.platform.settings) as sdk:
         sdk.experiments.create("local-exp")
     page = open_site.page()
+    page.goto("/")
+    # The page names its icon, so a browser asks for no /favicon.ico (a 404 each page).
+    assert page.locator("link[rel=icon]").count() == 1
+    page.click("text=Audit log")  # offered to the local user, an admin
+    page.wait_for_url("**/audit")
     response = page.goto("/audit?action=experiments.create")
     assert response is not None and response.status == 200
     assert "local-exp" in page.locator("table.audit td.details").inner_text()
