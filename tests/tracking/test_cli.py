@@ -91,6 +91,20 @@ def test_an_experiment_is_named_by_name_or_by_id(runs: list[Run]) -> None:
     assert result.exit_code == 1 and "4242" in result.output
 
 
+def test_end_a_run_left_running(runs: list[Run]) -> None:
+    # runs[1] is still running, as a run whose process was killed stays.
+    assert "is killed" in _ok("runs", "end", runs[1].id)
+    ended = orjson.loads(_ok("runs", "show", runs[1].id, "--json"))
+    assert ended["status"] == "killed" and ended["end_time"] is not None
+    shown = orjson.loads(
+        _ok("runs", "end", runs[2].id, "--status", "failed", "--end-time", "5000", "--json")
+    )
+    assert (shown["status"], shown["end_time"]) == ("failed", 5000)
+    result = runner.invoke(app, ["runs", "end", runs[0].id, "--status", "sleeping"])
+    assert result.exit_code == 1 and "error" in result.output
+    assert orjson.loads(_ok("runs", "show", runs[0].id, "--json"))["status"] == "finished"
+
+
 def test_delete_and_restore_runs_and_experiments(runs: list[Run]) -> None:
     _ok("runs", "delete", runs[0].id, runs[1].id)
     listed = orjson.loads(_ok("runs", "list", "-e", "vision", "--json"))

@@ -183,6 +183,27 @@ def runs_show(
         )
 
 
+@runs_app.command("end")
+@command
+def runs_end(
+    run_id: str = typer.Argument(..., help="Run id."),
+    status: str = typer.Option("killed", help="finished, failed or killed."),
+    end_time: int | None = typer.Option(
+        None, "--end-time", help="When it ended, epoch milliseconds (default: now)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """End a run that is still running: one whose process died without ending it (a
+    killed process cannot), or one ended by hand."""
+    run = get_client().runs.update(
+        run_id, status=status, end_time=end_time if end_time is not None else now_ms()
+    )
+    if as_json:
+        print_json(run)
+        return
+    console.print(f"run {run.id} is {run.status}")
+
+
 @runs_app.command("delete")
 @command
 def runs_delete(run_ids: list[str] = typer.Argument(..., help="Run ids.")) -> None:
