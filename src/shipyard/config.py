@@ -85,8 +85,9 @@ class Settings(BaseSettings):
         default=32,
         ge=1,
         description="Uploads the server receives at once (artifacts, dataset files, the "
-        "MLflow artifact proxy; a join of a large file's pieces counts as 8). More wait, "
-        "unread, for their turn: memory stays bounded whatever the number of clients.",
+        "MLflow artifact proxy; a join of a large file's pieces counts as 8, a JSON body "
+        "over 1 MiB as one per 2 MiB). More wait, unread, for their turn: memory stays "
+        "bounded whatever the number of clients.",
     )
     metric_flush_interval: float = Field(
         default=0.5, description="Seconds between background metric flushes in the SDK."

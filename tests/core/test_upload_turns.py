@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pydantic
 import pytest
 from blake3 import blake3
@@ -167,3 +168,42 @@ def test_an_upload_waits_unread_while_another_holds_the_only_turn(
     assert infos["first.bin"].hash == blake3(first).hexdigest()
     assert infos["second.bin"].hash == blake3(b"second").hexdigest()
     client.close()
+
+
+def test_big_json_bodies_take_turns_and_small_ones_never_wait(
+    one_upload_server: tuple[object, str],
+) -> None:
+    platform, url = one_upload_server
+    turns: UploadTurns = platform.upload_turns  # type: ignore[attr-defined]
+    endpoint = f"{url}{API_PREFIX}/projects/default/experiments"
+    padding = "x" * (3 << 20)
+    big = orjson.dumps({"name": "big", "description": padding})
+    go_on = threading.Event()
+
+    def stalled_body() -> Iterator[bytes]:
+        yield big[:65536]
+        go_on.wait(30)
+        yield big[65536:]
+
+    replies: dict[str, httpx.Response] = {}
+
+    def send(name: str, content: object) -> None:
+        headers = {"content-type": "application/json", "content-length": str(len(big))}
+        replies[name] = httpx.post(endpoint, content=content, headers=headers, timeout=60)  # type: ignore[arg-type]
+
+    first = threading.Thread(target=send, args=("first", stalled_body()))
+    first.start()
+    _wait_for(lambda: turns.in_use() == 1, "the first big body's turn")
+    second = threading.Thread(target=send, args=("second", big))
+    second.start()
+    _wait_for(lambda: turns.waiting() == 1, "the second big body to wait")
+    # A small body is not held up by the big ones.
+    small = httpx.post(endpoint, json={"name": "small"}, timeout=30)
+    assert small.status_code == 201, small.text
+    assert "second" not in replies
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    for name in ("first", "second"):
+        assert replies[name].status_code < 500, replies[name].text[:300]
+    assert (turns.in_use(), turns.waiting()) == (0, 0)

@@ -13,7 +13,7 @@ from shipyard.auth.gate import AuthenticateFirst
 from shipyard.platform import Platform
 from shipyard.server.errors import install_error_handlers
 from shipyard.server.health import router as health_router
-from shipyard.server.limits import BodyLimit
+from shipyard.server.limits import BigBodyTurns, BodyLimit
 
 API_PREFIX = "/api/v1"
 KEEP_ALIVE_SECONDS = 75
@@ -88,11 +88,12 @@ def create_app(
         app.add_middleware(ProtocolFastPath, protocol=_protocol_app(app))
     if lazy:
         app.add_middleware(LazyDomains, target=app)
+    streaming = ("/artifacts", "/mlflow-artifacts/", "/dataset-blobs/")
+    # Outermost last: the size limit, then authentication, then turns for big bodies.
+    app.add_middleware(BigBodyTurns, turns=platform.upload_turns, streaming=streaming)
     app.add_middleware(AuthenticateFirst, platform=platform)
     app.add_middleware(
-        BodyLimit,
-        max_bytes=platform.settings.max_request_bytes,
-        streaming=("/artifacts", "/mlflow-artifacts/", "/dataset-blobs/"),
+        BodyLimit, max_bytes=platform.settings.max_request_bytes, streaming=streaming
     )
     return app
 

@@ -1,4 +1,5 @@
-"""Request size limits, enforced before a route reads the body."""
+"""Request size limits, enforced before a route reads the body, and the turns that
+large bodies take."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import PayloadTooLarge
 from shipyard.server.responses import FastJSON
+from shipyard.turns import UploadTurns
 
 
 class BodyLimit:
@@ -46,3 +48,42 @@ class BodyLimit:
         err = PayloadTooLarge(f"request body is over the limit of {self.max_bytes} bytes")
         response = FastJSON(err.to_payload(), status_code=err.status)
         await response(scope, receive, send)
+
+
+BIG_BODY = 1 << 20
+"""A body over this takes upload turns (:class:`BigBodyTurns`)."""
+BYTES_PER_UNIT = 2 << 20
+
+
+class BigBodyTurns:
+    """Requests whose body is read and parsed whole (JSON: FastAPI's models, MLflow's
+    messages) take upload turns when the body is over 1 MiB, a unit per 2 MiB, for as
+    long as they run: parsed JSON takes several times its size in memory, and bodies
+    may be 64 MiB. Small bodies (nearly every request) never wait; streaming uploads
+    take their own turns in their routes."""
+
+    def __init__(self, app: ASGIApp, turns: UploadTurns, streaming: tuple[str, ...]) -> None:
+        self.app = app
+        self.turns = turns
+        self.streaming = streaming
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        units = 0
+        if scope["type"] == "http" and not any(s in scope["path"] for s in self.streaming):
+            units = _body_units(scope.get("headers", []))
+        if not units:
+            await self.app(scope, receive, send)
+            return
+        async with self.turns.held(units):
+            await self.app(scope, receive, send)
+
+
+def _body_units(headers: list[tuple[bytes, bytes]]) -> int:
+    """The turns a request's body takes: none when small; all when its size is unknown."""
+    for name, value in headers:
+        if name == b"content-length":
+            size = int(value) if value.isdigit() else 0
+            return 0 if size <= BIG_BODY else -(-size // BYTES_PER_UNIT)
+        if name == b"transfer-encoding" and b"chunked" in value.lower():
+            return 1 << 30  # held to the capacity: as many as may be
+    return 0
