@@ -182,12 +182,12 @@ def test_paging_moves_through_the_runs(open_site: Site) -> None:
     page.goto(f"/experiments/{exp}")
     first = _names(page)
     assert len(first) == 50 and first[0] == "r119"
-    assert page.locator("#rows-shown").inner_text() == "Rows 1–50"
+    assert page.locator("#rows-shown").inner_text() == "Rows 1–50 of 120"
     assert page.locator("#prev-page").count() == 0
     page.click("#next-page")
     second = _names(page)
     assert second == [f"r{i:03d}" for i in range(69, 19, -1)]
-    assert page.locator("#rows-shown").inner_text() == "Rows 51–100"
+    assert page.locator("#rows-shown").inner_text() == "Rows 51–100 of 120"
     page.click("#next-page")
     assert _names(page) == [f"r{i:03d}" for i in range(19, -1, -1)]
     assert page.locator("#next-page").count() == 0
@@ -198,6 +198,11 @@ def test_paging_moves_through_the_runs(open_site: Site) -> None:
     page.select_option("select[name=size]", "100")
     page.click("#search-form button[type=submit]")
     assert len(_names(page)) == 100
+    # Filtered: the count and the pager say how many match, over every page.
+    page.fill("#filter", "params.opt = 'adam'")
+    page.click("#search-form button[type=submit]")
+    assert page.locator("#run-count").inner_text() == "60 of 120 runs match the filter"
+    assert page.locator("#rows-shown").inner_text() == "Rows 1–60 of 60"
 
 
 def test_compare_selected_needs_two_runs(open_site: Site) -> None:

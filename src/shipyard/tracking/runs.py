@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import String, any_, bindparam, insert, select, update
+from sqlalchemy import String, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -411,21 +411,41 @@ def prepare_search(platform: Platform, project_id: int, spec: RunSearch) -> None
     refresh_if_stale(platform.db)
 
 
+def _experiments_searched(project_id: int, spec: RunSearch) -> Any:
+    experiments = select(ExperimentRow.id).where(ExperimentRow.project_id == project_id)
+    if not spec.include_deleted:
+        experiments = experiments.where(ExperimentRow.lifecycle == ACTIVE)
+    if spec.experiment_ids is not None:
+        experiments = experiments.where(ExperimentRow.id.in_(set(spec.experiment_ids)))
+    return experiments
+
+
+def _matching(experiments: Any, spec: RunSearch) -> Any:
+    """The SELECT of every run ``spec`` finds, ordered, without paging."""
+    from shipyard.tracking.search import build_search_query
+
+    stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
+    if not spec.include_deleted:
+        stmt = stmt.where(RunRow.lifecycle == ACTIVE)
+    return build_search_query(stmt, spec.filter, spec.order_by)
+
+
+def count_matching(platform: Platform, project_id: int, spec: RunSearch) -> int:
+    """How many of the project's runs ``spec`` finds, over every page (a web page shows
+    it beside a filtered table)."""
+    prepare_search(platform, project_id, spec)
+    stmt = _matching(_experiments_searched(project_id, spec), spec).order_by(None)
+    with platform.db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
+
 def search_page_rows(
     session: Session, project_id: int, spec: RunSearch
 ) -> tuple[list[Sequence[Any]], str | None]:
     """The rows (fields :data:`RUN_HEAD_KEYS`) of the page of the project's runs that
     ``spec`` finds, and the next page's token (None on the last page). Callers run
     :func:`prepare_search` before opening ``session``."""
-    from shipyard.tracking.search import build_search_query
-
     offset = decode_page_token(spec.page_token)
-    experiments = select(ExperimentRow.id).where(ExperimentRow.project_id == project_id)
-    if not spec.include_deleted:
-        experiments = experiments.where(ExperimentRow.lifecycle == ACTIVE)
-    if spec.experiment_ids is not None:
-        wanted = set(spec.experiment_ids)
-        experiments = experiments.where(ExperimentRow.id.in_(wanted))
     key = (
         project_id,
         None if spec.experiment_ids is None else tuple(sorted(set(spec.experiment_ids))),
@@ -435,11 +455,9 @@ def search_page_rows(
     )
     query = _SEARCH_STATEMENTS.get(key)
     if query is None:
-        stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
-        if not spec.include_deleted:
-            stmt = stmt.where(RunRow.lifecycle == ACTIVE)
-        stmt = build_search_query(stmt, spec.filter, spec.order_by)
-        stmt = stmt.offset(bindparam("page_offset")).limit(bindparam("page_limit"))
+        stmt = _matching(_experiments_searched(project_id, spec), spec)
+        stmt = stmt.offset(bindparam("page_offset"))
+        stmt = stmt.limit(bindparam("page_limit"))
         query = _SEARCH_STATEMENTS.put(key, DriverQuery(stmt, ("page_offset", "page_limit")))
     # On the driver's cursor, compiled once: SQLAlchemy's execution of the same
     # statement cost 0.3 ms more for a page of 199 runs on SQLite (~1.6 ms in all).

@@ -235,10 +235,8 @@ def _previous_token(token: str, size: int) -> str | None:
     return encode_page_token(max(0, offset - size)) if offset > size else ""
 
 
-def _search(
-    ctx: RequestContext, experiment_id: int, state: TableState, deleted: bool
-) -> dict[str, Any]:
-    spec = RunSearch(
+def _spec(experiment_id: int, state: TableState, deleted: bool) -> RunSearch:
+    return RunSearch(
         experiment_ids=[experiment_id],
         filter=state.filter or None,
         order_by=[state.order] if state.order else None,
@@ -246,8 +244,13 @@ def _search(
         page_token=state.page or None,
         include_deleted=deleted,
     )
+
+
+def _search(
+    ctx: RequestContext, experiment_id: int, state: TableState, deleted: bool
+) -> dict[str, Any]:
     assert ctx.project_id is not None
-    return runs.search_runs(ctx.platform, ctx.project_id, spec)
+    return runs.search_runs(ctx.platform, ctx.project_id, _spec(experiment_id, state, deleted))
 
 
 @router.get("/experiments/{experiment_id}")
@@ -267,6 +270,7 @@ def runs_table(
     deleted = experiment.lifecycle != ACTIVE  # a deleted experiment's runs are shown as kept
     count = keys.run_counts(ctx.platform, [experiment_id], include_deleted=deleted)
     error = ""
+    matching: int | None = None
     state = TableState(experiment_id, [], order.strip(), filter.strip(), PAGE_SIZES[0], page)
     found: dict[str, Any] = {"runs": [], "next_page_token": None}
     previous: str | None = None
@@ -281,6 +285,9 @@ def runs_table(
             return RedirectResponse(state.url(), status_code=303)
         previous = _previous_token(state.page, state.size)
         found = _search(ctx, experiment_id, state, deleted)
+        if state.filter and ctx.project_id is not None:
+            spec = _spec(experiment_id, state, deleted)
+            matching = runs.count_matching(ctx.platform, ctx.project_id, spec)
     except InvalidInput as exc:
         # A bad filter, sort or URL is the user's to fix: show it by the filter box.
         error = exc.message
@@ -297,6 +304,7 @@ def runs_table(
         nav="experiments",
         experiment=experiment,
         total=count[experiment_id].runs if experiment_id in count else 0,
+        matching=matching,
         state=state,
         chosen={c.spec for c in state.columns},
         choices=_choices(known, state.columns),
