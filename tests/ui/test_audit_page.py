@@ -83,6 +83,17 @@ def test_the_local_user_of_an_open_server_reads_the_log(open_site: Site) -> None
     response = page.goto("/audit?action=experiments.create")
     assert response is not None and response.status == 200
     assert "local-exp" in page.locator("table.audit td.details").inner_text()
+    # A bad filter is shown by the form, which stays, with what was typed.
+    for query, message, status in (
+        ("from=abc&action=x", "from must be a date", 400),
+        ("limit=0&action=x", "show must be a number from 1 to", 400),
+        ("project=nowhere&action=x", "nowhere", 404),
+    ):
+        response = page.goto(f"/audit?{query}")
+        assert response is not None and response.status == status
+        assert message in page.locator("#filter-error").inner_text()
+        assert page.locator("input[name=action]").input_value() == "x"
+        assert page.locator("table.audit").count() == 0
 
 
 # --- over HTTP on both backends ----------------------------------------------------------

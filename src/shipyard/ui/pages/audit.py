@@ -20,7 +20,7 @@ from shipyard.auth.audit import MAX_EVENTS
 from shipyard.auth.authz import RequestContext, require
 from shipyard.auth.principal import Action
 from shipyard.auth.types import AuditEvent
-from shipyard.errors import InvalidInput
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.projects import service as projects
 from shipyard.tracking.types import INT64_MAX
 from shipyard.ui.page_route import page_router
@@ -41,6 +41,13 @@ def day_start_ms(text: str, field: str) -> int:
     except ValueError:
         raise InvalidInput(f"{field} must be a date like 2024-05-31, not {text[:40]!r}") from None
     return int(dt.datetime.combine(day, dt.time()).timestamp() * 1000)
+
+
+def _count(text: str) -> int:
+    """The number of events to show, from the form's field."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_EVENTS:
+        raise InvalidInput(f"show must be a number from 1 to {MAX_EVENTS}, not {text[:20]!r}")
+    return int(text)
 
 
 def read_page(
@@ -91,7 +98,7 @@ def audit_page(
     project: str = Query("", max_length=200),
     from_: str = Query("", alias="from", max_length=40),
     to: str = Query("", max_length=40),
-    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_EVENTS),
+    limit: str = Query(str(DEFAULT_LIMIT), max_length=20),
     until: int | None = Query(
         None, ge=0, le=INT64_MAX, description="Cursor: the last shown event's time (ms)."
     ),
@@ -100,19 +107,26 @@ def audit_page(
     ),
     ctx: RequestContext = require(Action.AUTHENTICATED),
 ) -> HTMLResponse:
-    since = day_start_ms(from_, "from") if from_ else None
-    end = day_start_ms(to, "to") + DAY_MS - 1 if to else None  # the whole last day
-    if until is None or (end is not None and end < until):
-        until, before = end, None
-    project_id = projects.resolve_project_id(ctx.platform, project) if project else None
-    filters: dict[str, Any] = {
-        "actor": user or None,
-        "action": action or None,
-        "object_type": object_type or None,
-        "object_id": object_id or None,
-        "since": since,
-    }
-    events = read_page(ctx, project_id, filters, until=until, before=before, limit=limit)
+    error, status = "", 200
+    events: list[AuditEvent] = []
+    count = DEFAULT_LIMIT
+    try:  # a bad filter is the reader's to fix: shown by the form, which stays
+        count = _count(limit)
+        since = day_start_ms(from_, "from") if from_ else None
+        end = day_start_ms(to, "to") + DAY_MS - 1 if to else None  # the whole last day
+        if until is None or (end is not None and end < until):
+            until, before = end, None
+        project_id = projects.resolve_project_id(ctx.platform, project) if project else None
+        filters: dict[str, Any] = {
+            "actor": user or None,
+            "action": action or None,
+            "object_type": object_type or None,
+            "object_id": object_id or None,
+            "since": since,
+        }
+        events = read_page(ctx, project_id, filters, until=until, before=before, limit=count)
+    except (InvalidInput, NotFound) as exc:
+        error, status = exc.message, exc.status
     names = {p.id: p.name for p in projects.list_projects(ctx.platform, ctx.principal)}
     current = {
         "user": user,
@@ -127,23 +141,25 @@ def audit_page(
     def filter_url(**changes: Any) -> str:
         """This page with some filters changed (empty ones dropped), from the newest."""
         query = {k: v for k, v in {**current, **changes}.items() if v}
-        if limit != DEFAULT_LIMIT:
-            query["limit"] = limit
+        if count != DEFAULT_LIMIT:
+            query["limit"] = count
         return "/audit" + ("?" + urlencode(query) if query else "")
 
     older = None
-    if len(events) == limit:
+    if len(events) == count:
         last = events[-1]
         older = filter_url(until=last.at, before=last.id)
     return render(
         request,
         ctx,
         "audit/audit.html",
+        status=status,
+        error=error,
         nav="audit",
         events=events,
         project_names=names,
         current=current,
-        limit=limit,
+        limit=limit if error else count,
         paged=until is not None and before is not None,
         older=older,
         newest=filter_url(),
