@@ -170,6 +170,11 @@ def test_filter_narrows_and_a_bad_filter_is_explained(open_site: Site) -> None:
     assert "filter:" in alert.inner_text() and "position" in alert.inner_text()
     assert page.locator("#runs").count() == 0
     assert page.locator("#filter").input_value() == "metrics.acc >> 0.5"  # kept, to fix
+    # Opened with a bad filter and no columns named, the chooser still holds the
+    # experiment's keys (it went empty).
+    page.goto(f"/experiments/{exp}?filter=metrics.acc+%3E%3E+0.5")
+    assert page.locator("#filter-error").count() == 1
+    assert page.locator("summary", has_text="Columns (0 chosen)").count() == 0
     page.fill("#filter", "metrics.acc > 2")
     page.click("#search-form button[type=submit]")
     assert page.locator(".empty").inner_text().startswith("No runs match this filter.")

@@ -291,7 +291,11 @@ def runs_table(
     except InvalidInput as exc:
         # A bad filter, sort or URL is the user's to fix: show it by the filter box.
         error = exc.message
-    known = keys_on_page(found["runs"])
+    if error and chosen is None:  # the columns come from the unfiltered first page
+        plain = TableState(experiment_id, [], "", "", PAGE_SIZES[0], "")
+        known = keys_on_page(_search(ctx, experiment_id, plain, deleted)["runs"])
+    else:
+        known = keys_on_page(found["runs"])
     state.columns = chosen if chosen is not None else default_columns(known)
     first = decode_page_token(state.page or None) if not error else 0
     return render(
