@@ -35,14 +35,7 @@ class AuthenticateFirst:
         self.platform = platform
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or not self.platform.auth_required
-            or scope["method"] not in BODY_METHODS
-            or "/api/" not in scope["path"]
-            and "/mlflow-artifacts/" not in scope["path"]
-            or (scope["method"], scope["path"]) in PUBLIC_WRITES
-        ):
+        if not (self.platform.auth_required and _api_write(scope)):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -55,3 +48,14 @@ class AuthenticateFirst:
             return
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
+
+
+def _api_write(scope: Scope) -> bool:
+    """An HTTP request to the API (native, MLflow's, its artifact proxy) that may carry
+    a body and needs credentials."""
+    if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+        return False
+    path = scope["path"]
+    if "/api/" not in path and "/mlflow-artifacts/" not in path:
+        return False
+    return (scope["method"], path) not in PUBLIC_WRITES
