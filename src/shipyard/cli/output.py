@@ -22,10 +22,14 @@ from rich.text import Text
 PIPED_WIDTH = 250
 
 
-def _width(stream: TextIO) -> int | None:
-    if os.environ.get("COLUMNS") or stream.isatty():
+def _width(stream: TextIO | None) -> int | None:
+    if os.environ.get("COLUMNS"):
         return None
-    return PIPED_WIDTH
+    try:
+        terminal = stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        terminal = False
+    return None if terminal else PIPED_WIDTH
 
 
 def _consoles() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -37,8 +41,9 @@ def _consoles() -> tuple[dict[str, Any], dict[str, Any]]:
     return out, err
 
 
-console = Console(**_consoles()[0])
-err_console = Console(**_consoles()[1])
+_out, _err = _consoles()
+console = Console(**_out)
+err_console = Console(**_err)
 
 
 def reset_consoles() -> None:
