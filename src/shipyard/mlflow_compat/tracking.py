@@ -600,29 +600,31 @@ def history_slice(
 _POINTS_AT_STEP = "SELECT timestamp, value FROM metrics WHERE run_id = ? AND key = ? AND step = ?"
 
 
-def unstored_points(
-    platform: Platform, run_id: str, points: Sequence[dict[str, Any]]
+def without_stored_copies(
+    platform: Platform, run_id: str, points: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The ``points`` (MLflow metrics: key, value, step, timestamp) that the run's
-    history does not hold yet, same value at the same step and time.
+    """``points`` (MLflow metrics: key, value, step, timestamp, model_id) less those
+    linked to a model that the run's history already holds, same value at the same
+    step and time.
 
     MLflow 3's ``log_model`` sends the run's metrics of a step again, linked to the
-    model (``model_id``); MLflow's store drops such repeats, and so does the
-    log-batch route for model-linked points. (A model's metrics here are its source
-    run's: nothing else is kept of the link.)"""
+    model (``model_id``); MLflow's store drops such repeats. (A model's metrics here
+    are its source run's: nothing else is kept of the link.)"""
+    if not any(p["model_id"] for p in points):
+        return points
     held: dict[tuple[str, int], set[tuple[int, float | None]]] = {}
-    kept = []
     with platform.db.read() as session:
         cursor, dialect = driver_cursor(session)
         try:
             sql = driver_sql(_POINTS_AT_STEP, dialect)
-            for point in points:
-                at = (point["key"], point["step"])
-                if at not in held:
-                    cursor.execute(sql, (run_id, *at))
-                    held[at] = set(cursor.fetchall())
-                if (point["timestamp"], storable_metric(point["value"])) not in held[at]:
-                    kept.append(point)
+            for at in {(p["key"], p["step"]) for p in points if p["model_id"]}:
+                cursor.execute(sql, (run_id, *at))
+                held[at] = set(cursor.fetchall())
         finally:
             cursor.close()
-    return kept
+    return [
+        p
+        for p in points
+        if not p["model_id"]
+        or (p["timestamp"], storable_metric(p["value"])) not in held[(p["key"], p["step"])]
+    ]

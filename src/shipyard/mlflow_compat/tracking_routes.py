@@ -51,9 +51,9 @@ from shipyard.mlflow_compat.tracking import (
     run_to_mlflow,
     search_messages,
     status_of,
-    unstored_points,
     validated,
     view_type_of,
+    without_stored_copies,
 )
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
@@ -359,6 +359,7 @@ def _metric(item: Any) -> dict[str, Any]:
         "value": float_of(item["value"], "value"),
         "step": int_of(item.get("step"), "step", 0),
         "timestamp": int_of(item.get("timestamp"), "timestamp"),  # None: now, for a batch
+        "model_id": item.get("model_id"),  # MLflow 3 links a point to a logged model
     }
 
 
@@ -433,11 +434,7 @@ def log_batch(
         if p["timestamp"] is None:
             p["timestamp"] = now
     run_id = _run_id(msg)
-    linked = [p for m, p in zip(raw_metrics, points, strict=True) if m.get("model_id")]
-    if linked:  # log_model's copies of points the run holds: stored once, as in MLflow
-        kept = {id(p) for p in unstored_points(ctx.platform, run_id, linked)}
-        repeats = {id(p) for p in linked} - kept
-        points = [p for p in points if id(p) not in repeats]
+    points = without_stored_copies(ctx.platform, run_id, points)  # log_model's copies
     _log(ctx, run_id, metrics_in=points, params=params, tags=tags)
     return _ok()
 

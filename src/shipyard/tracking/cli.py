@@ -13,7 +13,7 @@ from shipyard.clock import now_ms
 
 if TYPE_CHECKING:
     from shipyard.client import Client
-    from shipyard.tracking.types import Run
+    from shipyard.tracking.types import Experiment, Run
 
 experiments_app = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 runs_app = typer.Typer(
@@ -65,21 +65,21 @@ def experiments_show(
 ) -> None:
     """One experiment and its tags."""
     client = get_client(project)
-    experiment = client.experiments.get(_experiment_id(client, name_or_id))
+    experiment = _experiment(client, name_or_id)
     print_record(experiment, as_json=as_json, title=f"Experiment {experiment.name}")
 
 
-def _experiment_id(client: Client, name_or_id: str) -> int:
-    """The id of the experiment a command-line value names: its name, or else, when
-    the value is a number, its id (an experiment may be called "2024")."""
+def _experiment(client: Client, name_or_id: str) -> Experiment:
+    """The experiment a command-line value names: by its name, or else, when the value
+    is a number, by its id (an experiment may be called "2024")."""
     from shipyard.errors import NotFound
 
     try:
-        return client.experiments.resolve_id(name_or_id)
+        return client.experiments.get_by_name(name_or_id)
     except NotFound:
         if not name_or_id.isdigit():
             raise
-        return int(name_or_id)
+        return client.experiments.get(int(name_or_id))
 
 
 def _common_keys(dicts: list[dict[str, Any]], limit: int) -> list[str]:
@@ -98,7 +98,7 @@ def _search_all(
     from shipyard.tracking.types import MAX_SEARCH_RESULTS
 
     client = get_client(project)
-    experiment_ids = [_experiment_id(client, e) for e in experiment] if experiment else None
+    experiment_ids = [_experiment(client, e).id for e in experiment] if experiment else None
     out: list[Run] = []
     token: str | None = None
     while len(out) < limit:
@@ -232,8 +232,7 @@ def experiments_delete(
 ) -> None:
     """Delete an experiment (restorable with its id)."""
     client = get_client(project)
-    experiment_id = _experiment_id(client, name_or_id)
-    client.experiments.delete(experiment_id)
+    client.experiments.delete(_experiment(client, name_or_id).id)
     console.print(f"deleted experiment {name_or_id}")
 
 
