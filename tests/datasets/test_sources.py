@@ -418,6 +418,28 @@ def test_dataframe_keeps_only_a_named_index(tmp_path: Path) -> None:
     assert open_source(pd.DataFrame({"a": [1, 2]})).description == "DataFrame (2 rows)"
 
 
+def test_dataframe_of_chunked_arrow_columns(tmp_path: Path) -> None:
+    # pandas' Arrow-backed strings come in several chunks after a concat or a read of a
+    # Parquet file of several row groups; a record batch holds one chunk per column.
+    half = pd.DataFrame({"s": pd.array(["a", "b"], dtype="string[pyarrow]"), "n": [1, 2]})
+    frame = pd.concat([half, half], ignore_index=True)
+    assert frame["s"].array._pa_array.num_chunks == 2  # the case at hand
+    source = open_source(frame)
+    assert source.schema == pa.schema([("s", pa.string()), ("n", pa.int64())])
+    assert [r["s"] for r in rows_of(source)] == ["a", "b", "a", "b"]
+    path = tmp_path / "groups.parquet"
+    pq.write_table(pa.table({"s": ["x"] * 10}), path, row_group_size=3)
+    assert len(rows_of(open_source(pd.read_parquet(path, dtype_backend="pyarrow")))) == 10
+
+
+def test_dataframe_column_labels_must_be_strings() -> None:
+    with pytest.raises(InvalidInput, match=r"column labels must be strings, got 0 \(int\)"):
+        open_source(pd.DataFrame({0: [1], 1: [2]}))
+    columns = pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")])
+    with pytest.raises(InvalidInput, match="column labels must be strings"):
+        open_source(pd.DataFrame([[1, 2]], columns=columns))
+
+
 def test_dataframe_that_arrow_cannot_hold_is_refused() -> None:
     with pytest.raises(InvalidInput, match="DataFrame"):
         open_source(pd.DataFrame({"mixed": [1, "a", 2.5]}))

@@ -193,6 +193,12 @@ def _in_memory(source: object, batch_rows: int) -> Source | None:
 def _dataframe(frame: pd.DataFrame, batch_rows: int) -> Source:
     # An unnamed index holds only positions (or what filtering left of them): dropped.
     keep_index = any(name is not None for name in frame.index.names)
+    odd = next((label for label in frame.columns if not isinstance(label, str)), None)
+    if odd is not None:
+        raise InvalidInput(
+            f"DataFrame: column labels must be strings, got {odd!r} "
+            f"({type(odd).__name__}); name the columns first (df.columns = [...])"
+        )
     try:
         schema = pa.Schema.from_pandas(frame, preserve_index=keep_index)
     except READ_ERRORS as exc:
@@ -206,9 +212,12 @@ def _dataframe(frame: pd.DataFrame, batch_rows: int) -> Source:
         for start in range(0, len(frame), batch_rows):
             part = frame.iloc[start : start + batch_rows]
             try:
-                yield pa.RecordBatch.from_pandas(part, schema=schema, preserve_index=keep_index)
+                # Through a table: pandas' Arrow-backed columns may come in several chunks
+                # (after a concat or a read of several row groups), which a batch cannot.
+                table = pa.Table.from_pandas(part, schema=schema, preserve_index=keep_index)
             except READ_ERRORS as exc:
                 raise InvalidInput(f"DataFrame, rows from {start:,}: {error_text(exc)}") from None
+            yield from table.combine_chunks().to_batches()
 
     return _one_input(f"DataFrame ({len(frame):,} rows)", schema, batches, None)
 
