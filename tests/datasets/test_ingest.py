@@ -13,6 +13,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -510,6 +511,35 @@ def test_reject_reports_and_leaves_nothing(client: Client, tmp_path: Path) -> No
     v = client.datasets.ingest("d", write_csv(tmp_path / "clean.csv", clean))
     assert v.validation is not None and v.validation.passed and v.rows == len(ok)
     assert [r.passed for r in v.validation.results] == [True] * 5
+
+
+def test_a_new_dataset_whose_first_version_is_refused_is_not_made(
+    client: Client, tmp_path: Path
+) -> None:
+    source = write_csv(tmp_path / "a.csv", ints(5))
+    client.datasets.ingest("raw", source)
+    with pytest.raises(InvalidInput, match="invalid tag"):
+        client.datasets.ingest("tagged", source, tags=["1bad"])
+    with pytest.raises(NotFound, match="no version 7"):
+        client.datasets.ingest("derived", source, parents=["raw@7"])
+    with pytest.raises(NotFound, match=r"written dataset@version, e.g. raw@latest"):
+        client.datasets.ingest("derived", source, parents=["raw"])
+    assert [d.name for d in client.datasets.list().datasets] == ["raw"]
+    events = [e.action for e in client.audit.list()]
+    assert events.count("datasets.create") == 1
+    # The same ingests, done right, make the dataset with its version.
+    v = client.datasets.ingest("derived", source, parents=["raw@latest"], tags=["prod"])
+    assert v.version == 1 and "prod" in v.tags
+    assert client.datasets.lineage("derived", 1).parents[0].dataset == "raw"
+
+
+def test_concurrent_first_ingests_make_one_dataset(client: Client, tmp_path: Path) -> None:
+    sources = [write_csv(tmp_path / f"{i}.csv", ints(5, start=10 * i)) for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda path: client.datasets.ingest("new", path), sources))
+    assert sorted(v.version for v in made) == [1, 2, 3, 4]
+    assert [d.name for d in client.datasets.list().datasets] == ["new"]
+    assert [e.action for e in client.audit.list()].count("datasets.create") == 1
 
 
 def test_reject_on_a_parquet_folder_leaves_no_blob(client: Client, tmp_path: Path) -> None:

@@ -481,12 +481,8 @@ class Ingest:
             parent_refs=list(parent_refs),
             source=source.description,
             tags=list(tags),
+            create_dataset=self._create,
         )
-        if self._create:
-            try:
-                self._datasets.create(self._name, project=self._project)
-            except Conflict:
-                pass  # made meanwhile by another ingest: its (empty) suite stands
         version = self._create_version(spec, outcome.kept)
         if outcome.quarantined:
             bad_files = self._store(outcome.quarantined)

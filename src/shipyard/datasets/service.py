@@ -126,23 +126,31 @@ def create_dataset(ctx: RequestContext, spec: DatasetCreate) -> Dataset:
         )
         if exists:
             raise taken
-        now = now_ms()
-        row = DatasetRow(
-            project_id=ctx.project_id,
-            name=spec.name,
-            description=spec.description,
-            expectations=spec.expectations.model_dump(mode="json"),
-            created_by=ctx.principal.username,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
         try:
-            session.flush()
+            row = new_dataset_row(session, ctx, spec)
         except DBIntegrityError:
             raise taken from None
-        ctx.audit(session, "datasets.create", "dataset", row.id, {"name": spec.name})
         return to_api(session, [row])[0]
+
+
+def new_dataset_row(session: Session, ctx: RequestContext, spec: DatasetCreate) -> DatasetRow:
+    """Add the dataset ``spec`` describes to ``session`` (flushed: IntegrityError when
+    the name is taken meanwhile) and audit it. Callers check the name and suite."""
+    assert ctx.project_id is not None
+    now = now_ms()
+    row = DatasetRow(
+        project_id=ctx.project_id,
+        name=spec.name,
+        description=spec.description,
+        expectations=spec.expectations.model_dump(mode="json"),
+        created_by=ctx.principal.username,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    ctx.audit(session, "datasets.create", "dataset", row.id, {"name": spec.name})
+    return row
 
 
 def get_dataset(platform: Platform, project_id: int, name: str) -> Dataset:

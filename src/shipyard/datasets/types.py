@@ -289,6 +289,9 @@ class VersionCreate(BaseModel):
     quarantine_of: int | None = None  # kind "quarantine": the data version it was split from
     source: str = ""  # where the data came from, for people: a path, a URL, a query
     tags: list[str] = []
+    # Make the dataset (empty suite) with this version when it does not exist yet, in the
+    # same transaction: an ingest that fails leaves no empty dataset behind.
+    create_dataset: bool = False
 
 
 class DatasetVersion(BaseModel):

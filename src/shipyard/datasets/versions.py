@@ -8,13 +8,14 @@ from typing import Any
 
 from blake3 import blake3
 from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
 from shipyard.blobs.store import check_hash
 from shipyard.clock import now_ms
 from shipyard.datasets.schema import schema_conflict
-from shipyard.datasets.service import dataset_row, touch
+from shipyard.datasets.service import dataset_row, new_dataset_row, touch
 from shipyard.datasets.tables import (
     DatasetBlobRow,
     DatasetFileRow,
@@ -27,6 +28,7 @@ from shipyard.datasets.types import (
     LATEST,
     ColumnSchema,
     DataFile,
+    DatasetCreate,
     DatasetVersion,
     DatasetVersionDetail,
     Lineage,
@@ -223,12 +225,40 @@ def _check_files(session: Session, project_id: int, files: Sequence[DataFile]) -
             )
 
 
+def _dataset_of_version(
+    session: Session, ctx: RequestContext, name: str, *, create: bool
+) -> DatasetRow:
+    """The dataset a new version goes to, locked; with ``create``, made (in the version's
+    transaction) when it does not exist."""
+    assert ctx.project_id is not None
+    try:
+        return dataset_row(session, ctx.project_id, name, lock=True)
+    except NotFound:
+        if not create:
+            raise
+    check_dataset_name(name)
+    try:
+        with session.begin_nested():  # PostgreSQL: a taken name must not end the transaction
+            return new_dataset_row(session, ctx, DatasetCreate(name=name))
+    except DBIntegrityError:  # made meanwhile by another ingest: its (empty) suite stands
+        return dataset_row(session, ctx.project_id, name, lock=True)
+
+
 def _resolve_parent(
     session: Session, project_id: int, dataset: DatasetRow, ref: str | int
 ) -> DatasetVersionRow:
     """A parent named by a version number of ``dataset`` or by ``other@selector``."""
     if isinstance(ref, int) or "@" not in str(ref):
-        return version_row(session, dataset, ref)
+        try:
+            return version_row(session, dataset, ref)
+        except NotFound as exc:
+            if isinstance(ref, int):
+                raise
+            raise NotFound(
+                f"{exc.message} (a version of another dataset is written dataset@version, "
+                f"e.g. {str(ref)[:100]}@latest)",
+                exc.details,
+            ) from None
     name, _, selector = str(ref).partition("@")
     other = dataset_row(session, project_id, check_dataset_name(name))
     return version_row(session, other, selector)
@@ -257,7 +287,7 @@ def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> Datas
     if spec.profile_state is not None:
         check_hash(spec.profile_state)
     with ctx.platform.db.write() as session:
-        dataset = dataset_row(session, ctx.project_id, name, lock=True)
+        dataset = _dataset_of_version(session, ctx, name, create=spec.create_dataset)
         _check_files(session, ctx.project_id, spec.files)
         parents: list[tuple[str | int, str]] = [(v, "append") for v in spec.parents]
         parents += [(r, "derived") for r in spec.parent_refs]
