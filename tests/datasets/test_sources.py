@@ -180,6 +180,37 @@ def test_duplicate_csv_columns_are_refused(tmp_path: Path) -> None:
         open_source(write(tmp_path / "d.csv", "a,a\n1,2\n"))
 
 
+def test_csv_columns_without_a_name_or_differing_only_in_case_are_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InvalidInput, match="column 2 has no name"):
+        open_source(write(tmp_path / "trailing.csv", "a,\n1,2\n"))
+    with pytest.raises(InvalidInput, match="'id' and 'ID' differ only in letter case"):
+        open_source(write(tmp_path / "case.csv", "id,ID\n1,5\n"))
+    with pytest.raises(InvalidInput, match="differ only in letter case"):
+        open_source(pa.table({"Name": [1], "name": [2]}))
+
+
+def test_empty_and_na_fields_are_missing_in_text_columns_too(tmp_path: Path) -> None:
+    source = open_source(write(tmp_path / "s.csv", "id,name,score\n1,,\n2,bob,3.5\n3,NA,\n"))
+    assert [(r["name"], r["score"]) for r in rows_of(source)] == [
+        (None, None),
+        ("bob", 3.5),
+        (None, None),
+    ]
+    blank = open_source(write(tmp_path / "blank.csv", "a,b\n,\n,\n"))
+    assert rows_of(blank) == [{"a": None, "b": None}] * 2
+
+
+def test_json_lines_read_as_csv_are_refused(tmp_path: Path) -> None:
+    lines = '{"id": 0, "label": "a"}\n{"id": 1, "label": "b"}\n'
+    with pytest.raises(InvalidInput, match="looks like JSON lines, not CSV"):
+        open_source(write(tmp_path / "a.jsonl", lines), format="csv")
+    with pytest.raises(InvalidInput, match="name the format jsonl"):
+        open_source(write(tmp_path / "named.csv", lines))
+    assert len(rows_of(open_source(tmp_path / "a.jsonl"))) == 2
+
+
 # --- JSON lines ----------------------------------------------------------------------------
 
 

@@ -7,6 +7,9 @@ files ``file_listing.py`` finds (a local file or folder, ``file://``, ``s3://``)
   the first file and imposed on the rest of it and on every other file, so all inputs
   agree. A column empty in that block is read as string. Other CSV files must have the same
   column names (any order). JSON lines may omit keys (null) but not add new ones.
+  In CSV an empty field (or NA, null, N/A, NaN ...) is a missing value in every column,
+  text included, as pandas reads it. A "CSV" whose header starts with { or [ is refused
+  as JSON lines given the wrong format.
 - Parquet files must all have the first file's column names and types. Kept byte for byte
   (``as_is``, local files) they must also have its column order, since the stored files
   are read by position; converted, their columns are matched by name. Remote Parquet is
@@ -184,6 +187,11 @@ def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs,
             inferred = _open_csv(raw, _delimiter(first, delimiter), None).schema
     except READ_ERRORS as exc:
         raise _read_error(first, exc, _csv_message(exc, [])) from None
+    if inferred.names and inferred.names[0].lstrip().startswith(("{", "[")):
+        raise InvalidInput(
+            f"{first.display}: this looks like JSON lines, not CSV (its first line starts "
+            f"with {inferred.names[0].lstrip()[0]!r}); name the format jsonl"
+        )
     schema = _no_null_columns(inferred)
     types = dict(zip(schema.names, schema.types, strict=True))
     for file in files[1:]:
@@ -209,7 +217,9 @@ def _open_csv(raw: Any, delimiter: str, types: dict[str, pa.DataType] | None) ->
         raw,
         read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-        convert_options=pa_csv.ConvertOptions(column_types=types or {}),
+        # Empty fields, NA, null ... are missing in text columns too, as in numbers (and
+        # as pandas reads them), not strings that a not-null check would pass.
+        convert_options=pa_csv.ConvertOptions(column_types=types or {}, strings_can_be_null=True),
     )
 
 

@@ -272,12 +272,30 @@ def check_same_names(expected: pa.Schema, names: list[str], where: str, first: s
 
 
 def check_columns(schema: pa.Schema, where: str) -> None:
-    """Refuse a schema without columns or with a name twice (Parquet readers need both)."""
+    """Refuse a schema without columns, with a column without a name, or with a name twice,
+    also twice in other letter cases: Parquet readers need the first three, and DuckDB (the
+    SQL checks, ``to_duckdb``) and many other tools read names without regard to case, so
+    ``ID`` would silently be judged, or read, as ``id``."""
     if len(schema) == 0:
         raise InvalidInput(f"{where}: no columns")
+    unnamed = [i for i, name in enumerate(schema.names, 1) if not name.strip()]
+    if unnamed:
+        raise InvalidInput(
+            f"{where}: column {unnamed[0]} has no name (an empty field in a CSV header, "
+            "say); name every column"
+        )
     twice = sorted(name for name, count in Counter(schema.names).items() if count > 1)
     if twice:
         raise InvalidInput(f"{where}: duplicate column names {', '.join(map(repr, twice))}")
+    by_folded: dict[str, list[str]] = {}
+    for name in schema.names:
+        by_folded.setdefault(name.casefold(), []).append(name)
+    clash = next((names for names in by_folded.values() if len(names) > 1), None)
+    if clash:
+        raise InvalidInput(
+            f"{where}: columns {' and '.join(map(repr, clash))} differ only in letter case, "
+            "which SQL (the dataset's checks, DuckDB) cannot tell apart; rename one"
+        )
 
 
 def error_text(exc: BaseException) -> str:
