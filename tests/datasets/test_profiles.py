@@ -16,7 +16,7 @@ import pytest
 from shipyard.datasets.arrow_build import numpy_values
 from shipyard.datasets.profile_sketches import hash_numbers, hash_strings
 from shipyard.datasets.profiles import PartialProfile, ProfileBuilder, profile_parquet
-from shipyard.datasets.types import ColumnProfile, Profile
+from shipyard.datasets.types import ColumnProfile, Profile, VersionCreate
 from shipyard.errors import InvalidInput
 
 QUANTILE_KEYS = ["0.01", "0.05", "0.25", "0.5", "0.75", "0.95", "0.99"]
@@ -147,6 +147,15 @@ def test_nan_is_a_value_but_not_in_min_max_mean() -> None:
     only_nan = profile(pa.table({"x": [float("nan")] * 3})).finish().columns[0]
     assert (only_nan.count, only_nan.min, only_nan.max, only_nan.mean) == (3, None, None, None)
     assert only_nan.distinct == 1 and only_nan.quantiles is None
+
+
+def test_infinite_figures_survive_json_inside_the_version_that_holds_them() -> None:
+    prof = profile(pa.table({"x": [float("inf"), 1.0], "y": [float("-inf"), 2.0]})).finish()
+    detail = VersionCreate(files=[], columns=[], profile=prof)
+    back = VersionCreate.model_validate_json(detail.model_dump_json()).profile
+    assert back is not None
+    assert [(c.min, c.max) for c in back.columns] == [(1.0, math.inf), (-math.inf, 2.0)]
+    assert '"max":"Infinity"' in Profile(rows=2, columns=prof.columns[:1]).model_dump_json()
 
 
 def test_negative_zero_is_zero() -> None:
@@ -397,6 +406,16 @@ def test_state_stays_small() -> None:
 
 
 # --- sketches at scale ---------------------------------------------------------------------
+
+
+def test_frequent_values_of_a_high_cardinality_integer_column() -> None:
+    rng = np.random.default_rng(3)
+    n = 200_000
+    x = rng.integers(0, 10**9, n)
+    x[rng.random(n) < 0.3] = -1  # a sentinel among a million-odd ids
+    c = profile(pa.table({"x": x})).finish().columns[0]
+    assert c.approximate and [v.value for v in c.top_values] == [-1]
+    assert abs(c.top_values[0].count - int((x == -1).sum())) / n < 0.02
 
 
 def test_high_cardinality_estimates() -> None:

@@ -205,7 +205,8 @@ class Column:
         n, fin = len(x), x
         if self.kind != "temporal":
             f = x.astype(np.float64, copy=False)
-            total = float(np.sum(f))
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: seen, then dropped
+                total = float(np.sum(f))
             fin = f if math.isfinite(total) else f[np.isfinite(f)]
             if len(fin) < n:
                 total = float(np.sum(fin))
@@ -226,7 +227,8 @@ class Column:
                 self._count_values(vals.tolist(), numpy_values(vc.field(1)).tolist(), True)
         else:
             self.distinct.add(hash_numbers(x))
-            self.fv, self.fv_complete = None, False
+            if self.fv is not None:  # many values: the frequent ones, from a sample
+                self._count_values(*_frequent_in_sample(arrow_values(x), n, rng), False)
         self.hashed += n
 
     def _add_strings(self, arr: pa.Array, rng: np.random.Generator) -> None:
@@ -250,13 +252,7 @@ class Column:
         self.distinct.add(hash_strings(arr))
         if self.kind == "string":
             self.extremes(*pc.min_max(arr).as_py().values())
-            # Values seen 4 times in a sample are frequent; the rest would be noise.
-            idx = _spread(n, _FV_SAMPLE, rng)
-            sample = pc.value_counts(arr.take(arrow_values(idx)))
-            seen = numpy_values(sample.field(1))
-            keep = np.flatnonzero(seen >= 4)
-            counts = (seen[keep] * (n / len(idx))).tolist()
-            self._count_values(sample.field(0).take(arrow_values(keep)).to_pylist(), counts, False)
+            self._count_values(*_frequent_in_sample(arr, n, rng), False)
 
     # -- a sample --------------------------------------------------------------------------
 
@@ -373,6 +369,19 @@ class Column:
         if len(fv) > _FV_CAP:
             self.fv = dict(sorted(fv.items(), key=lambda kv: -kv[1])[:_FV_CAP])
             self.fv_complete = False
+
+
+def _frequent_in_sample(
+    arr: pa.Array, n: int, rng: np.random.Generator
+) -> tuple[list[Any], list[float]]:
+    """The values of ``arr`` (``n`` long) seen 4 times or more in a sample of it, with
+    their counts scaled to the whole: the rest of a sample's values would be noise."""
+    idx = _spread(n, _FV_SAMPLE, rng)
+    sample = pc.value_counts(arr.take(arrow_values(idx)))
+    seen = numpy_values(sample.field(1))
+    keep = np.flatnonzero(seen >= 4)
+    counts = (seen[keep] * (n / len(idx))).tolist()
+    return sample.field(0).take(arrow_values(keep)).to_pylist(), counts
 
 
 def sample_numbers(items: list[tuple[Column, np.ndarray, float]]) -> None:

@@ -3,10 +3,11 @@ validation reports, diffs and lineage. The contract every datasets module shares
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
 from shipyard.errors import InvalidInput
 
@@ -82,10 +83,9 @@ class ColumnProfile(BaseModel):
     """What a column holds. Counts, nulls, min and max are exact; mean and std are exact
     for converted data and estimated from a sample for Parquet files stored as they are;
     distinct, quantiles, histogram and frequent values come from sketches. Whenever a
-    figure is not exact, ``approximate`` says so. Infinite min/max travel as the strings
-    "Infinity"/"-Infinity" (JSON has no number for them)."""
-
-    model_config = ConfigDict(ser_json_inf_nan="strings")
+    figure is not exact, ``approximate`` says so. Infinite figures travel as the strings
+    "Infinity"/"-Infinity" (JSON has no number for them), inside any model that holds
+    the profile: a model's ``ser_json_inf_nan`` applies only where it is the root."""
 
     name: str
     type: str
@@ -102,6 +102,32 @@ class ColumnProfile(BaseModel):
     histogram: Histogram | None = None
     top_values: list[FrequentValue] = []
     approximate: bool = False
+
+    @model_validator(mode="after")
+    def _numbers_back(self) -> ColumnProfile:
+        # min/max hold any type; only a float column's are read back from their names.
+        if self.kind == "float":
+            for field in ("min", "max"):
+                value = getattr(self, field)
+                if value in _NAMED_FLOATS:
+                    setattr(self, field, float(value))
+        return self
+
+    @field_serializer("min", "max", "mean", "std", "quantiles", when_used="json")
+    def _finite_or_named(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: _json_float(v) for key, v in value.items()}
+        return _json_float(value)
+
+
+_NAMED_FLOATS = ("Infinity", "-Infinity", "NaN")
+
+
+def _json_float(value: Any) -> Any:
+    """``value``, or for a float JSON cannot hold, the name pydantic reads back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
 
 
 class Profile(BaseModel):
