@@ -63,3 +63,53 @@ def test_a_full_disk_leaves_no_version_and_no_files(tmp_path: Path) -> None:
             assert client.datasets.list().datasets == []
     finally:
         platform.close()
+
+
+DOWNLOAD = r"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+import numpy as np
+import pyarrow as pa
+from shipyard import Client
+
+client = Client()
+client.datasets.ingest("big", pa.table({"x": np.random.default_rng(0).normal(size=400_000)}))
+client.datasets.open("big")  # fetched into the home's cache before the disk "fills"
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+from shipyard.cli.main import main
+sys.argv = ["shipyard", "data", "download", "big", sys.argv[1]]
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE semantics are Linux's")
+def test_a_download_onto_a_full_disk_says_so_and_leaves_no_part(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-c", DOWNLOAD, str(dest)],
+        env={"SHIPYARD_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "File too large: " in done.stderr and "Traceback" not in done.stderr
+    assert [p.name for p in dest.rglob("*")] == []  # no .part file keeps the disk full
+    # A destination that is a file is named as such.
+    (tmp_path / "afile").write_text("x")
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipyard.cli.main",
+            "data",
+            "download",
+            "big",
+            str(tmp_path / "afile"),
+        ],
+        env={"SHIPYARD_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 1 and "is a file; name a folder" in again.stderr, again.stderr

@@ -55,11 +55,18 @@ def get_client(project: str | None = None) -> Client:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Print a ShipyardError as one red line and exit 1 (no traceback)."""
+    """Print a ShipyardError, or a local file system's refusal (a full disk, a file where
+    a folder goes, no permission), as one red line and exit 1 (no traceback)."""
     try:
         yield
     except ShipyardError as exc:
         print_error(exc.message, exc.code)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        if exc.errno is None or exc.strerror is None:
+            raise  # not the system's word on a file: a bug to see in full
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        print_error(f"{exc.strerror}: {' -> '.join(names)}" if names else exc.strerror)
         raise typer.Exit(1) from None
 
 

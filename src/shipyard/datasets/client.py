@@ -31,7 +31,7 @@ from shipyard.datasets.types import (
     VersionPage,
     check_dataset_name,
 )
-from shipyard.errors import NotFound
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.heap import older_objects_frozen
 from shipyard.registry.integrity import safe_target
 
@@ -382,15 +382,23 @@ class DatasetsClient:
         project: str | None = None,
     ) -> list[Path]:
         """Write the version's Parquet files under ``dest`` (by their names in the version)."""
-        data = self.open(name, version, project=project)
         root = Path(dest)
+        if root.exists() and not root.is_dir():
+            raise InvalidInput(f"{root} is a file; name a folder to download into")
+        data = self.open(name, version, project=project)
         written = []
         for f, path in zip(data.version.files, data.paths, strict=True):
             target = safe_target(root, f.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.part")
-            shutil.copyfile(path, tmp)  # a kernel copy of the verified cached file
-            os.replace(tmp, target)
+            try:
+                shutil.copyfile(path, tmp)  # a kernel copy of the verified cached file
+                os.replace(tmp, target)
+            except BaseException as exc:
+                tmp.unlink(missing_ok=True)  # a full disk stays no fuller than it was
+                if isinstance(exc, OSError) and exc.filename is None:
+                    exc.filename = str(target)  # the kernel's copy names no file
+                raise
             written.append(target)
         return written
 
