@@ -194,6 +194,21 @@ def test_status_and_stop(env: dict[str, str], tmp_path: Path) -> None:
     assert "no daemon serves" in run([*LAUNCH, "daemon", "stop"], env, tmp_path).stdout
 
 
+def test_a_stop_whose_caller_hangs_up_at_once_still_stops(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    # ``daemon stop`` reads the first frame of the reply and hangs up; a caller that hangs
+    # up sooner made the reply fail before the stop was queued, and the daemon ran on.
+    path = status(daemon, tmp_path)["socket"]
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.sendall(b'{"op": "stop"}\n')
+    deadline = time.monotonic() + 30
+    while os.path.exists(path):
+        assert time.monotonic() < deadline, "the daemon did not stop"
+        time.sleep(0.05)
+
+
 def test_with_a_server_url_there_is_no_daemon(env: dict[str, str], tmp_path: Path) -> None:
     remote = env | {"SHIPYARD_URL": "http://127.0.0.1:9"}
     result = run([*LAUNCH, "daemon", "start"], remote, tmp_path, check=False)
