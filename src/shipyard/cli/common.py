@@ -16,6 +16,7 @@ import typer
 
 from shipyard.cli.output import print_error
 from shipyard.errors import ShipyardError
+from shipyard.heap import collect_at_exit
 
 if TYPE_CHECKING:
     from shipyard.client import Client
@@ -60,9 +61,11 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except ShipyardError as exc:
+        collect_at_exit()
         print_error(exc.message, exc.code)
         raise typer.Exit(1) from None
     except OSError as exc:
+        collect_at_exit()
         if exc.errno is None or exc.strerror is None:
             raise  # not the system's word on a file: a bug to see in full
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
