@@ -651,6 +651,21 @@ def test_postgres_query_uses_declared_types_and_a_server_side_cursor(
 
 
 @pytest.mark.postgres
+def test_postgres_unconstrained_numeric_keeps_its_integers_or_is_refused(
+    pg_table: tuple[str, str],
+) -> None:
+    url, _ = pg_table
+    query = "SELECT avg(i) AS a, 12345678901234::numeric AS n FROM generate_series(1, 3) i"
+    averages = open_source(url, query=query)
+    assert rows_of(averages) == [{"a": 2.0, "n": 12345678901234.0}]
+    ids = "SELECT (10::numeric ^ 30 + i + 0.25) AS big FROM generate_series(1, 3) i"
+    with pytest.raises(InvalidInput) as err:
+        rows_of(open_source(url, query=ids))
+    assert "column 'big'" in err.value.message and "would be rounded to 1e+30" in err.value.message
+    assert "CAST it in the query" in err.value.message
+
+
+@pytest.mark.postgres
 def test_postgres_errors_empty_results_and_read_only(pg_table: tuple[str, str]) -> None:
     url, table = pg_table
     secret_url = with_password(url, "s3cret-Pw")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,21 @@ class _Column:
         if self.to_text is not None:
             values = [None if v is None else self.to_text(v) for v in values]
         elif self.to_float:
-            values = [None if v is None else float(v) for v in values]
+            values = [None if v is None else _float_of(v) for v in values]
         return pa.array(values, type=self.type)
+
+
+_EXACT_INTEGERS = float(2**53)  # a float64 holds every integer up to here, and not beyond
+
+
+def _float_of(value: Any) -> float:
+    """An unconstrained NUMERIC as a float, which keeps ~16 significant digits: fine for
+    a fraction (an average), not for an integer part past 2**53 (an id, an amount in
+    cents), where distinct values would become one; those are refused (ValueError)."""
+    number = float(value)
+    if abs(number) >= _EXACT_INTEGERS and math.isfinite(number) and int(number) != int(value):
+        raise ValueError(f"{value} would be rounded to {number:.17g} as a float64")
+    return number
 
 
 def open_query(url: str, query: str, batch_rows: int) -> Source:
