@@ -202,6 +202,19 @@ def test_empty_and_na_fields_are_missing_in_text_columns_too(tmp_path: Path) -> 
     assert rows_of(blank) == [{"a": None, "b": None}] * 2
 
 
+def test_text_that_is_not_utf8_and_objects_without_fields_are_refused(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("name\nJosé\n".encode("latin-1"))
+    with pytest.raises(InvalidInput, match="column 'name' is not UTF-8 text"):
+        open_source(latin1)
+    hollow = write(tmp_path / "e.jsonl", '{"a": 1, "s": {}}\n{"a": 2, "s": {}}\n')
+    with pytest.raises(InvalidInput, match="column 's' holds only empty objects"):
+        open_source(hollow)
+    nested = pa.table({"l": pa.array([[{}]], pa.list_(pa.struct([])))})
+    with pytest.raises(InvalidInput, match="column 'l' holds only empty objects"):
+        open_source(nested)
+
+
 def test_json_lines_read_as_csv_are_refused(tmp_path: Path) -> None:
     lines = '{"id": 0, "label": "a"}\n{"id": 1, "label": "b"}\n'
     with pytest.raises(InvalidInput, match="looks like JSON lines, not CSV"):

@@ -192,6 +192,12 @@ def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs,
             f"{first.display}: this looks like JSON lines, not CSV (its first line starts "
             f"with {inferred.names[0].lstrip()[0]!r}); name the format jsonl"
         )
+    undecoded = [f.name for f in inferred if pa.types.is_binary(f.type)]
+    if undecoded:  # CSV is text: pyarrow reads what is not UTF-8 as bytes
+        raise InvalidInput(
+            f"{first.display}: column {undecoded[0]!r} is not UTF-8 text (a Latin-1 or "
+            "Windows-1252 file?); convert the file to UTF-8 first (iconv -f latin1 -t utf-8)"
+        )
     schema = _no_null_columns(inferred)
     types = dict(zip(schema.names, schema.types, strict=True))
     for file in files[1:]:

@@ -287,6 +287,12 @@ def check_columns(schema: pa.Schema, where: str) -> None:
     twice = sorted(name for name, count in Counter(schema.names).items() if count > 1)
     if twice:
         raise InvalidInput(f"{where}: duplicate column names {', '.join(map(repr, twice))}")
+    hollow = next((f.name for f in schema if _holds_an_empty_struct(f.type)), None)
+    if hollow is not None:
+        raise InvalidInput(
+            f"{where}: column {hollow!r} holds only empty objects ({{}}) where it was read, "
+            "which Parquet cannot store; drop it or give its objects a field"
+        )
     by_folded: dict[str, list[str]] = {}
     for name in schema.names:
         by_folded.setdefault(name.casefold(), []).append(name)
@@ -296,6 +302,18 @@ def check_columns(schema: pa.Schema, where: str) -> None:
             f"{where}: columns {' and '.join(map(repr, clash))} differ only in letter case, "
             "which SQL (the dataset's checks, DuckDB) cannot tell apart; rename one"
         )
+
+
+def _holds_an_empty_struct(kind: pa.DataType) -> bool:
+    if pa.types.is_struct(kind):
+        return kind.num_fields == 0 or any(
+            _holds_an_empty_struct(kind.field(i).type) for i in range(kind.num_fields)
+        )
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _holds_an_empty_struct(kind.value_type)
+    if pa.types.is_map(kind):
+        return _holds_an_empty_struct(kind.key_type) or _holds_an_empty_struct(kind.item_type)
+    return False
 
 
 def error_text(exc: BaseException) -> str:
