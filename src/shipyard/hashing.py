@@ -12,6 +12,9 @@ from blake3 import blake3
 
 # The header that carries a downloaded blob's digest; clients re-hash and compare.
 HASH_HEADER = "X-Shipyard-Blob-Hash"
+VERIFY_FIRST_HEADER = "X-Shipyard-Verify-First"
+"""A request header: check the whole blob before answering (the SDK's retry after a
+cut body; see ``blobs/http.py``)."""
 CHUNK = 1024 * 1024
 
 

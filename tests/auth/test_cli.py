@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shipyard.cli.main import app
+from shipyard.client import Client
 
 from .conftest import Secured
 
@@ -44,7 +45,12 @@ def test_embedded_users_and_tokens(cli: CliRunner) -> None:
     listed = _json(cli, ["tokens", "list"])
     assert isinstance(listed, list) and [t["name"] for t in listed] == ["ci"]
     assert "token" not in listed[0]
-    assert "revoked" in _ok(cli, ["tokens", "revoke", str(token["id"])])
+    assert _ok(cli, ["tokens", "revoke", str(token["id"])]) == f"token {token['id']} revoked\n"
+    # Again: said so, exit 0 (the token is revoked, as asked), nothing changed.
+    again = _ok(cli, ["tokens", "revoke", str(token["id"])])
+    assert f"token {token['id']} was already revoked" in again and "nothing changed" in again
+    with Client() as client:
+        assert len(client.audit.list(action="tokens.revoke")) == 1
     assert _json(cli, ["tokens", "list"]) == []
     revoked = _json(cli, ["tokens", "list", "--all"])
     assert isinstance(revoked, list) and revoked[0]["revoked_at"] is not None

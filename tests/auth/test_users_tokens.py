@@ -146,9 +146,12 @@ def test_tokens_listing_and_secret_shown_once(secured: Secured) -> None:
 def test_revoke_twice_and_unknown(secured: Secured) -> None:
     sdk = secured.sdk(secured.user("rae"))
     spare = sdk.tokens.create("spare")
-    sdk.tokens.revoke(spare.id)
+    first = sdk.tokens.revoke(spare.id)
+    assert first.already_revoked is False and first.revoked_at is not None
+    assert (first.id, first.username) == (spare.id, "rae")
     before = secured.last_audit_id()
-    sdk.tokens.revoke(spare.id)  # already revoked: nothing changes, nothing is recorded
+    again = sdk.tokens.revoke(spare.id)  # already revoked: nothing changes, nothing is recorded
+    assert again.already_revoked is True and again.revoked_at == first.revoked_at
     assert secured.audit_rows(before) == []
     with pytest.raises(NotFound):
         sdk.tokens.revoke(999_999)

@@ -129,3 +129,112 @@ def test_version_without_descriptor_cannot_be_loaded(client: Client, tmp_path: P
     assert (
         client.models.download("raw", tmp_path / "d") / "weights.bin"
     ).read_bytes() == b"\x00" * 10
+
+
+def _tamper(client: Client, digest: str) -> None:
+    stored = blob_file(client, digest)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+
+
+def test_corrupt_large_model_is_an_integrity_error(
+    client: Client, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Over VERIFY_FIRST_BYTES the server streams and finds the damage only after its
+    # status line: the client must still end with IntegrityError, not a network fault.
+    big = {"weights": np.random.default_rng(0).random(1_500_000)}
+    run_id = log_model(client, big, tmp_path)
+    client.models.create("big")
+    version = client.models.create_version("big", run_id)
+    pkl = next(f for f in version.files or [] if f.path == "model.pkl")
+    assert pkl.size > 8 * 1024 * 1024
+    _tamper(client, pkl.hash)
+    capfd.readouterr()
+
+    with pytest.raises(IntegrityError, match=f"blob {pkl.hash} is corrupt"):
+        client.models.load("big/1")
+    with pytest.raises(IntegrityError, match=f"blob {pkl.hash} is corrupt"):
+        client.models.download("big/1", tmp_path / "out")
+
+    assert list((Path(client.settings.home) / "cache").rglob("model.pkl")) == []
+    assert not (tmp_path / "out").exists()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    if client.embedded:  # the caller was told; the terminal gets no copy of it
+        assert err == ""
+
+
+def test_failed_download_leaves_nothing_behind(
+    client: Client, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    model, _ = train(0)
+    run_id = log_model(client, model, tmp_path)
+    client.models.create("m")
+    version = client.models.create_version("m", run_id)
+    # Damage the file fetched last, so that the others were fetched and verified.
+    last = (version.files or [])[-1]
+    _tamper(client, last.hash)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    capfd.readouterr()
+
+    with pytest.raises(IntegrityError):
+        client.models.download("m/1", tmp_path / "fresh")
+    with pytest.raises(IntegrityError):
+        client.models.download("m/1", existing)
+
+    assert not (tmp_path / "fresh").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+    assert [p.name for p in existing.iterdir()] == ["notes.txt"]
+    if client.embedded:
+        assert capfd.readouterr().err == ""
+
+    _tamper(client, last.hash)  # the same byte flipped back: intact again
+    assert client.models.download("m/1", existing) == existing
+    assert sorted(p.name for p in existing.iterdir()) == [
+        "MLmodel",
+        "model.pkl",
+        "notes.txt",
+        "shipyard-model.json",
+    ]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_mlflow_spelling_of_references(client: Client, tmp_path: Path) -> None:
+    model, x = train(0)
+    run_id = log_model(client, model, tmp_path)
+    client.models.create("churn")
+    client.models.create_version("churn", run_id)
+    client.models.create_version("churn", run_id)
+    client.models.set_alias("churn", "champion", 1)
+    assert client.models.resolve("models:/churn/1").version == 1
+    assert client.models.resolve("models:/churn@champion").version == 1
+    assert client.models.resolve("models:/churn/latest").version == 2
+    assert client.models.resolve("churn/latest").version == 2
+    expected = model.predict_proba(x)
+    np.testing.assert_array_equal(client.models.load("models:/churn/1").predict_proba(x), expected)
+    dest = client.models.download("models:/churn@champion", tmp_path / "dl")
+    assert (dest / "model.pkl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("ref", "says"),
+    [
+        ("/tmp/a/dl2", "looks like a path or a URI"),
+        ("./dl2", "looks like a path or a URI"),
+        ("s3://bucket/model", "looks like a path or a URI"),
+        ("runs:/0123abcd/model", "names a run's files, not a registered model"),
+        ("churn/0", "the version must be a number >= 1"),
+        ("models:/churn/Production", "'models:/churn/Production': the version must be a number"),
+    ],
+)
+def test_what_is_not_a_reference_says_what_is(client: Client, ref: str, says: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        client.models.load(ref)
+    assert says in raised.value.message
+    assert "'NAME/VERSION', 'NAME@ALIAS'" in raised.value.message
+    assert "'models:/NAME/VERSION'" in raised.value.message
+    if ref.startswith("runs:/"):
+        assert "client.models.create_version(NAME, RUN_ID, 'model')" in raised.value.message

@@ -13,7 +13,14 @@ import sys
 import typer
 
 from shipyard.cli.common import JsonOption, command, get_client
-from shipyard.cli.output import console, err_console, print_json, print_record, print_table
+from shipyard.cli.output import (
+    console,
+    err_console,
+    format_time,
+    print_json,
+    print_record,
+    print_table,
+)
 from shipyard.errors import InvalidInput
 
 users_app = typer.Typer(help="User accounts (site admins).", no_args_is_help=True)
@@ -141,6 +148,11 @@ def tokens_list(
 @tokens_app.command("revoke")
 @command
 def tokens_revoke(token_id: int) -> None:
-    """Revoke a token: it stops working at once."""
-    get_client().tokens.revoke(token_id)
+    """Revoke a token: it stops working at once (one revoked before stays as it was)."""
+    result = get_client().tokens.revoke(token_id)
+    if result.already_revoked:
+        # Exit 0 as for the first time: the token is revoked, which is what was asked.
+        when = format_time(result.revoked_at)
+        console.print(f"token {token_id} was already revoked ({when} UTC); nothing changed")
+        return
     console.print(f"token {token_id} revoked")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from shipyard.auth.types import DEFAULT_TOKEN_DAYS, AuditEvent, Me, Token, TokenCreated, User
+from shipyard.auth.types import (
+    DEFAULT_TOKEN_DAYS,
+    AuditEvent,
+    Me,
+    Token,
+    TokenCreated,
+    TokenRevoked,
+    User,
+)
 from shipyard.client.api import Api
 
 
@@ -67,9 +75,10 @@ class TokensClient:
         rows = self._api.get("/tokens", username=username, include_revoked=include_revoked)
         return [Token(**t) for t in rows]
 
-    def revoke(self, token_id: int) -> None:
-        """Revoke a token at once; requests carrying it are refused from now on."""
-        self._api.delete(f"/tokens/{token_id}")
+    def revoke(self, token_id: int) -> TokenRevoked:
+        """Revoke a token at once; requests carrying it are refused from now on. A token
+        revoked before stays as it was (``already_revoked`` is then true)."""
+        return TokenRevoked(**self._api.delete(f"/tokens/{token_id}"))
 
     def login(self, username: str, password: str) -> TokenCreated:
         """Exchange a username and password for a token that expires in 12 hours."""

@@ -23,6 +23,7 @@ from shipyard.auth.types import (
     Token,
     TokenCreate,
     TokenCreated,
+    TokenRevoked,
     User,
     UserCreate,
     UserUpdate,
@@ -73,9 +74,11 @@ def list_tokens(
     return service.list_tokens(ctx.platform, ctx.principal, username, include_revoked)
 
 
-@router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, ctx: RequestContext = require(Action.AUTHENTICATED)) -> None:
-    service.revoke_token(ctx, token_id)
+@router.delete("/tokens/{token_id}")
+def revoke_token(
+    token_id: int, ctx: RequestContext = require(Action.AUTHENTICATED)
+) -> TokenRevoked:
+    return service.revoke_token(ctx, token_id)
 
 
 # Login is how a password user gets a token, so it cannot require one.

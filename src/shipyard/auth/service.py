@@ -28,6 +28,7 @@ from shipyard.auth.types import (
     Token,
     TokenCreate,
     TokenCreated,
+    TokenRevoked,
     User,
     UserCreate,
     UserUpdate,
@@ -247,18 +248,25 @@ def list_tokens(
     return [_token_to_api(r, u) for r, u in rows]
 
 
-def revoke_token(ctx: RequestContext, token_id: int) -> None:
-    """Revoke a token (own, or any for site admins); revoking twice changes nothing."""
+def revoke_token(ctx: RequestContext, token_id: int) -> TokenRevoked:
+    """Revoke a token (own, or any for site admins); revoking twice changes nothing
+    (``already_revoked`` then says so)."""
     principal = ctx.principal
     with ctx.platform.db.write() as session:
-        row = session.get(TokenRow, token_id)
+        found = session.execute(
+            select(TokenRow, UserRow.username)
+            .join(UserRow, UserRow.id == TokenRow.user_id)
+            .where(TokenRow.id == token_id)
+        ).first()
         # Someone else's token is "not found": ids must not reveal other users' tokens.
-        if row is None or (not principal.is_admin and row.user_id != principal.user_id):
+        if found is None or (not principal.is_admin and found[0].user_id != principal.user_id):
             raise NotFound(f"token {token_id} not found")
-        if row.revoked_at is not None:
-            return
-        row.revoked_at = now_ms()
-        ctx.audit(session, "tokens.revoke", "token", row.id, {"name": row.name})
+        row, username = found
+        already = row.revoked_at is not None
+        if not already:
+            row.revoked_at = now_ms()
+            ctx.audit(session, "tokens.revoke", "token", row.id, {"name": row.name})
+        return TokenRevoked(**_token_to_api(row, username).model_dump(), already_revoked=already)
 
 
 # --- login ------------------------------------------------------------------------------

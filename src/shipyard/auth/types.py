@@ -94,6 +94,14 @@ class Token(BaseModel):
     last_used_at: int | None
 
 
+class TokenRevoked(Token):
+    """A token after a revocation request."""
+
+    already_revoked: bool = Field(
+        description="It had been revoked before: nothing changed, nothing was recorded."
+    )
+
+
 class TokenCreated(Token):
     """A new token, with its secret: the only time the server ever shows it."""
 

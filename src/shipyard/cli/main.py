@@ -25,7 +25,8 @@ class ShipyardGroup(LazyGroup):
             "shipyard.tracking.cli:runs_app", "Runs: params, metrics and tags of training runs."
         ),
         "models": LazyApp(
-            "shipyard.registry.cli:models_app", "The model registry: models, versions, aliases."
+            "shipyard.registry.cli:models_app",
+            "The model registry: models, versions, aliases, tags, downloads.",
         ),
         "data": LazyApp(
             "shipyard.datasets.cli:data_app",

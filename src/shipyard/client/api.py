@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,10 +15,19 @@ from blake3 import blake3
 from pydantic import BaseModel
 
 from shipyard.errors import IntegrityError, ShipyardError, Unavailable
-from shipyard.hashing import HASH_HEADER
+from shipyard.hashing import HASH_HEADER, VERIFY_FIRST_HEADER
 
 API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
+
+
+
+class _BodyCut(Exception):
+    """A download's body broke off after its status line."""
+
+    def __init__(self, error: httpx.TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Api:
@@ -103,10 +112,14 @@ class Api:
         return self._decode(response)
 
     @contextmanager
-    def download(self, path: str, /, **params: Any) -> Iterator[httpx.Response]:
+    def download(
+        self, path: str, /, *, headers: dict[str, str] | None = None, **params: Any
+    ) -> Iterator[httpx.Response]:
         """GET a streamed body; the caller iterates ``response.iter_bytes()``."""
         try:
-            with self.http.stream("GET", API_PREFIX + path, params=_clean(params)) as response:
+            with self.http.stream(
+                "GET", API_PREFIX + path, params=_clean(params), headers=headers
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._decode(response)
@@ -114,11 +127,16 @@ class Api:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
 
-    def _verified_chunks(self, path: str, what: str, expected: str | None) -> Iterator[bytes]:
+    def _verified_chunks(
+        self, path: str, what: str, expected: str | None, *, verify_first: bool = False
+    ) -> Iterator[bytes]:
         """The body of GET ``path``, re-hashed (BLAKE3) as it streams: IntegrityError
         after the last chunk if it differs from ``expected`` (the hash the caller
-        knows) or, without one, from the hash the server announced."""
-        with self.download(path) as response:
+        knows) or, without one, from the hash the server announced; _BodyCut when
+        the body breaks off. ``verify_first`` asks the server to check the blob
+        before it answers."""
+        headers = {VERIFY_FIRST_HEADER: "1"} if verify_first else None
+        with self.download(path, headers=headers) as response:
             announced = response.headers.get(HASH_HEADER, "")
             if expected is not None and announced != expected:
                 raise IntegrityError(
@@ -126,9 +144,12 @@ class Api:
                     f"expected {expected}"
                 )
             hasher = blake3()
-            for chunk in response.iter_raw():
-                hasher.update(chunk)
-                yield chunk
+            try:
+                for chunk in response.iter_raw():
+                    hasher.update(chunk)
+                    yield chunk
+            except httpx.TransportError as exc:
+                raise _BodyCut(exc) from exc
         want = expected or announced
         if hasher.hexdigest() != want:
             raise IntegrityError(
@@ -136,9 +157,39 @@ class Api:
                 f"expected {want[:64] or 'no hash'}"
             )
 
+    def _receive_verified(
+        self,
+        path: str,
+        what: str,
+        expected: str | None,
+        write: Callable[[bytes], object],
+        restart: Callable[[], object],
+    ) -> None:
+        """Pass the verified body of GET ``path`` to ``write``, asking once more after
+        a cut body (``restart`` drops what was written).
+
+        A server finds a large blob corrupt only while it streams it, after the
+        status line: it can only cut the body, which reads like a network fault. Asked
+        again with the blob to be checked first, it answers IntegrityError cleanly (or,
+        where the network cut it, the whole body). Intact blobs are read once.
+        """
+        try:
+            for chunk in self._verified_chunks(path, what, expected):
+                write(chunk)
+            return
+        except _BodyCut:
+            restart()
+        try:
+            for chunk in self._verified_chunks(path, what, expected, verify_first=True):
+                write(chunk)
+        except _BodyCut as cut:
+            raise self._unreachable(cut.error) from cut.error
+
     def read_verified(self, path: str, what: str, *, expected: str | None = None) -> bytes:
         """GET ``path`` into memory, verified (small bodies only)."""
-        return b"".join(self._verified_chunks(path, what, expected))
+        parts: list[bytes] = []
+        self._receive_verified(path, what, expected, parts.append, parts.clear)
+        return b"".join(parts)
 
     def download_verified(
         self, path: str, target: Path, what: str, *, expected: str | None = None
@@ -148,8 +199,12 @@ class Api:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         try:
             with open(tmp, "wb") as out:
-                for chunk in self._verified_chunks(path, what, expected):
-                    out.write(chunk)
+
+                def restart() -> None:
+                    out.seek(0)
+                    out.truncate()
+
+                self._receive_verified(path, what, expected, out.write, restart)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
 from shipyard.auth.principal import Principal, Role
@@ -106,14 +107,42 @@ def list_members(platform: Platform, project_id: int) -> list[Member]:
     return [Member(username=u, role=r) for u, r in rows]
 
 
+def _keep_an_admin(session: Session, project_id: int, user_id: int, change: str) -> None:
+    """Conflict when ``user_id`` is the project's only admin: removing or demoting them
+    would leave no one (but site admins) who may manage its members.
+
+    The project's admin bindings are locked (PostgreSQL) until the transaction ends,
+    so two admins demoting each other at once cannot both succeed; SQLite's writers
+    take turns anyway.
+    """
+    admins = session.scalars(
+        select(RoleBindingRow.user_id)
+        .where(
+            RoleBindingRow.project_id == project_id,
+            RoleBindingRow.role == Role.ADMIN.value,
+        )
+        .with_for_update()
+    ).all()
+    if list(admins) == [user_id]:
+        name = session.scalar(select(ProjectRow.name).where(ProjectRow.id == project_id))
+        raise Conflict(
+            f"{change} would leave project {name!r} without an admin: make another "
+            f"member admin first (shipyard projects grant {name} USER admin)"
+        )
+
+
 def set_member(ctx: RequestContext, spec: MemberSet) -> Member:
-    """Give ``spec.username`` the role ``spec.role`` on the context's project."""
+    """Give ``spec.username`` the role ``spec.role`` on the context's project
+    (Conflict when that would demote its last admin)."""
     project_id = ctx.project_id
     assert project_id is not None
     with ctx.platform.db.write() as session:
         user_id = session.scalar(select(UserRow.id).where(UserRow.username == spec.username))
         if user_id is None:
             raise NotFound(f"user {spec.username!r} not found")
+        if spec.role != Role.ADMIN.value:
+            change = f"making {spec.username!r} {spec.role}"
+            _keep_an_admin(session, project_id, user_id, change)
         session.execute(
             delete(RoleBindingRow).where(
                 RoleBindingRow.user_id == user_id, RoleBindingRow.project_id == project_id
@@ -134,11 +163,13 @@ def set_member(ctx: RequestContext, spec: MemberSet) -> Member:
 
 
 def remove_member(ctx: RequestContext, username: str) -> None:
-    """Take away a user's role on the context's project."""
+    """Take away a user's role on the context's project (Conflict for its last admin)."""
+    assert ctx.project_id is not None
     with ctx.platform.db.write() as session:
         user_id = session.scalar(select(UserRow.id).where(UserRow.username == username))
         if user_id is None:
             raise NotFound(f"user {username!r} not found")
+        _keep_an_admin(session, ctx.project_id, user_id, f"removing {username!r}")
         result = session.execute(
             delete(RoleBindingRow).where(
                 RoleBindingRow.user_id == user_id, RoleBindingRow.project_id == ctx.project_id

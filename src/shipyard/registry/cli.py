@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from shipyard.cli.common import JsonOption, ProjectOption, command, get_client
 from shipyard.cli.output import console, print_json, print_record, print_table
+from shipyard.errors import InvalidInput
 
 if TYPE_CHECKING:
     from shipyard.registry.client import ModelsClient
     from shipyard.registry.types import ModelVersion
 
 models_app = typer.Typer(
-    help="The model registry: models, versions, aliases.", no_args_is_help=True
+    help="The model registry: models, versions, aliases, tags, downloads.",
+    no_args_is_help=True,
+)
+
+VersionOption = typer.Option(
+    None, "--version", "-V", min=1, help="A version of the model instead of the model."
 )
 
 _VERSION_COLUMNS = [
@@ -117,13 +124,167 @@ def list_versions(
 def alias(
     name: str,
     alias: str,
-    version: int,
+    version: int = typer.Argument(None, min=1, help="The version to point at."),
+    delete: bool = typer.Option(False, "--delete", help="Remove the alias instead."),
     project: str = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Point ALIAS of model NAME at VERSION (moving it if it was set)."""
-    result = get_client(project).models.set_alias(name, alias, version)
+    """Point ALIAS of model NAME at VERSION (moving it), or remove it with --delete."""
+    models = get_client(project).models
+    if delete:
+        if version is not None:
+            raise InvalidInput("give either VERSION or --delete, not both")
+        models.delete_alias(name, alias)
+        console.print(f"{name}@{alias} removed")
+        return
+    if version is None:
+        raise InvalidInput("give the VERSION to point the alias at (or --delete)")
+    result = models.set_alias(name, alias, version)
     if as_json:
         print_json(result)
         return
     console.print(f"{name}@{alias} -> version {result.version}")
+
+
+@models_app.command("create")
+@command
+def create(
+    name: str,
+    description: str = typer.Option("", "--description", "-d", help="What the model is for."),
+    tag: list[str] = typer.Option([], "--tag", help="'key=value'; repeatable."),
+    project: str = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Register a new model NAME (its versions come from runs: `models register`)."""
+    model = get_client(project).models.create(name, description, _pairs(tag, "--tag"))
+    if as_json:
+        print_json(model)
+        return
+    console.print(f"model {model.name} created")
+
+
+@models_app.command("register")
+@command
+def register(
+    name: str,
+    run_id: str,
+    path: str = typer.Option("model", "--path", help="The run's artifact folder to register."),
+    description: str = typer.Option("", "--description", "-d", help="About this version."),
+    project: str = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Make the files under PATH of run RUN_ID the next version of model NAME."""
+    version = get_client(project).models.create_version(name, run_id, path, description=description)
+    if as_json:
+        print_json(version)
+        return
+    console.print(f"{name}/{version.version} registered from run {run_id} ({path})")
+
+
+@models_app.command("delete")
+@command
+def delete(
+    name: str,
+    yes: bool = typer.Option(False, "--yes", help="Yes, delete it with every version."),
+    project: str = ProjectOption,
+) -> None:
+    """Delete model NAME with all its versions and aliases (for good: needs --yes)."""
+    if not yes:
+        raise InvalidInput(
+            f"deleting model {name!r} removes all its versions and aliases for good; "
+            "add --yes to do it"
+        )
+    get_client(project).models.delete(name)
+    console.print(f"model {name} deleted")
+
+
+@models_app.command("delete-version")
+@command
+def delete_version(name: str, version: int, project: str = ProjectOption) -> None:
+    """Delete VERSION of model NAME and the aliases that point at it."""
+    get_client(project).models.delete_version(name, version)
+    console.print(f"{name}/{version} deleted")
+
+
+@models_app.command("tag")
+@command
+def tag(
+    name: str,
+    pairs: list[str] = typer.Argument(..., help="KEY=VALUE; several allowed."),
+    version: int = VersionOption,
+    project: str = ProjectOption,
+) -> None:
+    """Set tags of model NAME, or of one of its versions with --version."""
+    tags = _pairs(pairs, "a tag")
+    models = get_client(project).models
+    if version is None:
+        models.set_tags(name, tags)
+    else:
+        models.set_version_tags(name, version, tags)
+    console.print(f"{_what(name, version)}: {len(tags)} tag(s) set")
+
+
+@models_app.command("untag")
+@command
+def untag(
+    name: str,
+    keys: list[str] = typer.Argument(..., help="Tag keys to remove."),
+    version: int = VersionOption,
+    project: str = ProjectOption,
+) -> None:
+    """Remove tags of model NAME, or of one of its versions with --version."""
+    models = get_client(project).models
+    for key in keys:
+        if version is None:
+            models.delete_tag(name, key)
+        else:
+            models.delete_version_tag(name, version, key)
+    console.print(f"{_what(name, version)}: {len(keys)} tag(s) removed")
+
+
+@models_app.command("describe")
+@command
+def describe(
+    name: str,
+    description: str,
+    version: int = VersionOption,
+    project: str = ProjectOption,
+) -> None:
+    """Set the description of model NAME, or of one of its versions with --version."""
+    models = get_client(project).models
+    if version is None:
+        models.update(name, description)
+    else:
+        models.update_version(name, version, description)
+    console.print(f"{_what(name, version)}: description set")
+
+
+@models_app.command("download")
+@command
+def download(
+    ref: str = typer.Argument(..., help="NAME/VERSION, NAME@ALIAS or NAME (the latest)."),
+    dest: Path = typer.Argument(..., help="Folder to write the files into."),
+    project: str = ProjectOption,
+) -> None:
+    """Download a version's files into DEST, each checked against its hash."""
+    models = get_client(project).models
+    version = models.resolve(ref)
+    # The number, not the reference: an alias moving meanwhile must not mix versions.
+    folder = models.download(f"{version.model_name}/{version.version}", dest)
+    count = len(version.files or [])
+    console.print(f"{version.model_name}/{version.version}: {count} file(s) in {folder}")
+
+
+def _what(name: str, version: int | None) -> str:
+    return name if version is None else f"{name}/{version}"
+
+
+def _pairs(specs: list[str], what: str) -> dict[str, str]:
+    """``key=value`` items as a dict; InvalidInput for one without '=' or a key."""
+    pairs: dict[str, str] = {}
+    for spec in specs:
+        key, eq, value = spec.partition("=")
+        if not eq or not key:
+            raise InvalidInput(f"{what} must be KEY=VALUE, not {spec!r}")
+        pairs[key] = value
+    return pairs

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,6 +244,12 @@ class ModelsClient:
             **self._api.put(f"{self._version(name, version, project)}/tags", {key: value})
         )
 
+    def set_version_tags(
+        self, name: str, version: int | str, tags: dict[str, str], project: str | None = None
+    ) -> ModelVersion:
+        """Set several tags of a version at once (all or none)."""
+        return ModelVersion(**self._api.put(f"{self._version(name, version, project)}/tags", tags))
+
     def delete_version_tag(
         self, name: str, version: int | str, key: str, project: str | None = None
     ) -> None:
@@ -267,14 +275,28 @@ class ModelsClient:
         """Download a version's files into the folder ``dest``, each checked against its hash.
 
         The reference is resolved once, so an alias moving meanwhile does not
-        mix two versions. Returns ``dest``.
+        mix two versions. The files are fetched into a hidden folder beside ``dest``
+        and moved into ``dest`` only once every one of them is verified: after an
+        error ``dest`` is as it was (absent, or holding what it held). Returns ``dest``.
         """
         version = self.resolve(ref, project)
         root = Path(dest)
-        root.mkdir(parents=True, exist_ok=True)
-        for file in version.files or []:
-            self._fetch(version, file, safe_target(root, file.path), project)
-        return root
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = root.with_name(f".{root.name}.{uuid.uuid4().hex}.part")
+        staging.mkdir()  # as dest's own mkdir would: the user's umask decides its mode
+        try:
+            for file in version.files or []:
+                self._fetch(version, file, safe_target(staging, file.path), project)
+            if not root.exists():
+                staging.rename(root)
+                return root
+            for file in version.files or []:
+                target = safe_target(root, file.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(safe_target(staging, file.path), target)
+            return root
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def load(self, ref: str, project: str | None = None) -> Any:
         """Load a registered model object (``name@alias``, ``name/3`` or ``name``).

@@ -62,9 +62,38 @@ def check_model_name(name: str) -> str:
     return name
 
 
+MLFLOW_MODELS_SCHEME = "models:/"
+ACCEPTED_REFERENCES = (
+    "a registered model is named 'NAME/VERSION', 'NAME@ALIAS' or 'NAME' (its latest "
+    "version), or in MLflow's spelling 'models:/NAME/VERSION' or 'models:/NAME@ALIAS'"
+)
+
+
+def _not_a_reference(ref: str) -> str | None:
+    """Why ``ref`` is no model reference at all (a path, another URI), or None."""
+    quoted = repr(ref[:200])
+    if ref.startswith("runs:/"):
+        return (
+            f"{quoted} names a run's files, not a registered model: register them first "
+            "(client.models.create_version(NAME, RUN_ID, 'model') or `shipyard models "
+            "register NAME RUN_ID`) and load that version, or fetch the files with "
+            "client.artifacts.download(RUN_ID, 'model', DEST)"
+        )
+    if "://" in ref or ref.startswith(("/", "./", "../", "~")) or ref in (".", ".."):
+        return (
+            f"{quoted} looks like a path or a URI, not a registered model: load() and "
+            "download() fetch models from the registry"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A parsed model reference: ``name@alias``, ``name/3`` or ``name`` (latest).
+
+    MLflow's spelling of the same references is accepted too: ``models:/name/3``,
+    ``models:/name@alias`` and ``models:/name/latest`` (a model name holds no ``:``
+    nor ``/``, so neither spelling can be read as the other).
 
     ``selector`` is what the version routes accept: a version number, an alias,
     or ``"latest"``.
@@ -75,14 +104,23 @@ class ModelRef:
 
     @classmethod
     def parse(cls, ref: str) -> ModelRef:
-        """Parse a reference; InvalidInput when it has neither shape."""
+        """Parse a reference; InvalidInput, saying what is accepted, for anything else."""
+        given, ref = ref[:200], ref.removeprefix(MLFLOW_MODELS_SCHEME)
+        if (refused := _not_a_reference(ref)) is not None:
+            raise InvalidInput(f"{refused}; {ACCEPTED_REFERENCES}", {"reference": given})
         if "@" in ref:
             name, _, alias = ref.partition("@")
             return cls(check_model_name(name), check_alias(alias))
         if "/" in ref:
             name, _, version = ref.partition("/")
+            if version == "latest":
+                return cls(check_model_name(name), "latest")
             if not version.isdigit() or int(version) < 1:
-                raise InvalidInput(f"invalid model reference {ref!r}: the version must be >= 1")
+                raise InvalidInput(
+                    f"invalid model reference {given!r}: the version must be a number "
+                    f">= 1; {ACCEPTED_REFERENCES}",
+                    {"reference": given},
+                )
             return cls(check_model_name(name), str(int(version)))
         return cls(check_model_name(ref), "latest")
 

@@ -11,7 +11,9 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
+from shipyard.auth.loopback import IN_PROCESS
+from shipyard.blobs.http import BodyCut
+from shipyard.errors import IntegrityError, InvalidInput, NotFound, ShipyardError, Unavailable
 from shipyard.mlflow_compat.errors import MLFLOW_CODE, is_mlflow_path, mlflow_error
 from shipyard.server.responses import FastJSON
 from shipyard.ui.page_route import is_page
@@ -51,6 +53,20 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 _INTERNAL = "internal error; the server log has the details"
 
 
+def _log_reported(scope: Scope, err: ShipyardError | BodyCut, where: str = "") -> None:
+    """Log a server-side failure whose message the caller receives too.
+
+    A network caller's failure is the operator's to see: an error line in the
+    server's log. A caller in this process (the embedded SDK) is the same program
+    that gets the error raised; with no logging configured, Python prints warnings
+    and errors on stderr, which would repeat it into the user's terminal, so there
+    it is logged at INFO (kept for whoever configures logging).
+    """
+    level = logging.INFO if scope.get(IN_PROCESS) else logging.ERROR
+    code = err.code if isinstance(err, ShipyardError) else IntegrityError.code
+    log.log(level, "%s: %s%s", code, err, where)
+
+
 class AnswerUnexpected:
     """Answers an exception no handler knows as the JSON 500 of the error tree, and
     logs it, without raising it further.
@@ -79,6 +95,15 @@ class AnswerUnexpected:
 
         try:
             await self.app(scope, receive, watched)
+        except BodyCut as cut:
+            if not started:  # never raised before the body: but if so, a plain 500
+                raise
+            _log_reported(scope, cut, f" (the download of {scope.get('path')} was cut)")
+            # An ASGI app cannot abort a response: a server drops the connection when
+            # the app returns before the body's end, the in-process transport when
+            # the app raises (where nothing prints a traceback: see _unexpected).
+            if scope.get(IN_PROCESS):
+                raise
         except Exception:
             if started:  # too late for an answer: the outer handler logs it, closes
                 raise
@@ -93,7 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShipyardError)
     async def _shipyard(request: Request, exc: ShipyardError) -> Response:
         if exc.status >= 500:
-            log.error("%s: %s", exc.code, exc.message)
+            _log_reported(request.scope, exc)
         return error_response(exc, request)
 
     @app.exception_handler(RequestValidationError)
@@ -146,6 +171,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Only what the middlewares outside AnswerUnexpected raise comes here.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Only what the middlewares outside AnswerUnexpected raise comes here, and a
+        # cut blob download, which AnswerUnexpected has logged already.
+        if not isinstance(exc, BodyCut):
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(ShipyardError(_INTERNAL), request)
