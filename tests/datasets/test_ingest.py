@@ -542,6 +542,22 @@ def test_concurrent_first_ingests_make_one_dataset(client: Client, tmp_path: Pat
     assert [e.action for e in client.audit.list()].count("datasets.create") == 1
 
 
+def test_a_suite_that_cannot_run_on_the_latest_version_is_refused(
+    client: Client, tmp_path: Path
+) -> None:
+    client.datasets.ingest("d", write_csv(tmp_path / "a.csv", ints(5)))
+    for predicate, problem in (
+        ("1", "boolean"),
+        ("len(getenv('HOME')) > 0", "cannot run"),
+        ("nope > 1", "cannot run"),
+    ):
+        with pytest.raises(InvalidInput, match=problem):
+            client.datasets.update("d", expectations=[{"kind": "sql", "predicate": predicate}])
+    assert client.datasets.get("d").expectations.expectations == []
+    ok = client.datasets.update("d", expectations=[{"kind": "sql", "predicate": "id >= 0"}])
+    assert len(ok.expectations.expectations) == 1
+
+
 def test_reject_on_a_parquet_folder_leaves_no_blob(client: Client, tmp_path: Path) -> None:
     """Parquet files are not stored before a whole-version check has passed."""
     folder = tmp_path / "pq"

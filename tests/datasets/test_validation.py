@@ -574,6 +574,7 @@ BAD = [
     ({"kind": "allowed_values", "column": "id", "values": ["x", "y"]}, "do not fit", 0),
     ({"kind": "freshness", "column": "price", "max_age_seconds": 60}, "timestamp or date", 0),
     ({"kind": "row_count", "min": 10, "max": 5}, "above max", 1),
+    ({"kind": "schema", "columns": {"id": "int99"}}, "unknown type 'int99'", 1),
 ]
 
 

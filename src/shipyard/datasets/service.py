@@ -57,12 +57,25 @@ def suite_of(row: DatasetRow) -> ExpectationSuite:
     return ExpectationSuite.model_validate(row.expectations or {})
 
 
-def check_suite(suite: ExpectationSuite) -> ExpectationSuite:
-    """Refuse a suite that could never be judged (bad regex, bad SQL, min > max)."""
+def check_suite(suite: ExpectationSuite, schema_of: str | None = None) -> ExpectationSuite:
+    """Refuse a suite that could never be judged (bad regex, bad SQL, min > max, unknown
+    types); with ``schema_of``, a version's stored Arrow schema, also SQL that does not
+    run on its columns (an unknown function, not a boolean)."""
+    from shipyard.datasets.schema import schema_from_text
     from shipyard.datasets.validation import check_suite as check
 
-    check(suite)
+    check(suite, schema_from_text(schema_of) if schema_of else None)
     return suite
+
+
+def _latest_schema(session: Session, dataset_id: int) -> str | None:
+    """The stored Arrow schema of the dataset's newest data version, if any."""
+    return session.scalar(
+        select(DatasetVersionRow.arrow_schema)
+        .where(DatasetVersionRow.dataset_id == dataset_id, DatasetVersionRow.kind == "data")
+        .order_by(DatasetVersionRow.version.desc())
+        .limit(1)
+    )
 
 
 def tags_of(session: Session, dataset_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -192,7 +205,9 @@ def update_dataset(
     """Change the description and/or the expectation suite (checked before it is kept)."""
     assert ctx.project_id is not None
     if expectations is not None:
-        check_suite(expectations)
+        with ctx.platform.db.read() as session:  # judged on the data it will meet next
+            found = dataset_row(session, ctx.project_id, name)
+            check_suite(expectations, _latest_schema(session, found.id))
     with ctx.platform.db.write() as session:
         row = dataset_row(session, ctx.project_id, name, lock=True)
         details: dict[str, Any] = {"name": name}

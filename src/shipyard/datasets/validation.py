@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -114,11 +115,39 @@ def _check_static(exp: Expectation) -> None:
                     raise _Unjudgeable(
                         f"min {text.bound(exp.min)} is above max {text.bound(exp.max)}"
                     )
+        case SchemaExpectation():
+            unknown = [t for t in exp.columns.values() if not _known_type_name(t)]
+            if unknown:
+                raise _Unjudgeable(
+                    f"unknown type {unknown[0]!r}: use a kind ({', '.join(sorted(_KINDS))}) or "
+                    "an Arrow type name (int64, string, timestamp[us, tz=UTC], ...)"
+                )
         case RowCountExpectation():
             if exp.min is not None and exp.max is not None and exp.min > exp.max:
                 raise _Unjudgeable(f"min {exp.min:,} is above max {exp.max:,}")
         case _:
             pass
+
+
+# Arrow's names of the types that take parameters (no alias names them), as str() of
+# such a type begins: "timestamp[ms, tz=UTC]", "decimal128(10, 2)", "list<item: int64>".
+_PARAMETRIZED_TYPE = re.compile(
+    r"(timestamp|time32|time64|duration|decimal(32|64|128|256)?|fixed_size_binary|list|"
+    r"large_list|list_view|large_list_view|fixed_size_list|struct|map|dictionary|"
+    r"dense_union|sparse_union|extension)\s*[\[<(]"
+)
+
+
+def _known_type_name(name: str) -> bool:
+    """Whether a schema expectation's type can ever match: a kind, an alias Arrow knows,
+    or the beginning of a parametrized type's name."""
+    if name in _KINDS:
+        return True
+    try:
+        pa.type_for_alias(name)
+        return True
+    except ValueError:
+        return _PARAMETRIZED_TYPE.match(name.strip()) is not None
 
 
 def _refuse(index: int, name: str, problem: str) -> InvalidInput:
