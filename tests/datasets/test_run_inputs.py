@@ -101,9 +101,15 @@ def test_runs_log_versions_by_name_and_object(client: Client, tmp_path: Path) ->
     ]
     assert all(e.object_type == "run" for e in events)
 
-    # A deleted dataset takes its links with it; the run keeps its own record.
+    # A deleted dataset takes its links with it; the run keeps its own record of what
+    # it read, named as it was logged.
+    before = client.datasets.inputs_of(run.id)
     client.datasets.delete("churn")
-    assert client.datasets.inputs_of(run.id) == []
+    after = client.datasets.inputs_of(run.id)
+    assert [(i.dataset, i.version, i.digest, i.deleted) for i in after] == [
+        (i.dataset, i.version, i.digest, True) for i in before
+    ]
+    assert {i.project for i in after} == {"default"}
 
 
 @pytest.mark.usefixtures("fluent_state")

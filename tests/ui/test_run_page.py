@@ -385,3 +385,10 @@ def test_pages_obey_roles_on_each_database(secured: Secured, tmp_path: Path) -> 
     assert {r.action for r in secured.audit_rows(before)} == {"auth.login"}
     anonymous = httpx.get(secured.url + run, headers={"accept": "text/html"})
     assert anonymous.status_code == 303 and "/login" in anonymous.headers["location"]
+    # A dataset deleted since: the run still shows what it read, without a dead link.
+    boss = secured.user("boss", password=PASSWORD, roles={"default": "admin"})
+    secured.sdk(boss).datasets.delete("customers")
+    with _browser(secured, "vic") as vic:
+        inputs = vic.get(run + "?tab=inputs").text
+        assert 'customers <span class="muted">(deleted)</span>' in inputs
+        assert "/datasets/customers" not in inputs

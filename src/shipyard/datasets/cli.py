@@ -616,7 +616,11 @@ def inputs(run_id: str, as_json: bool = JsonOption) -> None:
         print_json(found)
         return
     print_table(
-        [i.model_dump() | {"ref": f"{i.project}/{i.dataset}@{i.version}"} for i in found],
+        [
+            i.model_dump()
+            | {"ref": f"{i.project}/{i.dataset}@{i.version}" + (" (deleted)" if i.deleted else "")}
+            for i in found
+        ],
         [("ref", "version"), "context", "digest"],
         title=f"Inputs of run {run_id}",
     )

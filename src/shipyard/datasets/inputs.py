@@ -133,36 +133,46 @@ def log_dataset_input(ctx: RequestContext, run_id: str, spec: DatasetInputCreate
 
 
 def dataset_inputs(platform: Platform, run_id: str) -> list[DatasetInput]:
-    """The dataset versions a run read, in the order it logged them (inputs whose
-    dataset has since been deleted are left out: they lost their version)."""
+    """The dataset versions a run read, in the order it logged them. An input whose
+    dataset has since been deleted stays, ``deleted``, named as it was when logged: a
+    run's record of what it read outlives the data."""
     with platform.db.read() as session:
         rows = session.execute(
             select(
                 ProjectRow.name,
                 DatasetRow.name,
                 DatasetVersionRow.version,
+                RunInputRow.source,
                 RunInputRow.digest,
                 RunInputRow.context,
                 RunInputRow.created_at,
             )
-            .join(DatasetVersionRow, DatasetVersionRow.id == RunInputRow.dataset_version_id)
-            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
-            .join(ProjectRow, ProjectRow.id == DatasetRow.project_id)
-            .where(RunInputRow.run_id == run_id)
+            .outerjoin(DatasetVersionRow, DatasetVersionRow.id == RunInputRow.dataset_version_id)
+            .outerjoin(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .outerjoin(ProjectRow, ProjectRow.id == DatasetRow.project_id)
+            .where(RunInputRow.run_id == run_id, RunInputRow.source_type == SOURCE_TYPE)
             .order_by(RunInputRow.id)
         )
-        return [
-            DatasetInput(
-                run_id=run_id,
-                project=project,
-                dataset=dataset,
-                version=version,
-                digest=digest,
-                context=context or "",
-                created_at=created_at,
+        found = []
+        for project, dataset, version, source, digest, context, created_at in rows:
+            deleted = version is None
+            if deleted:  # "project/dataset@version", as log_dataset_input wrote it
+                where, _, number = source.rpartition("@")
+                project, _, dataset = where.partition("/")
+                version = int(number) if number.isdigit() else 0
+            found.append(
+                DatasetInput(
+                    run_id=run_id,
+                    project=project,
+                    dataset=dataset,
+                    version=version,
+                    digest=digest,
+                    context=context or "",
+                    created_at=created_at,
+                    deleted=deleted,
+                )
             )
-            for project, dataset, version, digest, context, created_at in rows
-        ]
+        return found
 
 
 @router.post("/runs/{run_id}/dataset-inputs")

@@ -226,7 +226,7 @@ def update_dataset(
 
 def delete_dataset(ctx: RequestContext, name: str) -> None:
     """Delete a dataset with its versions and tags. Runs that read its versions keep
-    their input rows (name and digest) but lose the link."""
+    their input rows (name, version and digest, shown as deleted) but lose the link."""
     assert ctx.project_id is not None
     with ctx.platform.db.write() as session:
         row = dataset_row(session, ctx.project_id, name, lock=True)

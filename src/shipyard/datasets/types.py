@@ -433,6 +433,7 @@ class DatasetInput(BaseModel):
     digest: str
     context: str = ""
     created_at: int = 0
+    deleted: bool = False  # the dataset was deleted since; the reference is as logged
 
 
 class Lineage(BaseModel):
