@@ -222,6 +222,9 @@ def test_json_lines_read_as_csv_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="name the format jsonl"):
         open_source(write(tmp_path / "named.csv", lines))
     assert len(rows_of(open_source(tmp_path / "a.jsonl"))) == 2
+    array = write(tmp_path / "array.jsonl", '[{"id": 0}, {"id": 1}]\n')
+    with pytest.raises(InvalidInput, match="a JSON array, not JSON lines"):
+        open_source(array)
 
 
 # --- JSON lines ----------------------------------------------------------------------------

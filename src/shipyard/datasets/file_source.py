@@ -294,6 +294,11 @@ def _json_inputs(files: list[SourceFile]) -> tuple[Inputs, pa.Schema]:
         with first.stream() as raw:
             schema = _no_null_columns(_open_json(raw, None).schema)
     except READ_ERRORS as exc:
+        if _starts_an_array(first):
+            raise InvalidInput(
+                f"{first.display}: a JSON array, not JSON lines (one object per line); "
+                "write one object per line (jq -c '.[]' < file.json > file.jsonl)"
+            ) from None
         raise _read_error(first, exc, _json_message(exc, 0)) from None
     inputs: Inputs = []
     part_names = _part_names(files)
@@ -306,6 +311,15 @@ def _json_inputs(files: list[SourceFile]) -> tuple[Inputs, pa.Schema]:
         )
         inputs.append(BatchInput(part_names[file.name], schema, opened, file.size))
     return inputs, schema
+
+
+def _starts_an_array(file: SourceFile) -> bool:
+    """Whether the file's first character (after blanks) opens a JSON array."""
+    try:
+        with file.stream() as raw:
+            return raw.read(4096).lstrip().startswith(b"[")
+    except READ_ERRORS:
+        return False
 
 
 def _open_json(raw: Any, schema: pa.Schema | None) -> Any:
