@@ -77,6 +77,8 @@ def test_create_ingest_show_and_list(home: Client, tmp_path: Path) -> None:
     for text in ("churn@2", "Schema", "Profile", "price", "Validation", "passed"):
         assert text in out
     assert any(bar in out for bar in SPARKS)
+    assert "median" in out and "most frequent" in out
+    assert "a (2)" in out and "b (2)" in out  # the labels' most frequent values
     code, out, _ = _run("show", "churn", "--version", "1", "--json")
     shown = orjson.loads(out)
     assert code == 0 and shown["version"]["version"] == 1 and shown["dataset"]["name"] == "churn"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     # The API shapes are pydantic models: imported by the commands that build or
     # validate one, so that listing the commands does not build them.
     from shipyard.datasets.types import (
+        ColumnProfile,
         DatasetVersion,
         DatasetVersionDetail,
         ExpectationSuite,
@@ -215,16 +216,27 @@ def _profile(profile: Profile) -> None:
                 f"{c.null_fraction * 100:.1f}",
                 ("~" if c.approximate else "") + ("" if c.distinct is None else f"{c.distinct:,}"),
                 _cell(c.min),
+                _cell((c.quantiles or {}).get("0.5")),
                 _cell(c.max),
                 c.mean,
                 c.std,
                 histogram,
+                _top_values(c),
             ]
         )
     _table(
         f"Profile ({profile.rows:,} rows)",
-        ["column", "type", "nulls %", "distinct", "min", "max", "mean", "std", "histogram"],
+        ["column", "type", "nulls %", "distinct", "min", "median", "max", "mean", "std"]
+        + ["histogram", "most frequent"],
         rows,
+    )
+
+
+def _top_values(column: ColumnProfile, shown: int = 3) -> str:
+    """The column's most frequent values with their counts (~ where estimated)."""
+    mark = "~" if column.approximate else ""
+    return ", ".join(
+        f"{_cell(v.value)} ({mark}{round(v.count):,})" for v in column.top_values[:shown]
     )
 
 
