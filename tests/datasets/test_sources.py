@@ -118,6 +118,19 @@ def test_csv_folder_imposes_the_first_files_types_and_matches_columns_by_name(
     assert rows_of(source)[-1] == {"code": "7", "n": None, "note": "hello"}
 
 
+def test_csv_folder_widens_the_first_files_types_by_the_others(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "0.csv", "a,b,c\n,1,x\n")  # a empty: no type of its own
+    write(tmp_path / "d" / "1.csv", "a,b,c\n1,2,y\n")
+    write(tmp_path / "d" / "2.csv", "a,b,c\n2,2.5,z\n")  # b has fractions here
+    source = open_source(tmp_path / "d")
+    assert source.schema == pa.schema([("a", pa.int64()), ("b", pa.float64()), ("c", pa.string())])
+    assert [(r["a"], r["b"]) for r in rows_of(source)] == [(None, 1.0), (1, 2.0), (2, 2.5)]
+    write(tmp_path / "e" / "0.csv", "a\n1\n")
+    write(tmp_path / "e" / "1.csv", "a\nnot a number\n")  # no widening to text: refused
+    with pytest.raises(InvalidInput, match="'not a number' is not a valid int64"):
+        rows_of(open_source(tmp_path / "e"))
+
+
 def test_csv_folder_with_other_columns_names_the_file_and_columns(tmp_path: Path) -> None:
     write(tmp_path / "d" / "1.csv", "a,b\n1,2\n")
     write(tmp_path / "d" / "2.csv", "a,c\n1,2\n")

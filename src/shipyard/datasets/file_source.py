@@ -198,11 +198,14 @@ def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs,
             f"{first.display}: column {undecoded[0]!r} is not UTF-8 text (a Latin-1 or "
             "Windows-1252 file?); convert the file to UTF-8 first (iconv -f latin1 -t utf-8)"
         )
+    if len(files) > 1:
+        inferred = _widened(inferred, files[1:], delimiter)
     schema = _no_null_columns(inferred)
     types = dict(zip(schema.names, schema.types, strict=True))
     for file in files[1:]:
         header = _csv_header(file, _delimiter(file, delimiter))
         check_same_names(schema, header, file.display, first.display)
+    origin = first.display + (" and of the other files" if len(files) > 1 else "")
     inputs: Inputs = []
     part_names = _part_names(files)
     for file in files:
@@ -210,10 +213,44 @@ def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs,
             file,
             schema,
             lambda names, f=file: _csv_batches(f, _delimiter(f, delimiter), types, names),
-            lambda exc, names, _rows: _csv_message(exc, names, first.display),
+            lambda exc, names, _rows: _csv_message(exc, names, origin),
         )
         inputs.append(BatchInput(part_names[file.name], schema, opened, file.size))
     return inputs, schema
+
+
+SAMPLE_BYTES = 64 << 10
+"""Of each further CSV file of a folder, read to widen the first file's types."""
+
+
+def _widened(schema: pa.Schema, others: list[SourceFile], delimiter: str | None) -> pa.Schema:
+    """The first file's inferred types, widened by the first rows of the other files: a
+    column empty in the first file takes the type the others show, and integers become
+    floats where another file has fractions. Other disagreements stay: the value that
+    does not fit is refused by name when its file is read."""
+    types = dict(zip(schema.names, schema.types, strict=True))
+    for file in others:
+        try:
+            with file.stream() as raw:
+                head = raw.read(SAMPLE_BYTES)
+            if len(head) == SAMPLE_BYTES:
+                head = head[: head.rfind(b"\n") + 1]  # whole rows only
+            sample = pa_csv.read_csv(
+                pa.BufferReader(head),
+                parse_options=pa_csv.ParseOptions(delimiter=_delimiter(file, delimiter)),
+                convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
+            ).schema
+        except READ_ERRORS:
+            continue  # the file's own read reports what is wrong with it
+        for field in sample:
+            have = types.get(field.name)
+            if have is None or field.type == pa.null():
+                continue
+            if have == pa.null():
+                types[field.name] = field.type
+            elif pa.types.is_integer(have) and pa.types.is_floating(field.type):
+                types[field.name] = pa.float64()
+    return pa.schema([f.with_type(types[f.name]) for f in schema])
 
 
 def _open_csv(raw: Any, delimiter: str, types: dict[str, pa.DataType] | None) -> Any:
