@@ -27,7 +27,6 @@ from shipyard.hashing import HASH_HEADER, VERIFY_FIRST_HEADER
 VERIFY_FIRST_BYTES = 8 * 1024 * 1024
 
 
-
 class BodyCut(Exception):
     """A streamed blob turned out corrupt after its status line went out, so its body
     is cut short. Not a ShipyardError on purpose: once a response has started, no

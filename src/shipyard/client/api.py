@@ -21,7 +21,6 @@ API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-
 class _BodyCut(Exception):
     """A download's body broke off after its status line."""
 
