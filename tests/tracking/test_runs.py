@@ -156,3 +156,16 @@ def test_one_audit_event_per_change(client: Client) -> None:
     assert sorted(e.action for e in events) == sorted(
         ["runs.create", "runs.log_batch", "runs.update", "runs.delete", "runs.restore"]
     )
+
+
+def test_delete_a_tag(client: Client) -> None:
+    run = client.runs.create(tags={"keep": "1", "drop/me": "2"})
+    client.runs.delete_tag(run.id, "drop/me")
+    assert client.runs.get(run.id).tags == {"keep": "1"}
+    with pytest.raises(NotFound, match="No tag with name: drop/me"):
+        client.runs.delete_tag(run.id, "drop/me")
+    events = client.audit.list(action="runs.delete_tag", object_id=run.id)
+    assert [e.details["key"] for e in events] == ["drop/me"]
+    client.runs.delete(run.id)
+    with pytest.raises(Conflict, match="restore it"):
+        client.runs.delete_tag(run.id, "keep")

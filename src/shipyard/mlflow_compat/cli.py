@@ -27,8 +27,9 @@ def import_group() -> None:
 def print_summary(summary: ImportSummary, out: Console) -> None:
     """The summary as a table: one row per kind, the reasons next to the counts."""
     table = Table(title=f"MLflow import from {summary.source} into project {summary.project}")
-    for column in ("kind", "copied", "updated", "skipped", "failed", "reasons"):
-        numeric = column in ("copied", "updated", "skipped", "failed")
+    counts = ("copied", "updated", "deleted", "skipped", "failed")
+    for column in ("kind", *counts, "reasons"):
+        numeric = column in counts
         table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for kind, tally in summary.kinds.items():
         reasons = [f"skipped: {r} ({n})" for r, n in tally.skipped.most_common(8)]
@@ -39,6 +40,7 @@ def print_summary(summary: ImportSummary, out: Console) -> None:
             kind,
             str(tally.copied),
             str(tally.updated),
+            str(tally.deleted),
             str(tally.skipped.total()),
             str(tally.failed.total()),
             "\n".join(reasons),
@@ -67,14 +69,26 @@ def import_mlflow_command(
         None, "--url", help="Shipyard server (default: SHIPYARD_URL; unset: embedded)."
     ),
     project: str | None = ProjectOption,
+    thorough: bool = typer.Option(
+        False,
+        "--thorough",
+        help="Also compare each finished run's metric histories and artifact files with "
+        "MLflow (a point logged late at an earlier step, a file added since): one MLflow "
+        "request per metric and per artifact folder of every run, so much slower.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     as_json: bool = JsonOption,
 ) -> None:
     """Copy experiments, runs, registered models, versions and aliases from MLflow.
 
-    Re-running it copies only what is new: runs still running in MLflow, or changed
-    since (a tag, a param, a metric), are brought up to date. Exits 1 when the source
-    cannot be read, or when some objects failed (re-running retries them).
+    Re-running it copies only what is new or changed. Runs still running in MLflow are
+    brought up to date; finished runs are compared by what a search of MLflow shows
+    (status, params, tags set or deleted, each metric's latest value), and those that
+    differ are refreshed with only the points and files they lack. --thorough also
+    compares the metric histories and artifact files of the others. A run, version or
+    alias deleted in MLflow is deleted in Shipyard; a renamed experiment is renamed;
+    models' and versions' descriptions and tags follow. Exits 1 when the source cannot
+    be read, or when some objects failed (re-running retries them).
     """
     from shipyard.client import Client
     from shipyard.heap import start_up_done
@@ -90,6 +104,7 @@ def import_mlflow_command(
             artifacts_destination=artifacts_destination,
             console=err_console,
             show_progress=progress and not as_json,
+            thorough=thorough,
         )
     if as_json:
         print_json(summary.to_dict())

@@ -5,7 +5,7 @@ written, pages through its objects, and opens its artifact repositories."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,6 +16,8 @@ import httpx
 from shipyard.errors import InvalidInput, NotFound, Unavailable
 
 SOURCE_PAGE = 1000
+# Experiments per search of logged models: one short request each.
+LOGGED_MODEL_EXPERIMENTS = 100
 DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mssql"})
 
 
@@ -180,15 +182,55 @@ class MlflowSource:
         """Every point of a metric of a run."""
         return list(self.client.get_metric_history(run_id, key))
 
+    def metric_counts(self, run_id: str, keys: Iterable[str]) -> dict[str, int]:
+        """How many points each metric of a run has (MLflow has no cheaper count)."""
+        return {key: len(self.metric_history(run_id, key)) for key in keys}
+
     def version_files_uri(self, name: str, version: str) -> str:
-        """Where a version's files are stored."""
-        return str(self.client.get_model_version_download_uri(name, version))
+        """Where a version's files are stored, ``runs:/`` resolved to its run's location."""
+        return self.resolve(str(self.client.get_model_version_download_uri(name, version)))
+
+    def resolve(self, uri: str) -> str:
+        """``runs:/<run>/<path>`` as the run's own artifact location plus the path.
+
+        MLflow resolves ``runs:/`` through its tracking server only, and a caller
+        comparing locations needs the form the run's ``artifact_uri`` has.
+        """
+        if urlsplit(uri).scheme != "runs":
+            return uri
+        from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+        run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
+        root = str(self.client.get_run(run_id).info.artifact_uri).rstrip("/")
+        return f"{root}/{path.strip('/')}" if path and path.strip("/") else root
+
+    def logged_models(self, experiment_ids: list[str]) -> int | None:
+        """How many MLflow 3 logged models the experiments hold; None when the source
+        cannot say (an MLflow 2 server)."""
+        from mlflow.exceptions import MlflowException
+
+        count = 0
+        for first in range(0, len(experiment_ids), LOGGED_MODEL_EXPERIMENTS):
+            chunk = experiment_ids[first : first + LOGGED_MODEL_EXPERIMENTS]
+            try:
+                count += sum(
+                    1
+                    for _ in self._pages(
+                        lambda token, chunk=chunk: self.client.search_logged_models(
+                            chunk, max_results=SOURCE_PAGE, page_token=token
+                        )
+                    )
+                )
+            except (MlflowException, AttributeError):
+                return None
+        return count
 
     def repository(self, artifact_uri: str) -> Any:
         """The artifact repository of ``artifact_uri``; ArtifactsUnreachable when only the
         MLflow server could read it and the source is its database."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+        artifact_uri = self.resolve(artifact_uri)
         parts = urlsplit(artifact_uri)
         if parts.scheme == "mlflow-artifacts" and not self.is_server:
             if not self.artifacts_destination:
@@ -198,6 +240,17 @@ class MlflowSource:
                 )
             artifact_uri = self.artifacts_destination.rstrip("/") + parts.path
         return get_artifact_repository(artifact_uri, tracking_uri=self.uri, registry_uri=self.uri)
+
+    @staticmethod
+    def files(repo: Any, path: str | None = None) -> list[tuple[str, int | None]]:
+        """``(path, size)`` of every file below ``path`` of an artifact repository."""
+        found: list[tuple[str, int | None]] = []
+        for entry in repo.list_artifacts(path):
+            if entry.is_dir:
+                found += MlflowSource.files(repo, entry.path)
+            else:
+                found.append((entry.path, entry.file_size))
+        return found
 
     @staticmethod
     def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:

@@ -37,7 +37,7 @@ from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
-from shipyard.tracking import experiments
+from shipyard.tracking import experiments, runs
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
 from shipyard.tracking.metrics import HISTORY_ORDER
 from shipyard.tracking.runs import (
@@ -45,9 +45,8 @@ from shipyard.tracking.runs import (
     prepare_search,
     run_dicts,
     search_page_rows,
-    writable_run,
 )
-from shipyard.tracking.tables import ExperimentRow, ExperimentTagRow, RunTagRow
+from shipyard.tracking.tables import ExperimentRow, ExperimentTagRow
 from shipyard.tracking.types import (
     ACTIVE,
     DELETED,
@@ -525,16 +524,8 @@ def _fill_from_json(
 
 def delete_run_tag(ctx: RequestContext, run_id: str, key: str) -> None:
     """Remove one tag of a run (RESOURCE_DOES_NOT_EXIST when it has none such)."""
-    check_keys([key], "tag")
-    with ctx.platform.db.write() as session:
-        with conflict_as("INVALID_PARAMETER_VALUE"):
-            writable_run(session, run_id)
-        removed = session.execute(
-            delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == key)
-        )
-        if removed.rowcount == 0:  # type: ignore[attr-defined]
-            raise NotFound(f"No tag with name: {key} in run with id {run_id}")
-        ctx.audit(session, "runs.delete_tag", "run", run_id, {"key": key})
+    with conflict_as("INVALID_PARAMETER_VALUE"):
+        runs.delete_run_tag(ctx, run_id, key)
 
 
 # --- metric history ---------------------------------------------------------------------------

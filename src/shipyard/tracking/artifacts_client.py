@@ -74,9 +74,12 @@ class ArtifactsClient:
     def _put(self, run_id: str, path: str, local: Path) -> ArtifactInfo:
         return ArtifactInfo(**self._api.upload(_url(run_id, path), _file_chunks(local)))
 
-    def list(self, run_id: str, path: str = "") -> builtins.list[ArtifactInfo]:
-        """The files and folders directly inside the run's folder ``path`` ('' = root)."""
-        return self._list(run_id, path, recursive=False)
+    def list(
+        self, run_id: str, path: str = "", *, recursive: bool = False
+    ) -> builtins.list[ArtifactInfo]:
+        """The files and folders directly inside the run's folder ``path`` ('' = root);
+        with ``recursive``, every file below it."""
+        return self._list(run_id, path, recursive=recursive)
 
     def _list(self, run_id: str, path: str, *, recursive: bool) -> builtins.list[ArtifactInfo]:
         params = {"path": normalize_artifact_prefix(path), "recursive": recursive}

@@ -251,6 +251,10 @@ class RunsClient:
         """Bring a deleted run back."""
         self._api.post(f"/runs/{_seg(run_id)}/restore")
 
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove one tag of a run (NotFound when it has none such)."""
+        self._api.delete(f"/runs/{_seg(run_id)}/tags/{_seg(key)}")
+
     def log_batch(
         self,
         run_id: str,

@@ -154,6 +154,14 @@ def delete_run(run_id: str, ctx: RequestContext = require(Action.WRITE, run_proj
     runs.set_run_lifecycle(ctx, run_id, DELETED)
 
 
+@router.delete("/runs/{run_id}/tags/{key:path}", status_code=204)
+def delete_run_tag(
+    run_id: str, key: str, ctx: RequestContext = require(Action.WRITE, run_project)
+) -> None:
+    """Remove one tag of the run (404 when it has none such)."""
+    runs.delete_run_tag(ctx, run_id, key)
+
+
 @router.post("/runs/{run_id}/restore", status_code=204)
 def restore_run(run_id: str, ctx: RequestContext = require(Action.WRITE, run_project)) -> None:
     runs.set_run_lifecycle(ctx, run_id, ACTIVE)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import String, any_, bindparam, func, insert, select, update
+from sqlalchemy import String, any_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from shipyard.tracking.types import (
     RunCreate,
     RunSearch,
     RunUpdate,
+    check_keys,
 )
 
 # What search returns of a run: everything but code_version and environment, which
@@ -337,6 +338,20 @@ def _apply_update(ctx: RequestContext, session: Session, run_id: str, spec: RunU
     if changes:
         session.execute(update(RunRow).where(RunRow.id == run_id).values(**changes))
     ctx.audit(session, "runs.update", "run", run_id, changes)
+
+
+def delete_run_tag(ctx: RequestContext, run_id: str, key: str) -> None:
+    """Remove one tag of a run; NotFound when it has none such, Conflict when the run is
+    deleted."""
+    check_keys([key], "tag")
+    with ctx.platform.db.write() as session:
+        writable_run(session, run_id)
+        removed = session.execute(
+            delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == key)
+        )
+        if removed.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"No tag with name: {key} in run with id {run_id}")
+        ctx.audit(session, "runs.delete_tag", "run", run_id, {"key": key})
 
 
 def update_run(ctx: RequestContext, run_id: str, spec: RunUpdate) -> Run:
