@@ -3,6 +3,7 @@ and every kind of bad input is a clear InvalidInput naming the file."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -226,6 +227,21 @@ def test_text_that_is_not_utf8_and_objects_without_fields_are_refused(tmp_path: 
     nested = pa.table({"l": pa.array([[{}]], pa.list_(pa.struct([])))})
     with pytest.raises(InvalidInput, match="column 'l' holds only empty objects"):
         open_source(nested)
+
+
+def test_json_times_with_a_fraction_of_a_second_are_timestamps(tmp_path: Path) -> None:
+    lines = (
+        '{"at": "2024-01-01T00:00:00.123Z", "note": "x"}\n'
+        '{"at": "2024-01-01T01:00:00.5+01:00", "note": "2024-01-01T00:00:00.1Z"}\n'
+        '{"at": null, "note": "y"}\n'
+    )
+    source = open_source(write(tmp_path / "t.jsonl", lines))
+    assert source.schema == pa.schema([("at", pa.timestamp("ms")), ("note", pa.string())])
+    at = [r["at"] for r in rows_of(source)]
+    day = dt.datetime(2024, 1, 1)
+    assert at == [day + dt.timedelta(milliseconds=123), day + dt.timedelta(milliseconds=500), None]
+    micros = write(tmp_path / "u.jsonl", '{"at": "2024-01-01 00:00:00.123456"}\n')
+    assert open_source(micros).schema == pa.schema([("at", pa.timestamp("us"))])
 
 
 def test_json_lines_read_as_csv_are_refused(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ files ``file_listing.py`` finds (a local file or folder, ``file://``, ``s3://``)
 - CSV and JSON lines: column types are inferred from the first block (``BLOCK_BYTES``) of
   the first file and imposed on the rest of it and on every other file, so all inputs
   agree. A column empty in that block is read as string. Other CSV files must have the same
-  column names (any order). JSON lines may omit keys (null) but not add new ones.
+  column names (any order). JSON lines may omit keys (null) but not add new ones; a
+  text column whose first values are all ISO 8601 times is a timestamp column (in UTC,
+  naive, as pyarrow reads such times without a fraction of a second), fractions too.
   In CSV an empty field (or NA, null, N/A, NaN ...) is a missing value in every column,
   text included, as pandas reads it. A "CSV" whose header starts with { or [ is refused
   as JSON lines given the wrong format.
@@ -29,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
@@ -329,7 +332,8 @@ def _json_inputs(files: list[SourceFile]) -> tuple[Inputs, pa.Schema]:
     first = files[0]
     try:
         with first.stream() as raw:
-            schema = _no_null_columns(_open_json(raw, None).schema)
+            reader = _open_json(raw, None)
+            schema = _no_null_columns(_with_fractional_times(reader.schema, reader))
     except READ_ERRORS as exc:
         if _starts_an_array(first):
             raise InvalidInput(
@@ -348,6 +352,34 @@ def _json_inputs(files: list[SourceFile]) -> tuple[Inputs, pa.Schema]:
         )
         inputs.append(BatchInput(part_names[file.name], schema, opened, file.size))
     return inputs, schema
+
+
+# An ISO 8601 time, seconds' fraction and offset optional: pyarrow infers it without a
+# fraction and leaves it text with one ("2024-01-01T00:00:00.123Z").
+_ISO_TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def _with_fractional_times(schema: pa.Schema, reader: Any) -> pa.Schema:
+    """``schema`` with its text columns whose values in the first block are all ISO 8601
+    times read as timestamps, as pyarrow reads them without a fraction: in UTC, the
+    unit the longest fraction needs."""
+    texts = [i for i, f in enumerate(schema) if f.type == pa.string()]
+    if not texts:
+        return schema
+    try:
+        batch = reader.read_next_batch()
+    except StopIteration:
+        return schema
+    fields = list(schema)
+    for i in texts:
+        values = batch.column(i).drop_null()
+        if len(values) == 0 or not pc.all(pc.match_substring_regex(values, _ISO_TIME)).as_py():
+            continue
+        fractions = pc.extract_regex(values, r"\.(?P<f>\d+)").field("f")
+        digits = pc.max(pc.utf8_length(fractions)).as_py() or 0
+        unit = "s" if digits == 0 else "ms" if digits <= 3 else "us" if digits <= 6 else "ns"
+        fields[i] = fields[i].with_type(pa.timestamp(unit))
+    return pa.schema(fields)
 
 
 def _starts_an_array(file: SourceFile) -> bool:
