@@ -201,12 +201,14 @@ def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs,
             f"{first.display}: column {undecoded[0]!r} is not UTF-8 text (a Latin-1 or "
             "Windows-1252 file?); convert the file to UTF-8 first (iconv -f latin1 -t utf-8)"
         )
-    if len(files) > 1:
-        inferred = _widened(inferred, files[1:], delimiter)
-    schema = _no_null_columns(inferred)
+    # One read of each further file's head: its header, and the types that widen these.
+    samples = [_csv_sample(file, _delimiter(file, delimiter)) for file in files[1:]]
+    schema = _no_null_columns(_widened(inferred, [s for s in samples if s is not None]))
     types = dict(zip(schema.names, schema.types, strict=True))
-    for file in files[1:]:
-        header = _csv_header(file, _delimiter(file, delimiter))
+    for file, sample in zip(files[1:], samples, strict=True):
+        header = (
+            sample.names if sample is not None else _csv_header(file, _delimiter(file, delimiter))
+        )
         check_same_names(schema, header, file.display, first.display)
     origin = first.display + (" and of the other files" if len(files) > 1 else "")
     inputs: Inputs = []
@@ -223,28 +225,35 @@ def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs,
 
 
 SAMPLE_BYTES = 64 << 10
-"""Of each further CSV file of a folder, read to widen the first file's types."""
+"""Of each further CSV file of a folder, read for its header and to widen the first
+file's types."""
 
 
-def _widened(schema: pa.Schema, others: list[SourceFile], delimiter: str | None) -> pa.Schema:
-    """The first file's inferred types, widened by the first rows of the other files: a
-    column empty in the first file takes the type the others show, and integers become
-    floats where another file has fractions. Other disagreements stay: the value that
-    does not fit is refused by name when its file is read."""
+def _csv_sample(file: SourceFile, delimiter: str) -> pa.Schema | None:
+    """The schema pyarrow infers from the whole rows of the file's first SAMPLE_BYTES;
+    None where they do not parse alone (a header longer than that, a quoted newline cut
+    off): the file's own read then names what is wrong."""
+    try:
+        with file.stream() as raw:
+            head = raw.read(SAMPLE_BYTES)
+        if len(head) == SAMPLE_BYTES:
+            head = head[: head.rfind(b"\n") + 1]  # whole rows only
+        return pa_csv.read_csv(
+            pa.BufferReader(head),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+            convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
+        ).schema
+    except READ_ERRORS:
+        return None
+
+
+def _widened(schema: pa.Schema, samples: list[pa.Schema]) -> pa.Schema:
+    """The first file's inferred types, widened by the other files' samples: a column
+    empty in the first file takes the type the others show, and integers become floats
+    where another file has fractions. Other disagreements stay: the value that does not
+    fit is refused by name when its file is read."""
     types = dict(zip(schema.names, schema.types, strict=True))
-    for file in others:
-        try:
-            with file.stream() as raw:
-                head = raw.read(SAMPLE_BYTES)
-            if len(head) == SAMPLE_BYTES:
-                head = head[: head.rfind(b"\n") + 1]  # whole rows only
-            sample = pa_csv.read_csv(
-                pa.BufferReader(head),
-                parse_options=pa_csv.ParseOptions(delimiter=_delimiter(file, delimiter)),
-                convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
-            ).schema
-        except READ_ERRORS:
-            continue  # the file's own read reports what is wrong with it
+    for sample in samples:
         for field in sample:
             have = types.get(field.name)
             if have is None or field.type == pa.null():

@@ -70,7 +70,6 @@ class ArtifactCopier:
     def _held_files(self, run_id: str, prefix: str | None) -> dict[str, int | None]:
         """Size of each file of the run below ``prefix``."""
         try:
-            # The client's public list is one folder deep; download() walks with this.
             found = self.client.artifacts.list(run_id, prefix or "", recursive=True)
         except NotFound:
             return {}
