@@ -23,7 +23,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
-from sqlalchemy import ColumnElement, Select, String, and_, bindparam, exists, not_, or_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    not_,
+    or_,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -46,6 +57,7 @@ from shipyard.tracking.search_parser import (
 )
 from shipyard.tracking.tables import (
     MODEL_INPUT_SOURCE,
+    VALUE_PREFIX,
     LatestMetricRow,
     ParamRow,
     RunInputRow,
@@ -190,7 +202,20 @@ def _value_condition(value: Any, cmp: Comparison) -> ColumnElement[bool]:
     """The test on a metric's, param's or tag's ``value`` column."""
     kind: Literal["text", "number"] = "number" if cmp.field.kind == "metric" else "text"
     check_op(cmp, kind)
-    return value_test(value, cmp, kind)
+    condition = value_test(value, cmp, kind)
+    if kind == "text" and cmp.op in ("=", "IN"):
+        return WithIndexedPrefix(condition, _prefix_test(value, cmp))
+    return condition
+
+
+def _prefix_test(value: Any, cmp: Comparison) -> ColumnElement[bool]:
+    """``cmp`` (= or IN) on the first VALUE_PREFIX characters of ``value``: what
+    PostgreSQL's (key, left(value, N)) indexes of params and tags answer. The length
+    is written into the SQL: the index's expression matches a constant only."""
+    values = cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
+    prefixes = [str(_coerce(v, cmp, "text", False))[:VALUE_PREFIX] for v in values]
+    column = func.left(value, literal_column(str(VALUE_PREFIX)))
+    return column.in_(prefixes) if cmp.op == "IN" else column == prefixes[0]
 
 
 def _logged(
@@ -378,6 +403,37 @@ def _compile_like_sqlite(element: CaseSensitiveLike, compiler: SQLCompiler, **kw
     column = compiler.process(element.column, **kw)
     pattern = compiler.process(element.pattern, **kw)
     return f"{column} GLOB {pattern}"
+
+
+class WithIndexedPrefix(ColumnElement[bool]):
+    """A param's or tag's value test that PostgreSQL's prefix index can answer:
+    ``condition`` and, on PostgreSQL only, ``prefix`` (the same test on the value's
+    first characters, implied by ``condition``). SQLite has no such index: there the
+    prefix test would only cost time.
+    """
+
+    __visit_name__ = "shipyard_with_indexed_prefix"
+    inherit_cache = True
+    _traverse_internals = [
+        ("condition", InternalTraversal.dp_clauseelement),
+        ("prefix", InternalTraversal.dp_clauseelement),
+    ]
+    type = Boolean()
+    _is_implicitly_boolean = True
+
+    def __init__(self, condition: ColumnElement[bool], prefix: ColumnElement[bool]) -> None:
+        self.condition = condition
+        self.prefix = prefix
+
+
+@compiles(WithIndexedPrefix)
+def _compile_condition(element: WithIndexedPrefix, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.condition, **kw)
+
+
+@compiles(WithIndexedPrefix, "postgresql")
+def _compile_with_prefix(element: WithIndexedPrefix, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(and_(element.prefix, element.condition), **kw)
 
 
 # --- Order -------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,9 +70,24 @@ class RunRow(Base):
     environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+VALUE_PREFIX = 100
+"""How many leading characters of a param's or tag's value PostgreSQL indexes, with the
+key (:func:`_value_prefix_index`): a whole value, up to 6,000 characters for a param
+and unbounded for a tag, can be too long for a b-tree entry there (2,704 bytes)."""
+
+
+def _value_prefix_index(name: str, table: Any) -> Index:
+    """PostgreSQL's index on ``(key, left(value, VALUE_PREFIX))`` of ``table``, which a
+    search's equality on a param or tag reaches (``tracking.search``) instead of reading
+    every row of the table. SQLite has none: its search probes each candidate run's
+    (run_id, key) key, and a whole-value index would only cost its writes."""
+    prefix = func.left(table.c.value, literal_column(str(VALUE_PREFIX)))
+    return Index(name, table.c.key, prefix).ddl_if(dialect="postgresql")
+
+
 class ParamRow(Base):
-    """A run's param. Not indexed on value: PostgreSQL cannot index values of up to
-    6000 characters, and search reaches params through the (run_id, key) key."""
+    """A run's param. Search reaches params through the (run_id, key) key, and on
+    PostgreSQL also through the key and the value's first characters (VALUE_PREFIX)."""
 
     __tablename__ = "params"
     __table_args__ = {"sqlite_with_rowid": False}  # see migration 0004
@@ -87,6 +104,10 @@ class RunTagRow(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+_value_prefix_index("ix_params_key_value_prefix", ParamRow.__table__)
+_value_prefix_index("ix_run_tags_key_value_prefix", RunTagRow.__table__)
 
 
 class MetricRow(Base):
