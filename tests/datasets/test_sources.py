@@ -236,12 +236,46 @@ def test_json_times_with_a_fraction_of_a_second_are_timestamps(tmp_path: Path) -
         '{"at": null, "note": "y"}\n'
     )
     source = open_source(write(tmp_path / "t.jsonl", lines))
-    assert source.schema == pa.schema([("at", pa.timestamp("ms")), ("note", pa.string())])
+    assert source.schema == pa.schema([("at", pa.timestamp("ms", "UTC")), ("note", pa.string())])
     at = [r["at"] for r in rows_of(source)]
-    day = dt.datetime(2024, 1, 1)
+    day = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     assert at == [day + dt.timedelta(milliseconds=123), day + dt.timedelta(milliseconds=500), None]
     micros = write(tmp_path / "u.jsonl", '{"at": "2024-01-01 00:00:00.123456"}\n')
     assert open_source(micros).schema == pa.schema([("at", pa.timestamp("us"))])
+
+
+def test_json_times_with_offsets_are_utc_instants_as_in_csv(tmp_path: Path) -> None:
+    """Times that all carry an offset are typed in UTC, as pyarrow types them in a CSV
+    file (JSON's inference left them naive, as if local times); naive, mixed and
+    date-only values keep their types."""
+    lines = (
+        '{"z": "2024-01-01T00:00:00Z", "paris": "2024-01-01T02:00:00+0200", '
+        '"naive": "2024-01-01T00:00:00", "mixed": "2024-01-01T00:00:00Z", "day": "2024-01-01"}\n'
+        '{"z": null, "paris": "2024-06-01T12:30:00+02:00", "naive": "2024-01-02 03:04:05", '
+        '"mixed": "2024-01-01T01:00:00", "day": "2024-01-02"}\n'
+    )
+    jsonl = write(tmp_path / "t.jsonl", lines)
+    source = open_source(jsonl)
+    types = {f.name: f.type for f in source.schema}
+    assert types["z"] == pa.timestamp("s", "UTC")
+    assert types["paris"] == pa.timestamp("s", "UTC")
+    assert types["naive"] == pa.timestamp("s")
+    assert types["mixed"] == pa.timestamp("s")  # one value has no offset
+    assert types["day"] == pa.timestamp("s")  # pyarrow's own type, kept
+    first, second = rows_of(source)
+    utc = dt.UTC
+    assert first["z"] == dt.datetime(2024, 1, 1, tzinfo=utc)
+    assert first["paris"] == dt.datetime(2024, 1, 1, tzinfo=utc)
+    assert second["paris"] == dt.datetime(2024, 6, 1, 10, 30, tzinfo=utc)
+    assert second["naive"] == dt.datetime(2024, 1, 2, 3, 4, 5)
+    assert second["mixed"] == dt.datetime(2024, 1, 1, 1, 0)
+    # The same times in a CSV file: the same types.
+    csv = write(
+        tmp_path / "t.csv",
+        "z,paris,naive\n2024-01-01T00:00:00Z,2024-01-01T02:00:00+02:00,2024-01-01T00:00:00\n",
+    )
+    csv_types = {f.name: f.type for f in open_source(csv).schema}
+    assert csv_types == {k: types[k] for k in ("z", "paris", "naive")}
 
 
 def test_json_lines_read_as_csv_are_refused(tmp_path: Path) -> None:

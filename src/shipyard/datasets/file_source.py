@@ -342,7 +342,7 @@ def _json_inputs(files: list[SourceFile]) -> tuple[Inputs, pa.Schema]:
     try:
         with first.stream() as raw:
             reader = _open_json(raw, None)
-            schema = _no_null_columns(_with_fractional_times(reader.schema, reader))
+            schema = _no_null_columns(_with_times(first, reader))
     except READ_ERRORS as exc:
         if _starts_an_array(first):
             raise InvalidInput(
@@ -366,28 +366,43 @@ def _json_inputs(files: list[SourceFile]) -> tuple[Inputs, pa.Schema]:
 # An ISO 8601 time, seconds' fraction and offset optional: pyarrow infers it without a
 # fraction and leaves it text with one ("2024-01-01T00:00:00.123Z").
 _ISO_TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
+_WITH_OFFSET = r"(Z|[+-]\d{2}:?\d{2})$"
 
 
-def _with_fractional_times(schema: pa.Schema, reader: Any) -> pa.Schema:
-    """``schema`` with its text columns whose values in the first block are all ISO 8601
-    times read as timestamps, as pyarrow reads them without a fraction: in UTC, the
-    unit the longest fraction needs."""
+def _with_times(first: SourceFile, reader: Any) -> pa.Schema:
+    """The schema ``reader`` inferred, with JSON times typed as pyarrow types them in a
+    CSV file: a text column whose values in the first block are all ISO 8601 times
+    becomes timestamps in the unit the longest fraction needs (pyarrow's JSON reader
+    types them only without a fraction), and a time column whose values all carry an
+    offset (``Z``, ``+02:00``) is in UTC (``tz="UTC"``; JSON's inference left such
+    instants naive, as if they were local times)."""
+    schema: pa.Schema = reader.schema
+    stamps = [i for i, f in enumerate(schema) if pa.types.is_timestamp(f.type)]
     texts = [i for i, f in enumerate(schema) if f.type == pa.string()]
-    if not texts:
+    if not stamps and not texts:
         return schema
     try:
-        batch = reader.read_next_batch()
+        if stamps:
+            # pyarrow parsed these already: their text, offsets and all, is read again.
+            as_text = pa.schema(
+                [f.with_type(pa.string()) if i in stamps else f for i, f in enumerate(schema)]
+            )
+            with first.stream() as raw:
+                batch = _open_json(raw, as_text).read_next_batch()
+        else:
+            batch = reader.read_next_batch()
     except StopIteration:
         return schema
     fields = list(schema)
-    for i in texts:
+    for i in stamps + texts:
         values = batch.column(i).drop_null()
         if len(values) == 0 or not pc.all(pc.match_substring_regex(values, _ISO_TIME)).as_py():
-            continue
+            continue  # pyarrow's own type (a date-only timestamp, or text) stays
         fractions = pc.extract_regex(values, r"\.(?P<f>\d+)").field("f")
         digits = pc.max(pc.utf8_length(fractions)).as_py() or 0
         unit = "s" if digits == 0 else "ms" if digits <= 3 else "us" if digits <= 6 else "ns"
-        fields[i] = fields[i].with_type(pa.timestamp(unit))
+        offsets = pc.all(pc.match_substring_regex(values, _WITH_OFFSET)).as_py()
+        fields[i] = fields[i].with_type(pa.timestamp(unit, "UTC" if offsets else None))
     return pa.schema(fields)
 
 
