@@ -187,6 +187,32 @@ def test_append_lineage_and_schema_conflicts(client: Client, tmp_path: Path) -> 
         client.datasets.create_version("clean", version_spec(raw, parent_refs=["raw@9"]))
 
 
+def test_lineage_names_a_deleted_parent(client: Client, tmp_path: Path) -> None:
+    """A version made from a dataset that is deleted since still names it: as it was
+    named then, with its digest, marked deleted; live parents stay links."""
+    files = publish(client, parquet(tmp_path, "a.parquet", TABLE))
+    for name in ("raw", "keep", "clean"):
+        client.datasets.create(name)
+    raw = client.datasets.create_version("raw", version_spec(files))
+    client.datasets.create_version("keep", version_spec(files))
+    client.datasets.create_version(
+        "clean", version_spec(files, parent_refs=["raw@1", "keep@1", "raw@latest"])
+    )
+    client.datasets.delete("raw")
+    parents = client.datasets.lineage("clean", 1).parents
+    assert [(p.dataset, p.version, p.relation, p.deleted) for p in parents] == [
+        ("keep", 1, "derived", False),
+        ("raw", 1, "derived", True),
+    ]
+    assert parents[1].digest == raw.digest and parents[0].digest == ""
+    # A new dataset of the same name is not the deleted parent.
+    client.datasets.create("raw")
+    client.datasets.create_version("raw", version_spec(files))
+    again = client.datasets.lineage("clean", 1).parents
+    assert [(p.dataset, p.deleted) for p in again] == [("keep", False), ("raw", True)]
+    assert client.datasets.lineage("raw", 1).children == []
+
+
 def test_files_download_verified(client: Client, tmp_path: Path) -> None:
     path = parquet(tmp_path, "a.parquet", TABLE)
     client.datasets.create("d")

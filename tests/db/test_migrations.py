@@ -3,6 +3,7 @@ and head matches the tables the code declares."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 import warnings
@@ -272,3 +273,52 @@ def test_metric_points_lose_their_id_and_keep_every_point(empty_db: Database) ->
         assert len(set(ids)) == len(points)
         session.execute(insert, {"r": "r1", "k": "acc", "s": 0, "t": 0, "v": 0.0})  # numbered
         assert len(set(session.execute(text("SELECT id FROM metrics")).scalars())) == 5
+
+
+def test_dataset_versions_record_the_parents_they_had(empty_db: Database) -> None:
+    """Migration 0007 records each version's parents by name (from the lineage edges
+    it had), so that lineage keeps naming them once they are deleted."""
+    upgrade(empty_db, revision="0006")
+    dataset = text(
+        "INSERT INTO datasets (id, project_id, name, description, expectations, created_by, "
+        "created_at, updated_at) VALUES (:id, 1, :name, '', '{}', 'u', 0, 0)"
+    )
+    version = text(
+        "INSERT INTO dataset_versions (id, dataset_id, version, kind, digest, message, source, "
+        "created_by, created_at, rows, bytes, file_count, columns, arrow_schema) "
+        "VALUES (:id, :dataset, :version, 'data', :digest, '', '', 'u', 0, 1, 1, 1, '[]', '')"
+    )
+    edge = text("INSERT INTO dataset_parents (child_id, parent_id, relation) VALUES (:c, :p, :r)")
+    with empty_db.write() as session:
+        session.execute(dataset, [{"id": 1, "name": "raw"}, {"id": 2, "name": "clean"}])
+        session.execute(
+            version,
+            [
+                {"id": 10, "dataset": 1, "version": 1, "digest": "d1"},
+                {"id": 11, "dataset": 1, "version": 2, "digest": "d2"},
+                {"id": 20, "dataset": 2, "version": 1, "digest": "d3"},
+            ],
+        )
+        session.execute(
+            edge,
+            [
+                {"c": 11, "p": 10, "r": "append"},
+                {"c": 20, "p": 11, "r": "derived"},
+                {"c": 20, "p": 10, "r": "derived"},
+            ],
+        )
+    upgrade(empty_db)
+    with empty_db.read() as session:
+        rows = session.execute(
+            text("SELECT id, recorded_parents FROM dataset_versions ORDER BY id")
+        ).all()
+    recorded = {i: (json.loads(p) if isinstance(p, str) else p) for i, p in rows}
+    assert recorded[10] is None
+    assert recorded[11] == [{"dataset": "raw", "version": 1, "digest": "d1", "relation": "append"}]
+    assert recorded[20] == [
+        {"dataset": "raw", "version": 1, "digest": "d1", "relation": "derived"},
+        {"dataset": "raw", "version": 2, "digest": "d2", "relation": "derived"},
+    ]
+    _downgrade(empty_db, "0006")
+    columns = [c["name"] for c in inspect(empty_db.engine).get_columns("dataset_versions")]
+    assert "recorded_parents" not in columns

@@ -216,6 +216,23 @@ def test_a_wide_profile_is_capped_and_narrowed_by_column_name(open_site: Site) -
     assert page.locator(".columns-shown").count() == 0
 
 
+def test_a_deleted_parent_is_named_not_linked(open_site: Site) -> None:
+    """A version made from a dataset deleted since names it, marked deleted, with no
+    link (its page is gone); a live parent stays a link."""
+    with Client(open_site.url, settings=open_site.platform.settings) as sdk:
+        sdk.datasets.ingest("raw", FIRST)
+        sdk.datasets.ingest("keep", FIRST)
+        sdk.datasets.ingest("clean", SECOND, parents=["raw@1", "keep@1"])
+        sdk.datasets.delete("raw")
+    page = open_site.page()
+    page.goto(f"{BASE}/clean/versions/1")
+    items = page.locator(".cols.lineage ul").first.locator("li")  # "Made from"
+    texts = [t.split() for t in items.all_inner_texts()]
+    assert texts == [["keep", "v1", "derived"], ["raw", "v1", "(deleted)", "derived"]]
+    assert items.nth(0).locator("a").get_attribute("href") == f"{BASE}/keep/versions/1"
+    assert items.nth(1).locator("a").count() == 0
+
+
 # --- who may read what, over HTTP on both backends ------------------------------------------
 
 

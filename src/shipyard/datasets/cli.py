@@ -610,7 +610,11 @@ def lineage(
     console.print(f"{v.project}/{v.dataset}@{v.version}", style="bold")
     for title, refs in (("Parents", result.parents), ("Children", result.children)):
         print_table(
-            [r.model_dump() | {"ref": f"{r.project}/{r.dataset}@{r.version}"} for r in refs],
+            [
+                r.model_dump()
+                | {"ref": f"{r.project}/{r.dataset}@{r.version}" + (" (deleted)" * r.deleted)}
+                for r in refs
+            ],
             [("ref", "version"), "relation"],
             title=title,
         )

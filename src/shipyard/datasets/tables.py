@@ -48,6 +48,10 @@ class DatasetVersionRow(Base):
     # Blob holding the mergeable profile state, so an append re-profiles only new rows.
     profile_state: Mapped[str | None] = mapped_column(String(64), nullable=True)
     validation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The parents as they were named when the version was made ({dataset, version,
+    # digest, relation}; migration 0007): the edges below go with a deleted parent,
+    # and lineage still names it, marked deleted. None for a version without parents.
+    recorded_parents: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class DatasetFileRow(Base):

@@ -411,6 +411,12 @@ class VersionRef(BaseModel):
     dataset: str
     version: int
     relation: str = ""  # "append", "derived", "quarantine"
+    deleted: bool = Field(
+        False,
+        description="A parent deleted since this version was made from it (named as it "
+        "was then, with its digest).",
+    )
+    digest: str = Field("", description="The deleted parent's manifest digest.")
 
 
 class RunRef(BaseModel):

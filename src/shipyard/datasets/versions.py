@@ -264,6 +264,29 @@ def _resolve_parent(
     return version_row(session, other, selector)
 
 
+def _recorded_parents(
+    session: Session, dataset: DatasetRow, parents: Sequence[tuple[DatasetVersionRow, str]]
+) -> list[dict[str, Any]] | None:
+    """The parents as a version keeps them named ({dataset, version, digest, relation},
+    once each): lineage names them still when their dataset is deleted."""
+    if not parents:
+        return None
+    others = {p.dataset_id for p, _ in parents} - {dataset.id}
+    names = {dataset.id: dataset.name}
+    if others:
+        found = session.execute(
+            select(DatasetRow.id, DatasetRow.name).where(DatasetRow.id.in_(others))
+        )
+        names.update((dataset_id, name) for dataset_id, name in found)
+    recorded: dict[int, dict[str, Any]] = {}
+    for parent, relation in parents:
+        recorded.setdefault(parent.id, {
+            "dataset": names[parent.dataset_id], "version": parent.version,
+            "digest": parent.digest, "relation": relation,
+        })  # fmt: skip
+    return list(recorded.values())
+
+
 def _check_same_schema(parent: DatasetVersionRow, columns: Sequence[ColumnSchema]) -> None:
     """Conflict when appended data's columns (names and types) differ from its parent's."""
     old = [(c["name"], c["type"]) for c in parent.columns]
@@ -302,6 +325,7 @@ def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> Datas
         for parent, relation in parent_rows:
             if relation == "append":
                 _check_same_schema(parent, spec.columns)
+        recorded = _recorded_parents(session, dataset, parent_rows)
         number = (
             session.scalar(
                 select(func.max(DatasetVersionRow.version)).where(
@@ -328,6 +352,7 @@ def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> Datas
             profile=spec.profile.model_dump(mode="json") if spec.profile else None,
             profile_state=spec.profile_state,
             validation=spec.validation.model_dump(mode="json") if spec.validation else None,
+            recorded_parents=recorded,
         )
         session.add(row)
         session.flush()
@@ -576,13 +601,34 @@ def lineage(platform: Platform, project_id: int, name: str, selector: str | int)
             .select_from(RunInputRow)
             .where(RunInputRow.dataset_version_id == row.id)
         )
+        parents = edges(DatasetParentRow.child_id, DatasetParentRow.parent_id)
         return Lineage(
             version=VersionRef(project=project, dataset=name, version=row.version),
-            parents=edges(DatasetParentRow.child_id, DatasetParentRow.parent_id),
+            parents=parents + _deleted_parents(project, row, parents),
             children=edges(DatasetParentRow.parent_id, DatasetParentRow.child_id),
             runs=_reader_rows(session, row.id, 0, LINEAGE_RUNS),
             runs_total=total or 0,
         )
+
+
+def _deleted_parents(
+    project: str, row: DatasetVersionRow, live: Sequence[VersionRef]
+) -> list[VersionRef]:
+    """The parents ``row`` recorded when it was made that are gone (their dataset or
+    version deleted since), named as they were, with their digest."""
+    present = {(ref.dataset, ref.version) for ref in live}
+    return [
+        VersionRef(
+            project=project,
+            dataset=p["dataset"],
+            version=p["version"],
+            relation=p["relation"],
+            digest=p["digest"],
+            deleted=True,
+        )  # fmt: skip
+        for p in row.recorded_parents or ()
+        if (p["dataset"], p["version"]) not in present
+    ]
 
 
 def readers(

@@ -201,7 +201,7 @@ def version_page(
         col=col,
         lineage=lineage,
         quarantine=[c for c in lineage.children if c.relation == "quarantine"],
-        quarantine_of=[p for p in lineage.parents if p.relation == "quarantine"],
+        quarantine_of=[p for p in lineage.parents if p.relation == "quarantine" and not p.deleted],
         sample_table=sample_table,
         cell=cell,
     )
