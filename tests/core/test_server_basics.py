@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from shipyard.client.inprocess import InProcessTransport
 from shipyard.errors import InvalidInput, NotFound, ShipyardError
@@ -128,6 +130,32 @@ def test_inprocess_transport_streams_both_ways() -> None:
     assert http.put("/echo-size", content=chunks).json() == {"size": 20_000_000}
     with http.stream("GET", "/stream") as r:
         assert sum(len(c) for c in r.iter_bytes()) == 64 * 65536
+
+
+def test_inprocess_transport_fails_a_response_cut_off_by_the_app() -> None:
+    """An app that returns after part of its body (a server would close the connection)
+    makes the reader fail, where it used to wait for the rest forever."""
+
+    async def cut_off(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+
+    http = httpx.Client(transport=InProcessTransport(cut_off), base_url="http://t")
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            with http.stream("GET", "/") as r:
+                outcome.append(b"".join(r.iter_bytes()))
+        except httpx.ReadError as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "the reader still waits for the rest of the body"
+    assert isinstance(outcome[0], httpx.ReadError)
+    assert "before the end of its response body" in str(outcome[0])
 
 
 def test_create_app_without_network(platform: Platform) -> None:

@@ -154,7 +154,10 @@ class InProcessTransport(httpx.BaseTransport):
         # The response window: the app may run at most WINDOW chunks ahead of the reader.
         window = threading.Semaphore(WINDOW)
 
+        body_ended = False
+
         async def send(message: Message) -> None:
+            nonlocal body_ended
             if message["type"] == "http.response.start":
                 started.set_result((message["status"], list(message.get("headers", []))))
             elif message["type"] == "http.response.body":
@@ -164,6 +167,7 @@ class InProcessTransport(httpx.BaseTransport):
                         await asyncio.sleep(0.001)
                     chunks.put(data)
                 if not message.get("more_body", False):
+                    body_ended = True
                     chunks.put(_END)
                     finished.set()
 
@@ -183,6 +187,10 @@ class InProcessTransport(httpx.BaseTransport):
             else:
                 if not started.done():
                     started.set_exception(RuntimeError("app returned without a response"))
+                elif not body_ended:
+                    # A server closes the connection here and the client sees a cut-off
+                    # body: the reader must fail, not wait for the rest forever.
+                    chunks.put(RuntimeError("app returned before the end of its response body"))
 
         task = asyncio.run_coroutine_threadsafe(run(), loop)
         status, headers = started.result()
