@@ -195,6 +195,10 @@ def test_diff_tag_download_lineage(
     monkeypatch.setattr(versions, "LINEAGE_RUNS", 1)
     code, out, _ = _run("lineage", "churn")
     assert code == 0 and "The newest 1 of 2 runs that read it." in out
+    # A parent deleted since is still named, marked deleted.
+    home.datasets.delete("churn")
+    code, out, _ = _run("lineage", "derived")
+    assert code == 0 and "default/churn@2 (deleted)" in out
 
 
 def test_project_option(home: Client, tmp_path: Path) -> None:
