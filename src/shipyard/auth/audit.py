@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -10,6 +11,16 @@ from sqlalchemy.orm import Session
 from shipyard.auth.tables import AuditEventRow
 from shipyard.auth.types import AuditEvent
 from shipyard.clock import now_ms
+from shipyard.db.driver import driver_cursor, driver_sql
+
+# Written on the driver's cursor: every change records one, and SQLAlchemy's insert
+# (compiling it, its parameters, a RETURNING of the new id nothing reads) cost a
+# PostgreSQL log_batch of 1,000 points a fifth of its time.
+_INSERT = (
+    "INSERT INTO audit_events "
+    "(at, actor, action, object_type, object_id, project_id, source, details) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def record(
@@ -24,19 +35,16 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Add an audit event to ``session``; it commits or rolls back with the change."""
-    session.execute(
-        insert(AuditEventRow.__table__),  # Core insert: the ORM bulk path is slow
-        {
-            "at": now_ms(),
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "project_id": project_id,
-            "source": source,
-            "details": details or {},
-        },
-    )
+    # The JSON text SQLAlchemy's JSON type would write (json.dumps).
+    values = (
+        now_ms(), actor, action, object_type, str(object_id), project_id, source,
+        json.dumps(details or {}),
+    )  # fmt: skip
+    cursor, dialect = driver_cursor(session)
+    try:
+        cursor.execute(driver_sql(_INSERT, dialect), values)
+    finally:
+        cursor.close()
 
 
 def record_many(
