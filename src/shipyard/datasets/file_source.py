@@ -7,8 +7,8 @@ files ``file_listing.py`` finds (a local file or folder, ``file://``, ``s3://``)
   the first file and imposed on the rest of it and on every other file, so all inputs
   agree. A column empty in that block is read as string. Other CSV files must have the same
   column names (any order). JSON lines may omit keys (null) but not add new ones; a
-  text column whose first values are all ISO 8601 times is a timestamp column (in UTC,
-  naive, as pyarrow reads such times without a fraction of a second), fractions too.
+  text column whose first values are all ISO 8601 times is a timestamp column, fractions
+  too, in UTC (``tz="UTC"``) when every one of them carries an offset, as in CSV.
   In CSV an empty field (or NA, null, N/A, NaN ...) is a missing value in every column,
   text included, as pandas reads it. A "CSV" whose header starts with { or [ is refused
   as JSON lines given the wrong format.

@@ -625,7 +625,7 @@ def _deleted_parents(
             relation=p["relation"],
             digest=p["digest"],
             deleted=True,
-        )  # fmt: skip
+        )
         for p in row.recorded_parents or ()
         if (p["dataset"], p["version"]) not in present
     ]

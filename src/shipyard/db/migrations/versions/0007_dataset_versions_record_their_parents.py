@@ -42,9 +42,11 @@ def upgrade() -> None:
         recorded.setdefault(child, []).append(
             {"dataset": dataset, "version": version, "digest": digest, "relation": relation}
         )
-    record = sa.text("UPDATE dataset_versions SET recorded_parents = :parents WHERE id = :id")
-    for child, parents in recorded.items():
-        op.get_bind().execute(record, {"parents": json.dumps(parents), "id": child})
+    if recorded:
+        op.get_bind().execute(
+            sa.text("UPDATE dataset_versions SET recorded_parents = :parents WHERE id = :id"),
+            [{"parents": json.dumps(p), "id": child} for child, p in recorded.items()],
+        )
 
 
 def downgrade() -> None:
