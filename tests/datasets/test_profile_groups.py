@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +115,19 @@ def test_a_damaged_remembered_state_is_merged_again(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "files.sqlite") as conn:
         states = [row[0] for row in conn.execute("SELECT profile FROM merged_v1")]
     assert states and all(PartialProfile.from_bytes(s).rows > 0 for s in states)  # repaired
+
+
+def test_caches_opened_at_once_on_a_new_folder_all_open(tmp_path: Path) -> None:
+    """Threads opening the stat cache of a new home at the same moment (concurrent first
+    ingests): SQLite refuses a second switch to WAL at once rather than wait, in about
+    one round of four in 20 here before the retry."""
+
+    def open_cache(folder: Path, start: threading.Barrier) -> str:
+        start.wait()
+        StatCache(folder)
+        return "open"
+
+    for attempt in range(40):
+        folder, start = tmp_path / f"home-{attempt}" / "cache", threading.Barrier(4)
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(open_cache, [folder] * 4, [start] * 4)) == ["open"] * 4

@@ -69,6 +69,21 @@ class CachedFile:
     profile: bytes  # PartialProfile.to_bytes()
 
 
+def _use_wal(conn: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch ``conn``'s file to WAL. While another connection switches the same new
+    file (concurrent first ingests), SQLite answers "database is locked" at once
+    instead of waiting, where waiting could deadlock: try again for ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class StatCache:
     """Thread-safe; one SQLite connection per cache."""
 
@@ -77,7 +92,7 @@ class StatCache:
         self._conn = sqlite3.connect(
             folder / "files.sqlite", timeout=30, check_same_thread=False, isolation_level=None
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(_SCHEMA)
         self._conn.execute(_MERGED_SCHEMA)
