@@ -105,6 +105,18 @@ class Settings(BaseSettings):
     system_metrics_interval: float = Field(
         default=10.0, description="Seconds between system metric samples; 0 turns them off."
     )
+    run_heartbeat_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between the SDK's heartbeats for a run it logs into (0: none). "
+        "A run whose heartbeats stop (its process was killed) is marked failed.",
+    )
+    run_heartbeat_timeout: float = Field(
+        default=600.0,
+        ge=0,
+        description="Server: a running run whose last heartbeat is older than this many "
+        "seconds is marked failed (0: never). Runs that never sent one are left alone.",
+    )
     daemon: Literal["off", "auto"] = Field(
         default="off",
         description="The CLI's command daemon (`shipyard daemon start`). auto: a command "

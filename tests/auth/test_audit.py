@@ -256,6 +256,7 @@ RECIPES: list[tuple[str, str, Recipe]] = [
     ("POST", "/experiments/{experiment_id}/runs/bulk", _create_runs),
     ("PATCH", "/runs/{run_id}", _run_call("PATCH", "", {"name": "renamed"})),
     ("POST", "/runs/{run_id}/batch", _run_call("POST", "/batch", BATCH)),
+    ("POST", "/runs/{run_id}/heartbeat", _run_call("POST", "/heartbeat")),  # the first one
     ("DELETE", "/runs/{run_id}/tags/{key}", _run_call("DELETE", "/tags/team")),
     ("PUT", "/runs/{run_id}/artifacts/{path}", _upload_artifact),
     ("POST", "/projects/{project}/models", _create_model),

@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import home_client
+from tests.conftest import embedded_client, home_client, make_settings
+
+from shipyard.platform import Platform
 
 CHILD_TIMEOUT_S = 240
 
@@ -206,3 +209,58 @@ def test_several_processes_log_into_one_home_at_once(tmp_path: Path) -> None:
             child = client.runs.get(child_id)
             assert child.parent_run_id == run_id
             assert client.runs.metric_history(child_id, "inner").steps == list(range(500))
+
+
+def test_a_run_whose_process_is_killed_outright_is_marked_failed(tmp_path: Path) -> None:
+    """SIGKILL leaves the process no chance to end its run: its heartbeats stop, and
+    once the server's timeout has passed, reading the run shows it failed."""
+    script = write_script(
+        tmp_path,
+        "killed.py",
+        """
+        import time
+        import shipyard
+        run = shipyard.start_run(run_name="doomed")
+        for i in range(100):
+            shipyard.log_metric("m", float(i), step=i)
+        run.flush()
+        print(run.id, flush=True)
+        time.sleep(600)
+        """,
+    )
+    home = tmp_path / "home"
+    child = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=child_env(home, SHIPYARD_RUN_HEARTBEAT_INTERVAL="0.1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    settings = make_settings(home, run_heartbeat_timeout=1.0)
+    try:
+        assert child.stdout is not None
+        run_id = child.stdout.readline().strip()
+        assert run_id, child.stderr.read() if child.stderr else ""
+        platform = Platform.from_settings(settings)
+        try:
+            with embedded_client(platform) as client:
+                time.sleep(0.5)  # a few heartbeats
+                assert client.runs.get(run_id).status == "running"
+                child.send_signal(signal.SIGKILL)
+                child.wait(timeout=CHILD_TIMEOUT_S)
+                deadline = time.monotonic() + 60
+                while "shipyard.lost_contact" not in client.runs.get(run_id).tags:
+                    assert time.monotonic() < deadline, "the run was never marked lost"
+                    time.sleep(0.1)
+                run = client.runs.get(run_id)
+                history = client.runs.metric_history(run_id, "m")
+        finally:
+            platform.close()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=CHILD_TIMEOUT_S)
+    assert child.returncode == -signal.SIGKILL
+    assert run.status == "failed"
+    assert run.end_time is not None and run.end_time > run.start_time  # its last heartbeat
+    assert len(history.steps) == 100  # what it flushed is kept

@@ -27,6 +27,7 @@ from shipyard.auth.sessions import SESSION_COOKIE
 from shipyard.client import Client
 from shipyard.platform import Platform
 from shipyard.registry.flavors import save_model
+from shipyard.tracking.liveness import LOST_TAG
 
 T0 = (int(time.time()) - 7200) * 1000  # two hours ago: the run took 50 s
 CONFIG = {"optimizer": {"name": "adam", "lr": 0.001}, "layers": [64, 32]}
@@ -133,7 +134,18 @@ def test_run_page_in_a_browser(secure_site: Site, tmp_path: Path) -> None:
     page.click("details.packages summary")
     assert "torch" in page.locator("details.packages").inner_text()
     assert "cpu_percent" in page.locator("#latest-metrics").inner_text()
+    assert "lost contact" not in page.locator("#run-status").inner_text()
     screenshot(page, "run-overview")
+
+    # A run the server marked failed when its heartbeats stopped says so.
+    sdk = secure_site.secured.sdk(token)  # type: ignore[union-attr]
+    sdk.runs.end(made.child_id, status="failed")
+    sdk.runs.set_tag(made.child_id, LOST_TAG, "2026-12-07T05:00:00+00:00")
+    page.goto(f"/runs/{made.child_id}")
+    shown = page.locator("#run-status").inner_text()
+    assert "failed" in shown and "lost contact" in shown
+    assert "last heard of 2026-12-07T05:00:00+00:00" in shown
+    page.goto(f"/runs/{made.run_id}")
 
     # Metrics: one chart per key (system metrics apart), one series each.
     page.click(".tabs a:has-text('Metrics')")

@@ -251,6 +251,12 @@ class RunsClient:
         """Bring a deleted run back."""
         self._api.post(f"/runs/{_seg(run_id)}/restore")
 
+    def heartbeat(self, run_id: str) -> None:
+        """Say that the process logging into the run is alive. ``ActiveRun`` sends one
+        every ``run_heartbeat_interval`` seconds; a running run whose heartbeats stop
+        for the server's ``run_heartbeat_timeout`` is marked failed."""
+        self._api.post(f"/runs/{_seg(run_id)}/heartbeat")
+
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove one tag of a run (NotFound when it has none such)."""
         self._api.delete(f"/runs/{_seg(run_id)}/tags/{_seg(key)}")

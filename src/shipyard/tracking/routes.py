@@ -17,7 +17,7 @@ from shipyard.auth.authz import RequestContext, require
 from shipyard.auth.principal import Action
 from shipyard.projects.resolvers import project_from_path
 from shipyard.server.responses import FastJSON
-from shipyard.tracking import bulk, downsample, experiments, metrics, runs
+from shipyard.tracking import bulk, downsample, experiments, liveness, metrics, runs
 from shipyard.tracking.resolvers import experiment_project, run_project
 from shipyard.tracking.types import (
     ACTIVE,
@@ -165,6 +165,15 @@ def delete_run_tag(
 @router.post("/runs/{run_id}/restore", status_code=204)
 def restore_run(run_id: str, ctx: RequestContext = require(Action.WRITE, run_project)) -> None:
     runs.set_run_lifecycle(ctx, run_id, ACTIVE)
+
+
+@router.post("/runs/{run_id}/heartbeat", status_code=204)
+def run_heartbeat(run_id: str, ctx: RequestContext = require(Action.WRITE, run_project)) -> None:
+    """The process logging into the run is alive (the SDK sends this every
+    ``run_heartbeat_interval`` seconds). A running run whose heartbeats stop for the
+    server's ``run_heartbeat_timeout`` is marked failed; a heartbeat after that brings
+    it back to running."""
+    liveness.beat(ctx, run_id)
 
 
 async def _body(request: Request) -> bytes:

@@ -26,6 +26,7 @@ from shipyard.clock import now_ms
 from shipyard.errors import InvalidInput, ShipyardError, Unavailable
 from shipyard.tracking.buffer import DEFAULT_FLUSH_TIMEOUT_S, Metric, MetricBuffer
 from shipyard.tracking.environment import capture_code_version, capture_environment
+from shipyard.tracking.heartbeat import Heartbeat
 from shipyard.tracking.system_metrics import SystemMetricsSampler
 from shipyard.tracking.types import MAX_KEY_LENGTH, Run, key_problem
 
@@ -113,6 +114,15 @@ class ActiveRun:
                 self._log_sample, interval=interval, disk_path=settings.home
             ).start()
             if interval > 0
+            else None
+        )
+        self._heartbeat = (
+            Heartbeat(
+                lambda: client.runs.heartbeat(self.id),
+                settings.run_heartbeat_interval,
+                name=f"shipyard-heartbeat-{self.id[:8]}",
+            ).start()
+            if settings.run_heartbeat_interval > 0
             else None
         )
 
@@ -354,6 +364,10 @@ class ActiveRun:
                     )
                 self._ended = True
                 self.status = status
+                # Only now: a process that could not reach the server to end its run
+                # is still alive, and says so until it does.
+                if self._heartbeat is not None:
+                    self._heartbeat.stop()
             finally:
                 for callback in self._on_end:
                     try:

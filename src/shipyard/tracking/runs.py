@@ -17,6 +17,7 @@ from shipyard.db.driver import DriverQuery, driver_cursor, driver_sql
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, next_token
 from shipyard.platform import Platform
+from shipyard.tracking.liveness import mark_lost_runs
 from shipyard.tracking.planner import refresh_if_stale
 from shipyard.tracking.resolvers import project_of_experiment, project_of_run, run_project
 from shipyard.tracking.tables import (
@@ -266,6 +267,7 @@ def create_run(ctx: RequestContext, experiment_id: int, spec: RunCreate) -> Run:
 
 def get_run(platform: Platform, run_id: str) -> Run:
     """One run with its params, tags and latest metrics."""
+    mark_lost_runs(platform)
     with platform.db.read() as session:
         return _run(session, run_id)
 
@@ -415,7 +417,8 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
 def prepare_search(platform: Platform, project_id: int, spec: RunSearch) -> None:
     """What a search does before opening its session: NotFound for an experiment of
     ``spec`` that is not the project's (from the resolvers' cache: an experiment never
-    changes project), and fresh planner statistics (PostgreSQL)."""
+    changes project), runs whose process was lost marked failed, and fresh planner
+    statistics (PostgreSQL)."""
     for experiment_id in sorted(set(spec.experiment_ids or ())):
         try:
             owner = project_of_experiment(platform, experiment_id)
@@ -423,6 +426,7 @@ def prepare_search(platform: Platform, project_id: int, spec: RunSearch) -> None
             owner = None
         if owner != project_id:
             raise NotFound(f"experiment {experiment_id} not found in this project")
+    mark_lost_runs(platform)
     refresh_if_stale(platform.db)
 
 

@@ -53,6 +53,10 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_experiment_lifecycle_start", "experiment_id", "lifecycle", "start_time"),
+        # What the check for lost runs reads (tracking/liveness.py): running runs by
+        # heartbeat. Not a partial index: its dialect options would import the
+        # PostgreSQL dialect into every process, SQLite ones included.
+        Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -68,6 +72,9 @@ class RunRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     code_version: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # When the process logging into the run last said it was alive (the SDK's
+    # heartbeat); None for runs no SDK process watches (the mlflow client's, say).
+    heartbeat_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 VALUE_PREFIX = 100

@@ -22,6 +22,7 @@ from shipyard.projects import service as projects
 from shipyard.registry.types import Condition
 from shipyard.registry.versions import search_versions
 from shipyard.tracking import artifacts, experiments, runs
+from shipyard.tracking.liveness import LOST_TAG
 from shipyard.tracking.paths import normalize_artifact_prefix
 from shipyard.tracking.resolvers import run_project
 from shipyard.tracking.types import Run, RunSearch
@@ -118,6 +119,7 @@ def _overview(ctx: RequestContext, run: Run) -> dict[str, Any]:
         "code": run.code_version or {},
         "env": {k: v for k, v in env.items() if k != "packages"},
         "packages": sorted((packages or {}).items()),
+        "lost_tag": LOST_TAG,
     }
 
 

@@ -1,0 +1,151 @@
+"""Runs whose process died: heartbeats in, lost runs marked failed.
+
+A run the SDK logs into gets a heartbeat from its process every
+``run_heartbeat_interval`` seconds (:mod:`shipyard.tracking.heartbeat`). A process
+that ends its run, raises, gets Ctrl-C or SIGTERM sets the run's status itself; one
+killed outright (SIGKILL, the out-of-memory killer, a machine going down) cannot, and
+its run would read ``running`` forever. So a running run whose last heartbeat is older
+than the server's ``run_heartbeat_timeout`` is marked ``failed``, ending when it was
+last heard of, with the tag :data:`LOST_TAG` saying so. A run that never sent a
+heartbeat (made by the mlflow client, imported, or created without the SDK's
+``ActiveRun``) is never touched: nothing says whether its process is alive.
+
+The check runs where runs are read (a search, a run's page, ``GET /runs/{id}``), at
+most every :data:`CHECK_EVERY_S` seconds per process and database, through the
+(status, heartbeat_at) index: a server that nobody reads from has nobody to show a
+status to. A process that was only paused (a laptop asleep, a debugger) and beats again
+brings its run back to ``running``, if it was this check that ended it.
+
+The audit log records when a run starts being watched (its first heartbeat), when it
+is marked lost and when it is brought back. The heartbeats in between only move a
+liveness time forward, as a token's last use does, and are not recorded one by one:
+a day of a run's heartbeats would be 2,880 events saying nothing new.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+
+from shipyard.auth import audit
+from shipyard.auth.authz import RequestContext
+from shipyard.clock import now_ms
+from shipyard.db.driver import driver_cursor, driver_sql
+from shipyard.errors import Conflict, NotFound
+from shipyard.platform import Platform
+from shipyard.tracking.tables import ExperimentRow, RunRow, RunTagRow
+from shipyard.tracking.types import DELETED
+from shipyard.tracking.upserts import upsert_tags
+
+LOST_TAG = "shipyard.lost_contact"
+"""Set on a run marked failed because its heartbeats stopped: the time of the last one
+(ISO 8601, UTC)."""
+LOST_ACTOR = "shipyard"
+"""The audit actor of a run marked lost: the server's own check, not a user."""
+CHECK_EVERY_S = 30.0
+"""The longest a process waits between two checks for lost runs (less when the timeout
+is short: a quarter of it)."""
+
+_last_check: dict[str, float] = {}
+_lock = threading.Lock()
+
+_BEAT_SQL = "SELECT status, lifecycle, heartbeat_at FROM runs WHERE id = ?"
+_TOUCH_SQL = "UPDATE runs SET heartbeat_at = ? WHERE id = ?"
+
+
+def beat(ctx: RequestContext, run_id: str) -> None:
+    """Record that the process logging into ``run_id`` is alive; NotFound for no such
+    run, Conflict for a deleted one. A run this module marked lost runs again."""
+    with ctx.platform.db.write() as session:
+        cursor, dialect = driver_cursor(session)
+        try:
+            cursor.execute(driver_sql(_BEAT_SQL, dialect), (run_id,))
+            row = cursor.fetchone()
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            if row[1] == DELETED:
+                raise Conflict(f"run {run_id!r} is deleted; restore it to change it")
+            cursor.execute(driver_sql(_TOUCH_SQL, dialect), (now_ms(), run_id))
+        finally:
+            cursor.close()
+        if row[2] is None:
+            ctx.audit(session, "runs.heartbeat", "run", run_id, {"heartbeat": "started"})
+        if row[0] != "failed":
+            return
+        revived = session.execute(
+            delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == LOST_TAG)
+        )
+        if revived.rowcount == 0:  # type: ignore[attr-defined]
+            return  # failed for another reason: its process says so itself
+        session.execute(
+            update(RunRow).where(RunRow.id == run_id).values(status="running", end_time=None)
+        )
+        ctx.audit(
+            session, "runs.update", "run", run_id, {"status": "running", "heartbeat": "resumed"}
+        )
+
+
+def _due(platform: Platform) -> bool:
+    """Whether this process should look for lost runs now (and note that it did)."""
+    timeout = platform.settings.run_heartbeat_timeout
+    if timeout <= 0:
+        return False
+    key = platform.db.url.render_as_string(hide_password=True)
+    now = time.monotonic()
+    with _lock:
+        last = _last_check.get(key)
+        if last is not None and now - last < min(CHECK_EVERY_S, timeout / 4):
+            return False
+        _last_check[key] = now
+        return True
+
+
+def mark_lost_runs(platform: Platform, *, force: bool = False) -> list[str]:
+    """Mark failed every running run whose last heartbeat is older than the timeout;
+    the ids marked. Throttled per process and database unless ``force``."""
+    if not force and not _due(platform):
+        return []
+    timeout = platform.settings.run_heartbeat_timeout
+    if timeout <= 0:
+        return []
+    cutoff = now_ms() - int(timeout * 1000)
+    found = (
+        select(RunRow.id, RunRow.start_time, RunRow.heartbeat_at, ExperimentRow.project_id)
+        .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+        .where(RunRow.status == "running", RunRow.heartbeat_at < cutoff)
+    )
+    with platform.db.read() as session:
+        candidates = session.execute(found).all()
+    if not candidates:  # the usual case: no write transaction at all
+        return []
+    marked = []
+    with platform.db.write() as session:
+        for run_id, start_time, heartbeat_at, project_id in candidates:
+            ended = session.execute(
+                update(RunRow)
+                .where(
+                    RunRow.id == run_id,
+                    RunRow.status == "running",
+                    RunRow.heartbeat_at < cutoff,  # not revived meanwhile
+                )
+                .values(status="failed", end_time=max(start_time, heartbeat_at))
+            )
+            if ended.rowcount == 0:  # type: ignore[attr-defined]
+                continue
+            last = datetime.fromtimestamp(heartbeat_at / 1000, UTC).isoformat()
+            upsert_tags(session, RunTagRow, "run_id", run_id, {LOST_TAG: last})
+            audit.record(
+                session,
+                actor=LOST_ACTOR,
+                action="runs.update",
+                object_type="run",
+                object_id=run_id,
+                project_id=project_id,
+                source="heartbeat check",
+                details={"status": "failed", "last_heartbeat": last},
+            )
+            marked.append(run_id)
+    return marked
