@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from shipyard.blobs import BlobStore, open_blob_store
@@ -23,6 +24,9 @@ class Platform:
     login_failures: FailureThrottle = field(default_factory=FailureThrottle)
     # Bounds the uploads received at once (settings.max_uploads).
     upload_turns: UploadTurns = field(init=False)
+    # When a server's platform was opened (time.monotonic()); None in an embedded
+    # process. A server marks no run lost just after it starts (tracking/liveness.py).
+    serving_since: float | None = None
 
     def __post_init__(self) -> None:
         self.upload_turns = UploadTurns(self.settings.max_uploads)
@@ -40,6 +44,7 @@ class Platform:
             db=db,
             blobs=open_blob_store(settings),
             auth_required=settings.auth_required(host),
+            serving_since=None if host is None else time.monotonic(),
         )
 
     def close(self) -> None:

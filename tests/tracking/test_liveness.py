@@ -7,16 +7,21 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from tests.conftest import embedded_client
 
 from shipyard.auth.tables import AuditEventRow
 from shipyard.client import Client
+from shipyard.client.inprocess import InProcessTransport
 from shipyard.clock import now_ms
-from shipyard.errors import Conflict, NotFound
+from shipyard.errors import Conflict, NotFound, ShipyardError, Unavailable
 from shipyard.platform import Platform
+from shipyard.server.app import create_app
 from shipyard.tracking import liveness
+from shipyard.tracking.heartbeat import Heartbeat
 from shipyard.tracking.liveness import LOST_TAG, mark_lost_runs
 from shipyard.tracking.run import ActiveRun
 from shipyard.tracking.tables import RunRow
@@ -177,8 +182,7 @@ def test_an_active_run_sends_heartbeats_until_it_ends(platform: Platform) -> Non
         assert len(seen) >= 3, "heartbeats did not keep coming"
         run.end()
         assert run._heartbeat is not None
-        time.sleep(0.2)  # one in flight may land; then none
-        assert not run._heartbeat.running
+        assert run._heartbeat.join(timeout=10), "the heartbeat thread outlived the run"
         after_end = heartbeat_at(platform, run.id)
         time.sleep(0.3)
         assert heartbeat_at(platform, run.id) == after_end
@@ -192,3 +196,85 @@ def test_no_heartbeats_when_the_interval_is_zero(platform: Platform) -> None:
             assert run._heartbeat is None
             time.sleep(0.1)
             assert heartbeat_at(platform, run.id) is None
+
+
+def test_a_status_set_by_anyone_ends_the_lost_mark_for_good(
+    watched: tuple[Platform, Client],
+) -> None:
+    platform, client = watched
+    by_user = client.runs.create("exp")
+    by_batch = client.runs.create("exp")
+    for run in (by_user, by_batch):
+        client.runs.heartbeat(run.id)
+        silent_since(platform, run.id, TIMEOUT_S + 1)
+    assert sorted(mark_lost_runs(platform, force=True)) == sorted([by_user.id, by_batch.id])
+    # The process ends its run late (its last batch), or a user sets a status.
+    client.runs.end(by_user.id, status="killed")
+    client.runs.log_batch(by_batch.id, metrics=[("m", 1.0, 0, now_ms())], end_status="finished")
+    for run_id, status in ((by_user.id, "killed"), (by_batch.id, "finished")):
+        assert LOST_TAG not in client.runs.get(run_id).tags
+        client.runs.heartbeat(run_id)  # a late one: the run stays as it was set
+        assert client.runs.get(run_id).status == status
+
+
+def test_a_server_marks_nothing_just_after_it_starts(watched: tuple[Platform, Client]) -> None:
+    """Heartbeats sent while the server was down are lost: its processes' next ones
+    come within an interval of its start, so it waits before judging."""
+    platform, client = watched
+    run = client.runs.create("exp")
+    client.runs.heartbeat(run.id)
+    silent_since(platform, run.id, TIMEOUT_S * 3)  # the server was down meanwhile
+    platform.serving_since = time.monotonic()
+    assert mark_lost_runs(platform, force=False) == []
+    assert client.runs.get(run.id).status == "running"
+    platform.serving_since = time.monotonic() - liveness.RESTART_GRACE_S - 1
+    liveness._last_check.clear()
+    assert mark_lost_runs(platform) == [run.id]
+
+
+def test_a_failed_check_does_not_fail_the_read(
+    watched: tuple[Platform, Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = watched
+    run = client.runs.create("exp")
+
+    def busy(platform: Platform, *, force: bool = False) -> list[str]:
+        raise OperationalError("UPDATE runs", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(liveness, "mark_lost_runs", busy)
+    assert [r.id for r in client.runs.search(["exp"]).runs] == [run.id]
+    assert client.runs.get(run.id).status == "running"
+
+
+def test_mlflow_clients_see_a_lost_run_failed(watched: tuple[Platform, Client]) -> None:
+    platform, client = watched
+    run = client.runs.create("exp")
+    client.runs.heartbeat(run.id)
+    silent_since(platform, run.id, TIMEOUT_S + 1)
+    app = create_app(platform, ui=False)
+    with httpx.Client(transport=InProcessTransport(app), base_url="http://embedded") as http:
+        got = http.get("/api/2.0/mlflow/runs/get", params={"run_id": run.id})
+    assert got.status_code == 200, got.text
+    assert got.json()["run"]["info"]["status"] == "FAILED"
+
+
+def test_the_sdk_heartbeat_retries_until_an_answer_that_cannot_change() -> None:
+    answers: list[Exception | None] = [
+        Unavailable("server down"),
+        Conflict("run is deleted; restore it"),
+        ShipyardError("database is locked"),
+        None,
+        NotFound("run not found"),
+        None,  # never reached
+    ]
+    calls = []
+
+    def send() -> None:
+        calls.append(time.monotonic())
+        answer = answers[len(calls) - 1]
+        if answer is not None:
+            raise answer
+
+    beat = Heartbeat(send, 0.01, name="test-heartbeat").start()
+    assert beat.join(timeout=10), "the heartbeat did not stop at 404"
+    assert len(calls) == 5

@@ -236,7 +236,7 @@ def test_a_run_whose_process_is_killed_outright_is_marked_failed(tmp_path: Path)
         stderr=subprocess.PIPE,
         text=True,
     )
-    settings = make_settings(home, run_heartbeat_timeout=1.0)
+    settings = make_settings(home, run_heartbeat_timeout=3.0)
     try:
         assert child.stdout is not None
         run_id = child.stdout.readline().strip()

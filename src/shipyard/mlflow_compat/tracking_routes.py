@@ -59,7 +59,7 @@ from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.server.responses import FastJSON
 from shipyard.tracking import experiments, metrics, runs
-from shipyard.tracking.liveness import mark_lost_runs
+from shipyard.tracking.liveness import check_lost_runs
 from shipyard.tracking.resolvers import project_of_run
 from shipyard.tracking.types import (
     ACTIVE,
@@ -307,7 +307,7 @@ def restore_run(
 
 @router.get(f"{V2}/runs/get")
 def get_run(request: Request, ctx: RequestContext = require(Action.READ, run_message)) -> FastJSON:
-    mark_lost_runs(ctx.platform)
+    check_lost_runs(ctx.platform)
     with ctx.platform.db.read() as session:
         run = read_mlflow_run(session, _run_id(message_of(request)))
     return FastJSON({"run": run})

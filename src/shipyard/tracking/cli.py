@@ -193,8 +193,9 @@ def runs_end(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """End a run that is still running: one whose process died without ending it (a
-    killed process cannot), or one ended by hand."""
+    """End a run by hand: one whose process died without ending it before the server
+    marks it failed (its heartbeats stopped), one that never sent heartbeats (the mlflow
+    client's), or any run whose status you want to set."""
     run = get_client().runs.update(
         run_id, status=status, end_time=end_time if end_time is not None else now_ms()
     )

@@ -11,10 +11,15 @@ heartbeat (made by the mlflow client, imported, or created without the SDK's
 ``ActiveRun``) is never touched: nothing says whether its process is alive.
 
 The check runs where runs are read (a search, a run's page, ``GET /runs/{id}``), at
-most every :data:`CHECK_EVERY_S` seconds per process and database, through the
+most once per :data:`CHECK_EVERY_S` seconds per process and database, through the
 (status, heartbeat_at) index: a server that nobody reads from has nobody to show a
-status to. A process that was only paused (a laptop asleep, a debugger) and beats again
-brings its run back to ``running``, if it was this check that ended it.
+status to, and marks nothing. A server marks nothing in its first
+:data:`RESTART_GRACE_S` seconds either: heartbeats sent while it was down were lost,
+and their processes send the next within one interval of it coming back. A process
+that was only paused (a laptop asleep, a debugger) and beats again brings its run back
+to ``running``, if it was this check that ended it; a status set by anyone else (the
+process ending its run late, a user) clears :data:`LOST_TAG`, and no heartbeat
+revives that run.
 
 The audit log records when a run starts being watched (its first heartbeat), when it
 is marked lost and when it is brought back. The heartbeats in between only move a
@@ -24,11 +29,14 @@ a day of a run's heartbeats would be 2,880 events saying nothing new.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from shipyard.auth import audit
 from shipyard.auth.authz import RequestContext
@@ -40,19 +48,38 @@ from shipyard.tracking.tables import ExperimentRow, RunRow, RunTagRow
 from shipyard.tracking.types import DELETED
 from shipyard.tracking.upserts import upsert_tags
 
+log = logging.getLogger("shipyard.tracking")
+
 LOST_TAG = "shipyard.lost_contact"
 """Set on a run marked failed because its heartbeats stopped: the time of the last one
 (ISO 8601, UTC)."""
-LOST_ACTOR = "shipyard"
-"""The audit actor of a run marked lost: the server's own check, not a user."""
+LOST_ACTOR = "system:heartbeat"
+"""The audit actor of a run marked lost: the server's own check, a name no user can
+have (user names have no colon)."""
 CHECK_EVERY_S = 30.0
-"""The longest a process waits between two checks for lost runs (less when the timeout
-is short: a quarter of it)."""
+"""The shortest time between two checks of one process on one database (a quarter of
+the timeout when that is shorter)."""
+RESTART_GRACE_S = 120.0
+"""How long a server (not an embedded process, which receives no heartbeats) waits
+after it starts before it marks any run lost (the timeout, when that is shorter)."""
 
 _last_check: dict[str, float] = {}
 _lock = threading.Lock()
 
+
+def _reset_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # a fork while a thread held it would leave it held
+    _last_check.clear()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
 _BEAT_SQL = "SELECT status, lifecycle, heartbeat_at FROM runs WHERE id = ?"
+# PostgreSQL reads committed rows without waiting: a heartbeat could read `running`
+# just before a check commits `failed`, and not bring the run back. Locking the row
+# orders the two (SQLite's writers already take turns).
+_BEAT_SQL_PG = "SELECT status, lifecycle, heartbeat_at FROM runs WHERE id = %s FOR UPDATE"
 _TOUCH_SQL = "UPDATE runs SET heartbeat_at = ? WHERE id = ?"
 
 
@@ -62,7 +89,8 @@ def beat(ctx: RequestContext, run_id: str) -> None:
     with ctx.platform.db.write() as session:
         cursor, dialect = driver_cursor(session)
         try:
-            cursor.execute(driver_sql(_BEAT_SQL, dialect), (run_id,))
+            sql = _BEAT_SQL_PG if dialect == "postgresql" else driver_sql(_BEAT_SQL, dialect)
+            cursor.execute(sql, (run_id,))
             row = cursor.fetchone()
             if row is None:
                 raise NotFound(f"run {run_id!r} not found")
@@ -88,11 +116,20 @@ def beat(ctx: RequestContext, run_id: str) -> None:
         )
 
 
+def clear_lost(session: Session, run_id: str) -> None:
+    """Forget that ``run_id`` was marked lost: its status is being set by someone
+    (a late end from its process, a user), which no heartbeat may undo."""
+    session.execute(delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == LOST_TAG))
+
+
 def _due(platform: Platform) -> bool:
     """Whether this process should look for lost runs now (and note that it did)."""
     timeout = platform.settings.run_heartbeat_timeout
     if timeout <= 0:
         return False
+    if platform.serving_since is not None:
+        if time.monotonic() - platform.serving_since < min(RESTART_GRACE_S, timeout):
+            return False
     key = platform.db.url.render_as_string(hide_password=True)
     now = time.monotonic()
     with _lock:
@@ -116,6 +153,7 @@ def mark_lost_runs(platform: Platform, *, force: bool = False) -> list[str]:
         select(RunRow.id, RunRow.start_time, RunRow.heartbeat_at, ExperimentRow.project_id)
         .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
         .where(RunRow.status == "running", RunRow.heartbeat_at < cutoff)
+        .order_by(RunRow.id)  # two servers marking the same runs lock them in one order
     )
     with platform.db.read() as session:
         candidates = session.execute(found).all()
@@ -149,3 +187,12 @@ def mark_lost_runs(platform: Platform, *, force: bool = False) -> list[str]:
             )
             marked.append(run_id)
     return marked
+
+
+def check_lost_runs(platform: Platform) -> None:
+    """:func:`mark_lost_runs` for a read path: a failure to mark (a busy SQLite file,
+    a PostgreSQL deadlock) is logged, and the read goes on; the next check retries."""
+    try:
+        mark_lost_runs(platform)
+    except Exception:
+        log.warning("checking for runs whose process was lost failed", exc_info=True)

@@ -18,6 +18,7 @@ from shipyard.clock import now_ms
 from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import Conflict, InvalidInput
 from shipyard.platform import Platform
+from shipyard.tracking.liveness import clear_lost
 from shipyard.tracking.runs import status_changes, writable_run
 from shipyard.tracking.tables import RunRow, RunTagRow
 from shipyard.tracking.types import ColumnarMetrics, RunBatch, check_keys, storable_metric
@@ -105,6 +106,8 @@ def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
             upsert_latest_metrics(session, run_id, points.latest)
         if changes:
             session.execute(update(RunRow).where(RunRow.id == run_id).values(**changes))
+            if "status" in changes:
+                clear_lost(session, run_id)
         details: dict[str, Any] = {
             "metrics": len(points or ()),
             "params": len(batch.params),

@@ -17,7 +17,7 @@ from shipyard.db.driver import DriverQuery, driver_cursor, driver_sql
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, next_token
 from shipyard.platform import Platform
-from shipyard.tracking.liveness import mark_lost_runs
+from shipyard.tracking.liveness import check_lost_runs, clear_lost
 from shipyard.tracking.planner import refresh_if_stale
 from shipyard.tracking.resolvers import project_of_experiment, project_of_run, run_project
 from shipyard.tracking.tables import (
@@ -267,7 +267,7 @@ def create_run(ctx: RequestContext, experiment_id: int, spec: RunCreate) -> Run:
 
 def get_run(platform: Platform, run_id: str) -> Run:
     """One run with its params, tags and latest metrics."""
-    mark_lost_runs(platform)
+    check_lost_runs(platform)
     with platform.db.read() as session:
         return _run(session, run_id)
 
@@ -336,6 +336,8 @@ def writable_run(
 def _apply_update(ctx: RequestContext, session: Session, run_id: str, spec: RunUpdate) -> None:
     start_time, stored_end_time = writable_run(session, run_id)
     changes = status_changes(spec.status, spec.end_time, start_time, stored_end_time)
+    if "status" in changes:
+        clear_lost(session, run_id)
     changes.update(spec.model_dump(exclude_none=True, include={"name", "description"}))
     if changes:
         session.execute(update(RunRow).where(RunRow.id == run_id).values(**changes))
@@ -426,7 +428,7 @@ def prepare_search(platform: Platform, project_id: int, spec: RunSearch) -> None
             owner = None
         if owner != project_id:
             raise NotFound(f"experiment {experiment_id} not found in this project")
-    mark_lost_runs(platform)
+    check_lost_runs(platform)
     refresh_if_stale(platform.db)
 
 
