@@ -5,6 +5,7 @@ In CI (CI=true) a backend that is not reachable is a failure, never a skip.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -13,9 +14,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -194,6 +197,17 @@ def stored_blob(settings: Settings, digest: str) -> StoredBlob:
 
 
 # --- Platforms -------------------------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coroutine)`` on a thread of its own: once the session's Playwright
+    browser has started, the main thread has a running event loop, and asyncio.run
+    refuses to start another there."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:

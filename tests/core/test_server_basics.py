@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -12,6 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+from tests.conftest import run_async
 
 from shipyard.client.inprocess import InProcessTransport
 from shipyard.errors import InvalidInput, NotFound, ShipyardError
@@ -68,10 +67,7 @@ def test_an_unexpected_error_is_answered_and_the_connection_kept(
                 await local.get("/api/2.0/mlflow/experiments/search"),
             ]
 
-    # In a thread of its own: once the session's Playwright browser has started, this
-    # thread has a running event loop, and asyncio.run refuses to start another here.
-    with ThreadPoolExecutor(1) as thread:
-        native, mlflow = thread.submit(asyncio.run, answers()).result()
+    native, mlflow = run_async(answers())
     assert native.status_code == 500 and "a bug" not in native.text
     assert native.json()["error"]["code"] == "internal_error"
     assert mlflow.status_code == 500 and mlflow.json()["error_code"] == "INTERNAL_ERROR"

@@ -14,7 +14,7 @@ import orjson
 import pydantic
 import pytest
 from blake3 import blake3
-from tests.conftest import build_platform
+from tests.conftest import build_platform, run_async
 
 from shipyard.client import Client
 from shipyard.client.api import API_PREFIX
@@ -57,7 +57,7 @@ def test_turns_are_first_come_first_served_and_count_units() -> None:
         assert log == ["a", "j", "b"]
         assert (turns.in_use(), turns.waiting()) == (0, 0)
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_a_cancelled_waiter_gives_up_its_place() -> None:
@@ -81,7 +81,7 @@ def test_a_cancelled_waiter_gives_up_its_place() -> None:
         await asyncio.gather(a, c)
         assert (turns.in_use(), turns.waiting()) == (0, 0)
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_more_units_than_the_capacity_take_all_of_it() -> None:
@@ -91,7 +91,7 @@ def test_more_units_than_the_capacity_take_all_of_it() -> None:
             assert turns.in_use() == 2
         assert turns.in_use() == 0
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_capacity_must_be_positive(tmp_path: Path) -> None:
