@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from mlflow import MlflowClient
 
 from shipyard.client import Client
 from shipyard.mlflow_compat.importer import (
@@ -294,7 +295,7 @@ def _late_point_and_file(mc: Any, run_id: str) -> None:
 
 
 def test_default_reimport_compares_what_a_search_shows_thorough_also_the_content(
-    mlflow_server: MlflowServer, shipyard: Client, label: str
+    mlflow_server: MlflowServer, shipyard: Client, label: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mc = mlflow_server.client()
     run_id = _finished_run(mc, mc.create_experiment(label))
@@ -311,8 +312,19 @@ def test_default_reimport_compares_what_a_search_shows_thorough_also_the_content
     assert len(shipyard.runs.metric_history(copy.id, "m").steps) == 11
     assert "late" not in {f.path for f in shipyard.artifacts.list(copy.id, "")}
 
-    # Thorough: the histories and files are compared, and only what is new is copied.
+    # Thorough: the histories and files are compared, and only what is new is copied;
+    # the changed run's history is read from MLflow once, for both.
+    reads: list[tuple[str, str]] = []
+    history_of = MlflowClient.get_metric_history
+
+    def counted(self: MlflowClient, run: str, key: str) -> Any:
+        reads.append((run, key))
+        return history_of(self, run, key)
+
+    monkeypatch.setattr(MlflowClient, "get_metric_history", counted)
     summary = run_import(mlflow_server.url, shipyard, thorough=True)
+    monkeypatch.undo()
+    assert reads.count((run_id, "m")) == 1, reads
     assert _kind(summary, "runs").updated == 1, summary.to_dict()
     assert _kind(summary, "runs").copied == 0
     assert _kind(summary, "metric points").copied == 1

@@ -170,7 +170,9 @@ class RunPlanner:
         what was copied (read from MLflow concurrently: one request per metric and
         per artifact folder of each run)."""
         with ThreadPoolExecutor(SOURCE_READERS) as pool:
-            prints = list(pool.map(lambda item: self._source_fingerprint(item[0]), finished))
+            prints = list(
+                pool.map(lambda item: self._source_fingerprint(item[0], item[2]), finished)
+            )
         changed = []
         for (src, experiment_id, copy), found in zip(finished, prints, strict=True):
             if found is None or found != copy.tags.get(TAG_CONTENT):
@@ -184,19 +186,25 @@ class RunPlanner:
             )
         return changed
 
-    def _source_fingerprint(self, src: Any) -> str | None:
+    def _source_fingerprint(self, src: Any, copy: Run) -> str | None:
         """The fingerprint of a run as MLflow holds it now; None when it cannot be read
-        (the refresh then reports why)."""
+        (the refresh then reports why). The metric histories of a run that differs from
+        its copy are kept for the refresh, which would otherwise read them again."""
         source = self.ctx.source
         try:
-            counts = source.metric_counts(src.info.run_id, src.data.metrics)
+            histories = source.metric_histories(src.info.run_id, src.data.metrics)
+            counts = {key: len(points) for key, points in histories.items()}
             try:
                 repo = source.repository(src.info.artifact_uri)
             except ArtifactsUnreachable:
-                return fingerprint(counts, None)
-            return fingerprint(counts, source.files(repo))
+                found = fingerprint(counts, None)
+            else:
+                found = fingerprint(counts, source.files(repo))
         except Exception:  # the refresh reads the same things and reports the failure
             return None
+        if found != copy.tags.get(TAG_CONTENT):
+            source.keep_histories(src.info.run_id, histories)
+        return found
 
     def _parents_first(self) -> Callable[[tuple[Any, int]], tuple[int, int]]:
         """A sort key putting parent runs before their children, then by start time."""

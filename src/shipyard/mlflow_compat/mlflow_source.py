@@ -5,6 +5,7 @@ written, pages through its objects, and opens its artifact repositories."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +17,9 @@ import httpx
 from shipyard.errors import InvalidInput, NotFound, Unavailable
 
 SOURCE_PAGE = 1000
+KEPT_POINTS = 1_000_000
+"""Most metric points read for a thorough comparison that are kept for the copy that
+follows it (~100 MB): a run found changed then has its histories read once, not twice."""
 # Experiments per search of logged models: one short request each.
 LOGGED_MODEL_EXPERIMENTS = 100
 DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mssql"})
@@ -129,6 +133,9 @@ class MlflowSource:
         from mlflow.entities import ViewType
 
         self.view_type = ViewType
+        self._kept: dict[tuple[str, str], list[Any]] = {}
+        self._kept_points = 0
+        self._kept_lock = threading.Lock()
         try:
             self.client = self.mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             self.client.search_experiments(max_results=1)
@@ -179,12 +186,28 @@ class MlflowSource:
         return sorted(found, key=lambda v: int(v.version))
 
     def metric_history(self, run_id: str, key: str) -> list[Any]:
-        """Every point of a metric of a run."""
+        """Every point of a metric of a run (kept ones are handed over, once)."""
+        with self._kept_lock:
+            kept = self._kept.pop((run_id, key), None)
+            if kept is not None:
+                self._kept_points -= len(kept)
+                return kept
         return list(self.client.get_metric_history(run_id, key))
 
-    def metric_counts(self, run_id: str, keys: Iterable[str]) -> dict[str, int]:
-        """How many points each metric of a run has (MLflow has no cheaper count)."""
-        return {key: len(self.metric_history(run_id, key)) for key in keys}
+    def metric_histories(self, run_id: str, keys: Iterable[str]) -> dict[str, list[Any]]:
+        """Every point of each metric ``keys`` of a run."""
+        return {key: self.metric_history(run_id, key) for key in keys}
+
+    def keep_histories(self, run_id: str, histories: dict[str, list[Any]]) -> None:
+        """Keep ``histories`` of a run for its next :meth:`metric_history` calls, as long
+        as all that is kept stays within :data:`KEPT_POINTS`."""
+        size = sum(map(len, histories.values()))
+        with self._kept_lock:
+            if self._kept_points + size > KEPT_POINTS:
+                return
+            for key, points in histories.items():
+                self._kept[(run_id, key)] = points
+            self._kept_points += size
 
     def version_files_uri(self, name: str, version: str) -> str:
         """Where a version's files are stored, ``runs:/`` resolved to its run's location."""
