@@ -322,3 +322,41 @@ def test_dataset_versions_record_the_parents_they_had(empty_db: Database) -> Non
     _downgrade(empty_db, "0006")
     columns = [c["name"] for c in inspect(empty_db.engine).get_columns("dataset_versions")]
     assert "recorded_parents" not in columns
+
+
+def test_runs_gain_a_heartbeat_time_and_keep_their_rows(empty_db: Database) -> None:
+    """Migration 0008 adds runs.heartbeat_at (NULL for existing runs: no process watches
+    them, so none is ever marked lost) with its index; going back keeps every run."""
+    upgrade(empty_db, revision="0007")
+    with empty_db.write() as session:
+        session.execute(
+            text(
+                "INSERT INTO projects (id, name, description, created_at, created_by) "
+                "VALUES (7, 'p', '', 0, 'u')"
+            )
+        )
+        session.execute(
+            text(
+                "INSERT INTO experiments (id, project_id, name, description, lifecycle, "
+                "created_at, updated_at) VALUES (7, 7, 'e', '', 'active', 0, 0)"
+            )
+        )
+        session.execute(
+            text(
+                'INSERT INTO runs (id, experiment_id, name, status, "user", start_time, '
+                "lifecycle, description, code_version, environment) "
+                "VALUES ('r1', 7, 'old', 'running', 'u', 5, 'active', '', '{}', '{}')"
+            )
+        )
+    upgrade(empty_db)
+    indexes = {i["name"]: i["column_names"] for i in inspect(empty_db.engine).get_indexes("runs")}
+    assert indexes["ix_runs_status_heartbeat"] == ["status", "heartbeat_at"]
+    read = text("SELECT id, name, status, heartbeat_at FROM runs")
+    with empty_db.read() as session:
+        assert session.execute(read).all() == [("r1", "old", "running", None)]
+    _downgrade(empty_db, "0007")
+    assert "heartbeat_at" not in [c["name"] for c in inspect(empty_db.engine).get_columns("runs")]
+    with empty_db.read() as session:
+        assert session.execute(text("SELECT id, name, status FROM runs")).all() == [
+            ("r1", "old", "running")
+        ]
