@@ -154,6 +154,37 @@ def test_inprocess_transport_fails_a_response_cut_off_by_the_app() -> None:
     assert "before the end of its response body" in str(outcome[0])
 
 
+def test_inprocess_transport_keeps_its_worker_threads_between_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Synchronous routes run on worker threads; the embedded transport's loop keeps
+    them between requests (it started and stopped one per request, ~0.4 ms each)."""
+    app = FastAPI()
+
+    @app.get("/sync")
+    def sync_route() -> dict[str, str]:
+        return {"thread": threading.current_thread().name}
+
+    transport = InProcessTransport(app)
+    http = httpx.Client(transport=transport, base_url="http://t")
+    assert http.get("/sync").status_code == 200  # the first starts a worker
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    names = {http.get("/sync").json()["thread"] for _ in range(20)}
+    monkeypatch.undo()
+    assert started == []
+    assert len(names) == 1
+    transport.close()
+    transport._thread.join(timeout=10)
+    assert not transport._thread.is_alive(), "the loop thread outlived close()"
+
+
 def test_create_app_without_network(platform: Platform) -> None:
     app = create_app(platform)
     assert app.state.platform is platform
