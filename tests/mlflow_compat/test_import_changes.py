@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from shipyard.client import Client
+from shipyard.mlflow_compat import mlflow_source
 from shipyard.mlflow_compat.importer import (
     ALREADY,
     SAME_FILE,
@@ -325,6 +326,15 @@ def test_default_reimport_compares_what_a_search_shows_thorough_also_the_content
     summary = run_import(mlflow_server.url, shipyard, thorough=True)
     monkeypatch.undo()
     assert reads.count((run_id, "m")) == 1, reads
+    # Past the budget for held points, a changed run is simply read twice again.
+    mc.log_batch(run_id, metrics=[_metric("m", 43.0, 2)])  # another late point
+    monkeypatch.setattr(MlflowClient, "get_metric_history", counted)
+    monkeypatch.setattr(mlflow_source, "KEPT_POINTS", 5)
+    reads.clear()
+    refreshed = run_import(mlflow_server.url, shipyard, thorough=True)
+    monkeypatch.undo()
+    assert _kind(refreshed, "runs").updated == 1, refreshed.to_dict()
+    assert reads.count((run_id, "m")) == 2, reads
     assert _kind(summary, "runs").updated == 1, summary.to_dict()
     assert _kind(summary, "runs").copied == 0
     assert _kind(summary, "metric points").copied == 1

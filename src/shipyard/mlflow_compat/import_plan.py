@@ -191,9 +191,9 @@ class RunPlanner:
         (the refresh then reports why). The metric histories of a run that differs from
         its copy are kept for the refresh, which would otherwise read them again."""
         source = self.ctx.source
+        held = None
         try:
-            histories = source.metric_histories(src.info.run_id, src.data.metrics)
-            counts = {key: len(points) for key, points in histories.items()}
+            counts, held = source.metric_counts(src.info.run_id, src.data.metrics)
             try:
                 repo = source.repository(src.info.artifact_uri)
             except ArtifactsUnreachable:
@@ -201,9 +201,14 @@ class RunPlanner:
             else:
                 found = fingerprint(counts, source.files(repo))
         except Exception:  # the refresh reads the same things and reports the failure
+            if held is not None:
+                source.release(held)
             return None
-        if found != copy.tags.get(TAG_CONTENT):
-            source.keep_histories(src.info.run_id, histories)
+        if held is not None:
+            if found != copy.tags.get(TAG_CONTENT):
+                source.keep_histories(src.info.run_id, held)
+            else:
+                source.release(held)
         return found
 
     def _parents_first(self) -> Callable[[tuple[Any, int]], tuple[int, int]]:

@@ -67,6 +67,7 @@ class RunCopier:
         try:
             target = self._copy_run(src, experiment_id, copy)
         except Exception as exc:  # one bad run must not stop the import
+            self.ctx.source.discard_kept(run_id)
             if run_id not in self.ctx.run_ids:
                 self.ctx.missing_runs[run_id] = f"its copy failed: {reason(exc)}"
             self.summary.failed("runs", f"{run_id}: {reason(exc)}")

@@ -17,9 +17,10 @@ import httpx
 from shipyard.errors import InvalidInput, NotFound, Unavailable
 
 SOURCE_PAGE = 1000
-KEPT_POINTS = 1_000_000
-"""Most metric points read for a thorough comparison that are kept for the copy that
-follows it (~100 MB): a run found changed then has its histories read once, not twice."""
+KEPT_POINTS = 250_000
+"""Most metric points read for a thorough comparison that are held for the copy that
+follows it (~100 MB: an MLflow ``Metric`` read over REST takes ~250-400 bytes): a run
+found changed then has its histories read once, not twice, while the budget lasts."""
 # Experiments per search of logged models: one short request each.
 LOGGED_MODEL_EXPERIMENTS = 100
 DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mssql"})
@@ -194,20 +195,48 @@ class MlflowSource:
                 return kept
         return list(self.client.get_metric_history(run_id, key))
 
-    def metric_histories(self, run_id: str, keys: Iterable[str]) -> dict[str, list[Any]]:
-        """Every point of each metric ``keys`` of a run."""
-        return {key: self.metric_history(run_id, key) for key in keys}
+    def metric_counts(
+        self, run_id: str, keys: Iterable[str]
+    ) -> tuple[dict[str, int], dict[str, list[Any]] | None]:
+        """How many points each metric of a run has (MLflow has no cheaper count: each
+        history is read), and the histories themselves while :data:`KEPT_POINTS` has
+        room for all of them (None once it has not: what was held is let go). Hand
+        them to :meth:`keep_histories` or :meth:`release`."""
+        counts: dict[str, int] = {}
+        held: dict[str, list[Any]] | None = {}
+        for key in keys:
+            points = self.metric_history(run_id, key)
+            counts[key] = len(points)
+            if held is None:
+                continue
+            with self._kept_lock:
+                room = self._kept_points + len(points) <= KEPT_POINTS
+                if room:
+                    self._kept_points += len(points)
+            if room:
+                held[key] = points
+            else:
+                self.release(held)
+                held = None
+        return counts, held
 
-    def keep_histories(self, run_id: str, histories: dict[str, list[Any]]) -> None:
-        """Keep ``histories`` of a run for its next :meth:`metric_history` calls, as long
-        as all that is kept stays within :data:`KEPT_POINTS`."""
-        size = sum(map(len, histories.values()))
+    def keep_histories(self, run_id: str, held: dict[str, list[Any]]) -> None:
+        """Keep ``held`` (from :meth:`metric_counts`) for the run's next
+        :meth:`metric_history` calls, which take each once."""
         with self._kept_lock:
-            if self._kept_points + size > KEPT_POINTS:
-                return
-            for key, points in histories.items():
+            for key, points in held.items():
                 self._kept[(run_id, key)] = points
-            self._kept_points += size
+
+    def release(self, held: dict[str, list[Any]]) -> None:
+        """Give back the budget of ``held`` histories that will not be kept."""
+        with self._kept_lock:
+            self._kept_points -= sum(map(len, held.values()))
+
+    def discard_kept(self, run_id: str) -> None:
+        """Drop what is still kept of a run (its copy failed before reading it all)."""
+        with self._kept_lock:
+            for key in [k for k in self._kept if k[0] == run_id]:
+                self._kept_points -= len(self._kept.pop(key))
 
     def version_files_uri(self, name: str, version: str) -> str:
         """Where a version's files are stored, ``runs:/`` resolved to its run's location."""
