@@ -79,7 +79,7 @@ _BEAT_SQL = "SELECT status, lifecycle, heartbeat_at FROM runs WHERE id = ?"
 # PostgreSQL reads committed rows without waiting: a heartbeat could read `running`
 # just before a check commits `failed`, and not bring the run back. Locking the row
 # orders the two (SQLite's writers already take turns).
-_BEAT_SQL_PG = "SELECT status, lifecycle, heartbeat_at FROM runs WHERE id = %s FOR UPDATE"
+_ROW_LOCK = {"postgresql": " FOR UPDATE"}
 _TOUCH_SQL = "UPDATE runs SET heartbeat_at = ? WHERE id = ?"
 
 
@@ -89,8 +89,7 @@ def beat(ctx: RequestContext, run_id: str) -> None:
     with ctx.platform.db.write() as session:
         cursor, dialect = driver_cursor(session)
         try:
-            sql = _BEAT_SQL_PG if dialect == "postgresql" else driver_sql(_BEAT_SQL, dialect)
-            cursor.execute(sql, (run_id,))
+            cursor.execute(driver_sql(_BEAT_SQL + _ROW_LOCK.get(dialect, ""), dialect), (run_id,))
             row = cursor.fetchone()
             if row is None:
                 raise NotFound(f"run {run_id!r} not found")
@@ -101,13 +100,8 @@ def beat(ctx: RequestContext, run_id: str) -> None:
             cursor.close()
         if row[2] is None:
             ctx.audit(session, "runs.heartbeat", "run", run_id, {"heartbeat": "started"})
-        if row[0] != "failed":
-            return
-        revived = session.execute(
-            delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == LOST_TAG)
-        )
-        if revived.rowcount == 0:  # type: ignore[attr-defined]
-            return  # failed for another reason: its process says so itself
+        if row[0] != "failed" or not clear_lost(session, run_id):
+            return  # running, or failed for another reason: its process says so itself
         session.execute(
             update(RunRow).where(RunRow.id == run_id).values(status="running", end_time=None)
         )
@@ -116,17 +110,18 @@ def beat(ctx: RequestContext, run_id: str) -> None:
         )
 
 
-def clear_lost(session: Session, run_id: str) -> None:
-    """Forget that ``run_id`` was marked lost: its status is being set by someone
-    (a late end from its process, a user), which no heartbeat may undo."""
-    session.execute(delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == LOST_TAG))
+def clear_lost(session: Session, run_id: str) -> bool:
+    """Forget that ``run_id`` was marked lost (whether it was): its process beats
+    again, or its status is being set by someone (a late end from its process, a user),
+    which no heartbeat may undo."""
+    removed = session.execute(
+        delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == LOST_TAG)
+    )
+    return bool(removed.rowcount)  # type: ignore[attr-defined]
 
 
-def _due(platform: Platform) -> bool:
+def _due(platform: Platform, timeout: float) -> bool:
     """Whether this process should look for lost runs now (and note that it did)."""
-    timeout = platform.settings.run_heartbeat_timeout
-    if timeout <= 0:
-        return False
     if platform.serving_since is not None:
         if time.monotonic() - platform.serving_since < min(RESTART_GRACE_S, timeout):
             return False
@@ -143,10 +138,8 @@ def _due(platform: Platform) -> bool:
 def mark_lost_runs(platform: Platform, *, force: bool = False) -> list[str]:
     """Mark failed every running run whose last heartbeat is older than the timeout;
     the ids marked. Throttled per process and database unless ``force``."""
-    if not force and not _due(platform):
-        return []
     timeout = platform.settings.run_heartbeat_timeout
-    if timeout <= 0:
+    if timeout <= 0 or not (force or _due(platform, timeout)):
         return []
     cutoff = now_ms() - int(timeout * 1000)
     found = (
