@@ -46,3 +46,16 @@ def test_postgresql_reads_keep_prepared_statements(pg_database: Database) -> Non
         assert len(prepared) == 1
     finally:
         db.dispose()
+
+
+def test_postgresql_reads_send_no_begin_nor_commit(pg_database: Database) -> None:
+    """On PostgreSQL each statement of a read session is its own read-only transaction
+    (autocommit): no BEGIN and COMMIT round trips around the session's queries."""
+    with pg_database.read() as session:
+        first = session.execute(text("SELECT now(), pg_sleep(0.02)")).scalar_one()
+        second, read_only = session.execute(
+            text("SELECT now(), current_setting('transaction_read_only')")
+        ).one()
+        assert session.connection().connection.driver_connection.autocommit is True
+    assert second > first  # a transaction of its own: in one, now() would not move
+    assert read_only == "on"

@@ -626,7 +626,9 @@ def test_postgresql_reaches_param_and_tag_equalities_through_their_prefix_index(
         if dialect.name != "postgresql":
             assert "left(" not in sql.lower()
             continue
-        with platform.db.read() as session:
+        # A transaction (a write session), for SET LOCAL to last to the EXPLAIN: each
+        # statement of a read session is a transaction of its own.
+        with platform.db.write() as session:
             # 400 rows fit a few pages, which reading whole costs little: take that
             # path away, so that the plan shows which index is reached, and how.
             session.execute(text("SET LOCAL enable_seqscan = off"))
