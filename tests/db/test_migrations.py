@@ -50,12 +50,19 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     admin.dispose()
 
 
+def _made_on(table: Any, dialect: str) -> bool:
+    """Whether the migrations make ``table`` on ``dialect`` (some are PostgreSQL's alone)."""
+    return table.info.get("only_on") in (None, dialect)
+
+
 def test_upgrade_empty_database_to_head(empty_db: Database) -> None:
     assert current_revision(empty_db) is None
     upgrade(empty_db)
     assert current_revision(empty_db) == head_revision()
     tables = set(inspect(empty_db.engine).get_table_names())
-    assert {t.name for t in all_tables().sorted_tables} <= tables
+    dialect = empty_db.engine.dialect.name
+    declared = {t.name for t in all_tables().sorted_tables if _made_on(t, dialect)}
+    assert declared <= tables
     with empty_db.read() as session:
         assert session.scalars(select(ProjectRow.name)).all() == ["default"]
 
@@ -65,7 +72,10 @@ def test_head_matches_declared_tables(empty_db: Database) -> None:
     dialect = empty_db.engine.dialect.name
 
     def declared_here(obj: Any, name: str | None, kind: str, reflected: bool, _: Any) -> bool:
-        # An index declared for one database only (ddl_if) is compared there alone.
+        # An index (ddl_if) or a table (info) declared for one database only is
+        # compared there alone.
+        if kind == "table":
+            return reflected or _made_on(obj, dialect)
         only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
         return reflected or only_on in (None, dialect)
 
@@ -185,25 +195,33 @@ def test_tree_head_defers_on_a_merge_revision(tmp_path: Path) -> None:
     assert tree_head(tmp_path) is None
 
 
+def _experiment_with_runs(session: Any, run_ids: list[str]) -> None:
+    """Experiment 1 of the default project and finished runs ``run_ids`` in it, written
+    as SQL (a migration test's database is older than today's tables)."""
+    session.execute(
+        text(
+            "INSERT INTO experiments (project_id, name, description, lifecycle, created_at, "
+            "updated_at) VALUES (1, 'e', '', 'active', 0, 0)"
+        )
+    )
+    for run_id in run_ids:
+        session.execute(
+            text(
+                'INSERT INTO runs (id, experiment_id, name, status, "user", start_time, '
+                "lifecycle, description, code_version, environment) "
+                "VALUES (:id, 1, :id, 'finished', 'u', 0, 'active', '', '{}', '{}')"
+            ),
+            {"id": run_id},
+        )
+
+
 def test_keyed_run_tables_move_to_without_rowid_with_their_rows(tmp_path: Path) -> None:
     """Migration 0004 rebuilds SQLite's params, run_tags and latest_metrics keyed by
     (run_id, key) alone, keeping every row, the foreign keys and the index."""
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     upgrade(db, revision="0003")
     with db.write() as session:
-        session.execute(
-            text(
-                "INSERT INTO experiments (project_id, name, description, lifecycle, created_at, "
-                "updated_at) VALUES (1, 'e', '', 'active', 0, 0)"
-            )
-        )
-        session.execute(
-            text(
-                "INSERT INTO runs (id, experiment_id, name, status, user, start_time, "
-                "lifecycle, description, code_version, environment) "
-                "VALUES ('r1', 1, 'n', 'finished', 'u', 0, 'active', '', '{}', '{}')"
-            )
-        )
+        _experiment_with_runs(session, ["r1"])
         session.execute(text("INSERT INTO params VALUES ('r1', 'lr', '0.1')"))
         session.execute(text("INSERT INTO run_tags VALUES ('r1', 't', 'x')"))
         session.execute(text("INSERT INTO latest_metrics VALUES ('r1', 'acc', 3, 7, 0.25)"))
@@ -360,3 +378,33 @@ def test_runs_gain_a_heartbeat_time_and_keep_their_rows(empty_db: Database) -> N
         assert session.execute(text("SELECT id, name, status FROM runs")).all() == [
             ("r1", "old", "running")
         ]
+
+
+def test_run_summaries_are_made_for_existing_runs_on_postgresql(empty_db: Database) -> None:
+    """Migration 0009: PostgreSQL gets run_summaries, one row per existing run holding
+    its params, tags and latest metrics; SQLite gets no table."""
+    upgrade(empty_db, revision="0008")
+    with empty_db.write() as session:
+        _experiment_with_runs(session, ["r1", "r2"])
+        session.execute(text("INSERT INTO params VALUES ('r1', 'lr', '0.1'), ('r1', 'n', '3')"))
+        session.execute(text("INSERT INTO run_tags VALUES ('r1', 'team', 'a')"))
+        session.execute(
+            text("INSERT INTO latest_metrics VALUES ('r1', 'acc', 4, 40, :v)"), {"v": 0.1 + 0.2}
+        )
+    upgrade(empty_db)
+    tables = set(inspect(empty_db.engine).get_table_names())
+    if empty_db.engine.dialect.name != "postgresql":
+        assert "run_summaries" not in tables
+        return
+    with empty_db.read() as session:
+        rows = session.execute(
+            text("SELECT run_id, params, tags, metrics FROM run_summaries ORDER BY run_id")
+        ).all()
+    assert [(r[0], r[3] is None) for r in rows] == [("r1", False), ("r2", True)]
+    assert json.loads(rows[0][1]) == {"lr": "0.1", "n": "3"}
+    assert json.loads(rows[0][2]) == {"team": "a"}
+    assert json.loads(rows[0][3]) == {"acc": 0.1 + 0.2}  # the double exactly
+    assert rows[1][1:] == (None, None, None)
+    _downgrade(empty_db, "0008")
+    assert "run_summaries" not in set(inspect(empty_db.engine).get_table_names())
+    upgrade(empty_db)

@@ -17,6 +17,7 @@ from shipyard.auth import audit
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import new_id, now_ms
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.tracking import summaries
 from shipyard.tracking.metrics import Points
 from shipyard.tracking.planner import note_writes
 from shipyard.tracking.resolvers import project_of_run, run_project
@@ -101,6 +102,7 @@ def create_runs(ctx: RequestContext, experiment_id: int, spec: RunsCreate) -> li
         ]
         if latest:
             session.execute(insert(LatestMetricRow.__table__), latest)
+        summaries.changed(session, ids)
         audit.record_many(
             session,
             actor=user,

@@ -44,6 +44,7 @@ from shipyard.clock import now_ms
 from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import Conflict, NotFound
 from shipyard.platform import Platform
+from shipyard.tracking import summaries
 from shipyard.tracking.tables import ExperimentRow, RunRow, RunTagRow
 from shipyard.tracking.types import DELETED
 from shipyard.tracking.upserts import upsert_tags
@@ -114,10 +115,14 @@ def clear_lost(session: Session, run_id: str) -> bool:
     """Forget that ``run_id`` was marked lost (whether it was): its process beats
     again, or its status is being set by someone (a late end from its process, a user),
     which no heartbeat may undo."""
-    removed = session.execute(
-        delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == LOST_TAG)
+    removed = bool(
+        session.execute(
+            delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == LOST_TAG)
+        ).rowcount  # type: ignore[attr-defined]
     )
-    return bool(removed.rowcount)  # type: ignore[attr-defined]
+    if removed:
+        summaries.changed(session, [run_id])
+    return removed
 
 
 def _due(platform: Platform, timeout: float) -> bool:
@@ -168,6 +173,7 @@ def mark_lost_runs(platform: Platform, *, force: bool = False) -> list[str]:
                 continue
             last = datetime.fromtimestamp(heartbeat_at / 1000, UTC).isoformat()
             upsert_tags(session, RunTagRow, "run_id", run_id, {LOST_TAG: last})
+            summaries.changed(session, [run_id])
             audit.record(
                 session,
                 actor=LOST_ACTOR,

@@ -18,6 +18,7 @@ from shipyard.clock import now_ms
 from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import Conflict, InvalidInput
 from shipyard.platform import Platform
+from shipyard.tracking import summaries
 from shipyard.tracking.liveness import clear_lost
 from shipyard.tracking.runs import status_changes, writable_run
 from shipyard.tracking.tables import RunRow, RunTagRow
@@ -104,6 +105,8 @@ def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
                 session, run_id, points.keys, points.values, points.steps, points.timestamps
             )
             upsert_latest_metrics(session, run_id, points.latest)
+        if points or batch.params or batch.tags:
+            summaries.changed(session, [run_id])
         if changes:
             session.execute(update(RunRow).where(RunRow.id == run_id).values(**changes))
             if "status" in changes:

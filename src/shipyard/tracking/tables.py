@@ -161,6 +161,21 @@ class LatestMetricRow(Base):
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class RunSummaryRow(Base):
+    """PostgreSQL only: a run's params, tags and latest metrics as the text of three
+    JSON objects (NULL where it has none), what a search returns of it; rebuilt from
+    those tables whenever they change (tracking/summaries.py)."""
+
+    __tablename__ = "run_summaries"
+    # Created on PostgreSQL alone (migration 0009); tests/db/test_migrations.py reads this.
+    __table_args__ = {"info": {"only_on": "postgresql"}}
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    params: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tags: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metrics: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class ArtifactRow(Base):
     """A file of a run: its path under the run and the blob that holds it."""
 

@@ -1,0 +1,86 @@
+"""Run summaries (PostgreSQL): a run's params, tags and latest metrics kept as three
+JSON objects in one row of ``run_summaries``, what a search returns of each run.
+
+Building them at search time took one index lookup into each of the three tables per
+run of the page, ~1.7 ms for a page of 199 runs here: more than finding the page.
+Reading the kept ones is one lookup per run (~0.4 ms). SQLite builds them at search
+time as before, which is fast enough there (``runs.add_children``).
+
+A write that changes a run's params, tags or latest metrics calls :func:`changed`
+(``tracking`` only: runs, batches, bulk creation, liveness); the session's commit
+then rebuilds the summaries of those runs from the tables, in two statements at the
+very end of the transaction:
+
+1. lock the summary rows, creating missing ones, in run id order. Only here does a
+   transaction wait for a summary lock, after all its other writes: so two writers
+   of one run cannot each hold what the other waits for (no deadlock), and the sorted
+   order keeps writers of several runs apart too;
+2. rebuild them. In READ COMMITTED this statement sees every transaction committed
+   before it began, so a writer that waited in 1 for another's lock rebuilds from
+   that one's rows as well: no change is lost to a summary built from an older
+   snapshot.
+
+A run with no summary row (a summary is made on its first change; runs from before
+migration 0009 got theirs there) is built at search time, as SQLite does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from shipyard.db.driver import driver_cursor
+
+_STALE = "shipyard.stale_run_summaries"
+
+_LOCK_SQL = (
+    "INSERT INTO run_summaries (run_id) SELECT id FROM unnest(%s::text[]) AS id ORDER BY id "
+    "ON CONFLICT (run_id) DO UPDATE SET run_id = excluded.run_id"
+)
+# What a run's summary holds, from the tables: kept here and built at search time
+# alike (``summary_sql``), so the two cannot drift apart.
+_PARAMS = "(SELECT json_object_agg(key, value) FROM params WHERE run_id = {run})::text"
+_TAGS = "(SELECT json_object_agg(key, value) FROM run_tags WHERE run_id = {run})::text"
+_METRICS = "(SELECT json_object_agg(key, value) FROM latest_metrics WHERE run_id = {run})::text"
+# Built from the constants above.
+_REBUILD_SQL = (
+    "UPDATE run_summaries SET "  # noqa: S608
+    f"params = {_PARAMS.format(run='run_summaries.run_id')}, "
+    f"tags = {_TAGS.format(run='run_summaries.run_id')}, "
+    f"metrics = {_METRICS.format(run='run_summaries.run_id')} "
+    "WHERE run_id = ANY(%s::text[])"
+)
+
+
+def summary_sql(run: str) -> tuple[str, str, str]:
+    """The params, tags and latest metrics of the run whose id is the SQL ``run``, as
+    the text of three JSON objects (NULL where it has none): what its summary holds."""
+    return _PARAMS.format(run=run), _TAGS.format(run=run), _METRICS.format(run=run)
+
+
+def changed(session: Session, run_ids: Iterable[str]) -> None:
+    """Note that this write session changes the params, tags or latest metrics of
+    ``run_ids``: their summaries are rebuilt when it commits (PostgreSQL only)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    stale = session.info.get(_STALE)
+    if stale is None:
+        stale = session.info[_STALE] = set()
+    stale.update(run_ids)
+
+
+@event.listens_for(Session, "before_commit")
+def _rebuild_stale(session: Session) -> None:
+    stale: set[str] | None = session.info.pop(_STALE, None)
+    if not stale:
+        return
+    ids: list[Any] = sorted(stale)
+    cursor, _ = driver_cursor(session)
+    try:
+        cursor.execute(_LOCK_SQL, (ids,))
+        cursor.execute(_REBUILD_SQL, (ids,))
+    finally:
+        cursor.close()
