@@ -48,7 +48,9 @@ def test_postgresql_reads_keep_prepared_statements(pg_database: Database) -> Non
         db.dispose()
 
 
-def test_postgresql_reads_send_no_begin_nor_commit(pg_database: Database) -> None:
+def test_each_statement_of_a_postgresql_read_is_its_own_transaction(
+    pg_database: Database,
+) -> None:
     """On PostgreSQL each statement of a read session is its own read-only transaction
     (autocommit): no BEGIN and COMMIT round trips around the session's queries."""
     with pg_database.read() as session:

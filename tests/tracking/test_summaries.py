@@ -5,6 +5,7 @@ that writes keep (tracking/summaries.py), on SQLite it is built at search time."
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -113,6 +114,17 @@ def test_a_lost_run_and_its_revival_show_in_search(platform: Platform) -> None:
         client.runs.heartbeat(run.id)  # back: the mark goes
         assert LOST_TAG not in searched(client, run.id)["tags"]
         agrees(platform, client, run.id)
+        # Lost again, then ended by its owner: the answer to that update (read in
+        # the transaction that removed the mark) no longer shows it either.
+        with platform.db.write() as session:
+            session.execute(
+                text("UPDATE runs SET heartbeat_at = heartbeat_at - 3600000 WHERE id = :id"),
+                {"id": run.id},
+            )
+        assert mark_lost_runs(platform, force=True) == [run.id]
+        ended = client.runs.update(run.id, status="finished")
+        assert LOST_TAG not in ended.tags and ended.tags == {"team": "a"}
+        agrees(platform, client, run.id)
 
 
 def test_a_refused_write_leaves_the_summary_as_it_was(platform: Platform) -> None:
@@ -179,6 +191,23 @@ def test_concurrent_writers_of_one_run_lose_nothing(platform: Platform) -> None:
             agrees(platform, client, run_id)
 
 
+def waiting_on_a_lock(platform: Platform, seconds: float = 10.0) -> bool:
+    """Whether a session of this database waits for a lock within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with platform.db.read() as session:
+            waiting = session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_a_writer_that_waited_rebuilds_from_the_other_writers_rows(platform: Platform) -> None:
     """Writer A has rebuilt run X's summary but not committed; writer B, who changed X
     too, commits after A. B's rebuild must see A's rows: it waits for A's lock on the
@@ -213,8 +242,44 @@ def test_a_writer_that_waited_rebuilds_from_the_other_writers_rows(platform: Pla
         summaries.changed(session, [run_id])
         summaries._rebuild_stale(session)  # what its commit does, done early
         a_rebuilt.set()
-        assert not b_done.wait(0.5)  # B waits for this transaction
+        assert waiting_on_a_lock(platform), "B never waited for A"
+        assert not b_done.is_set()
     thread.join(10)
     assert failures == []
     with embedded_client(platform) as client:
         assert searched(client, run_id)["params"] == {"a": "1", "b": "2"}
+
+
+def test_a_run_made_in_a_rolled_back_savepoint_is_not_summarized(platform: Platform) -> None:
+    """A savepoint that made and marked a run, then rolled back: the transaction still
+    commits (the run is gone, so is any summary for it), and a savepoint that commits
+    rebuilds nothing before the transaction does."""
+    from sqlalchemy import insert
+
+    from shipyard.tracking import summaries
+    from shipyard.tracking.tables import RunRow
+
+    with embedded_client(platform) as client:
+        kept = client.runs.create("e").id
+        experiment_id = client.runs.get(kept).experiment_id
+    row = {
+        "experiment_id": experiment_id,
+        "status": "running",
+        "user": "u",
+        "start_time": 0,
+    }
+    with platform.db.write() as session:
+        savepoint = session.begin_nested()
+        session.execute(insert(RunRow), [{**row, "id": "gone", "name": "gone"}])
+        summaries.changed(session, ["gone"])
+        savepoint.rollback()
+        with session.begin_nested():
+            session.execute(insert(ParamRow), [{"run_id": kept, "key": "k", "value": "v"}])
+            summaries.changed(session, [kept])
+        # The savepoint that committed rebuilt nothing yet; the transaction will.
+        marked = [] if platform.db.is_sqlite else sorted(["gone", kept])
+        assert summaries.pending(session) == marked
+    assert "gone" not in summarized(platform)
+    with embedded_client(platform) as client:
+        agrees(platform, client, kept)
+        assert searched(client, kept)["params"] == {"k": "v"}

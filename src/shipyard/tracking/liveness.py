@@ -79,8 +79,10 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 _BEAT_SQL = "SELECT status, lifecycle, heartbeat_at FROM runs WHERE id = ?"
 # PostgreSQL reads committed rows without waiting: a heartbeat could read `running`
 # just before a check commits `failed`, and not bring the run back. Locking the row
-# orders the two (SQLite's writers already take turns).
-_ROW_LOCK = {"postgresql": " FOR UPDATE"}
+# orders the two (SQLite's writers already take turns). NO KEY: the lock an UPDATE of
+# the row's other columns takes, which leaves alone a writer that only checks the run
+# exists (a foreign key to it, as a new run summary has).
+_ROW_LOCK = {"postgresql": " FOR NO KEY UPDATE"}
 _TOUCH_SQL = "UPDATE runs SET heartbeat_at = ? WHERE id = ?"
 
 

@@ -111,6 +111,9 @@ _PG_CHILDREN_SQL = (
     )
     + " FROM page LEFT JOIN run_summaries s ON s.run_id = page.id"
 )
+# In a write session that changed some of the runs: not their summaries, which are
+# behind its own writes until it commits (``summaries.pending``).
+_PG_CHILDREN_WRITING_SQL = _PG_CHILDREN_SQL + " AND s.run_id <> ALL(%s)"
 _SQLITE_CHILDREN_SQL = (
     "WITH page(id) AS (SELECT value FROM json_each(?)) "
     "SELECT 0, run_id, json_group_object(key, value), NULL FROM params "
@@ -137,7 +140,11 @@ def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
     postgres = dialect == "postgresql"
     try:
         if postgres:
-            cursor.execute(_PG_CHILDREN_SQL, (",".join(ids),))
+            behind = summaries.pending(session)
+            if behind:
+                cursor.execute(_PG_CHILDREN_WRITING_SQL, (",".join(ids), behind))
+            else:
+                cursor.execute(_PG_CHILDREN_SQL, (",".join(ids),))
         else:
             cursor.execute(_SQLITE_CHILDREN_SQL, (orjson.dumps(ids).decode(),))
         rows = cursor.fetchall()

@@ -36,9 +36,10 @@ from shipyard.db.driver import driver_cursor
 
 _STALE = "shipyard.stale_run_summaries"
 
+# Runs gone meanwhile (a savepoint rolled back their creation) are left out.
 _LOCK_SQL = (
-    "INSERT INTO run_summaries (run_id) SELECT id FROM unnest(%s::text[]) AS id ORDER BY id "
-    "ON CONFLICT (run_id) DO UPDATE SET run_id = excluded.run_id"
+    "INSERT INTO run_summaries (run_id) SELECT id FROM runs WHERE id = ANY(%s::text[]) "
+    "ORDER BY id ON CONFLICT (run_id) DO UPDATE SET run_id = excluded.run_id"
 )
 # What a run's summary holds, from the tables: kept here and built at search time
 # alike (``summary_sql``), so the two cannot drift apart.
@@ -72,12 +73,19 @@ def changed(session: Session, run_ids: Iterable[str]) -> None:
     stale.update(run_ids)
 
 
+def pending(session: Session) -> list[str]:
+    """The runs whose summaries this session will rebuild when it commits: until then a
+    read in the same session builds theirs from the tables."""
+    return sorted(session.info.get(_STALE, ()))
+
+
 @event.listens_for(Session, "before_commit")
 def _rebuild_stale(session: Session) -> None:
-    stale: set[str] | None = session.info.pop(_STALE, None)
-    if not stale:
+    # Not when a savepoint (begin_nested) ends: last, when the transaction commits.
+    if session.in_nested_transaction() or not session.info.get(_STALE):
         return
-    ids: list[Any] = sorted(stale)
+    session.flush()  # rows added through the ORM are in the tables first
+    ids: list[Any] = sorted(session.info.pop(_STALE))
     cursor, _ = driver_cursor(session)
     try:
         cursor.execute(_LOCK_SQL, (ids,))
