@@ -32,8 +32,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from shipyard.db.driver import driver_cursor
-
 _STALE = "shipyard.stale_run_summaries"
 
 # Runs gone meanwhile (a savepoint rolled back their creation) are left out.
@@ -86,9 +84,9 @@ def _rebuild_stale(session: Session) -> None:
         return
     session.flush()  # rows added through the ORM are in the tables first
     ids: list[Any] = sorted(session.info.pop(_STALE))
-    cursor, _ = driver_cursor(session)
-    try:
+    # Both statements in one round trip (psycopg's pipeline): the server still runs
+    # the second after the first, with a snapshot taken then.
+    connection = session.connection().connection.driver_connection
+    with connection.pipeline(), connection.cursor() as cursor:
         cursor.execute(_LOCK_SQL, (ids,))
         cursor.execute(_REBUILD_SQL, (ids,))
-    finally:
-        cursor.close()
