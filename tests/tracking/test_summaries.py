@@ -283,3 +283,41 @@ def test_a_run_made_in_a_rolled_back_savepoint_is_not_summarized(platform: Platf
     with embedded_client(platform) as client:
         agrees(platform, client, kept)
         assert searched(client, kept)["params"] == {"k": "v"}
+
+
+def test_mlflow_search_reads_params_and_tags_the_same_way(platform: Platform) -> None:
+    """The MLflow protocol's search builds its messages from the same summaries (params
+    and tags; metrics with their step and time from the table), and from the tables
+    for a run with none or one this session has yet to rebuild."""
+    from shipyard.mlflow_compat.tracking import _children
+    from shipyard.tracking import summaries
+
+    def messages(session: Any, run_id: str) -> tuple[dict[str, str], dict[str, str], dict]:
+        child = _children(session, [run_id])[run_id]
+        return (
+            {p["key"]: p["value"] for p in child.params},
+            {t["key"]: t["value"] for t in child.tags},
+            {m["key"]: (m["value"], m["step"]) for m in child.metrics},
+        )
+
+    with embedded_client(platform) as client:
+        run = client.runs.create("e", params={"lr": "0.1"}, tags={"team": "a"})
+        client.runs.log_batch(run.id, metrics=[("m", 0.25, 3, 1)])
+    want = ({"lr": "0.1"}, {"team": "a"}, {"m": (0.25, 3)})
+    with platform.db.read() as session:
+        assert messages(session, run.id) == want
+    with platform.db.write() as session:
+        session.execute(insert_row(RunTagRow, run_id=run.id, key="new", value="x"))
+        summaries.changed(session, [run.id])
+        assert messages(session, run.id)[1] == {"team": "a", "new": "x"}  # not the summary's
+    if not platform.db.is_sqlite:
+        with platform.db.write() as session:
+            session.execute(delete(RunSummaryRow).where(RunSummaryRow.run_id == run.id))
+    with platform.db.read() as session:
+        assert messages(session, run.id) == (want[0], {"team": "a", "new": "x"}, want[2])
+
+
+def insert_row(row: Any, **values: Any) -> Any:
+    from sqlalchemy import insert
+
+    return insert(row).values(**values)

@@ -37,7 +37,7 @@ from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message
 from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
-from shipyard.tracking import experiments, runs
+from shipyard.tracking import experiments, runs, summaries
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
 from shipyard.tracking.metrics import HISTORY_ORDER
 from shipyard.tracking.runs import (
@@ -427,20 +427,19 @@ _SQLITE_CHILDREN_SQL = (
     "WHERE run_id IN (SELECT id FROM page)"
 )
 # PostgreSQL runs the joins above as hash joins over whole tables; one row per run of
-# JSON arrays, each from an index lookup by run_id, costs far less (as in
-# tracking/runs.py, which says why; doubles come exact, see db/engine.py).
+# JSON, params and tags as objects from the run's summary (tracking/summaries.py), the
+# rest each from an index lookup by run_id, costs far less (as in tracking/runs.py,
+# which says why; doubles come exact, see db/engine.py). The latest metrics are read
+# here with their step and time, which a summary does not keep.
 _PG_CHILDREN_SQL = (
-    "WITH page(id) AS (SELECT unnest(string_to_array(%s, ','))) SELECT id, "
-    "(SELECT json_agg(json_build_array(key, value)) FROM params "
-    "WHERE run_id = page.id)::text, "
-    "(SELECT json_agg(json_build_array(key, value)) FROM run_tags "
-    "WHERE run_id = page.id)::text, "
+    "WITH page(id) AS (SELECT unnest(string_to_array(%s, ','))) "  # noqa: S608 (constants)
+    f"SELECT page.id, {summaries.kept('params')}, {summaries.kept('tags')}, "
     "(SELECT json_agg(json_build_array(key, value, timestamp, step) ORDER BY key) "
     "FROM latest_metrics WHERE run_id = page.id)::text, "
     "EXISTS (SELECT 1 FROM run_inputs WHERE run_id = page.id), "
     "(SELECT json_agg(json_build_array(model_id, step)) FROM run_outputs "
     "WHERE run_id = page.id)::text "
-    "FROM page"
+    "FROM page" + summaries.JOIN
 )
 
 
@@ -464,7 +463,7 @@ def _children(session: Session, ids: Sequence[str]) -> dict[str, _Children]:
     cursor, dialect = driver_cursor(session)
     try:
         if dialect == "postgresql":
-            cursor.execute(_PG_CHILDREN_SQL, (",".join(ids),))
+            summaries.execute_page(session, cursor, _PG_CHILDREN_SQL, ids)
         else:
             cursor.execute(_SQLITE_CHILDREN_SQL, (orjson.dumps(list(ids)).decode(),))
         rows = cursor.fetchall()
@@ -504,9 +503,9 @@ def _fill_from_json(
 ) -> None:
     """One row of :data:`_PG_CHILDREN_SQL` into ``child`` (metrics come in key order)."""
     if params is not None:
-        child.params = [{"key": k, "value": v} for k, v in orjson.loads(params)]
+        child.params = [{"key": k, "value": v} for k, v in orjson.loads(params).items()]
     if tags is not None:
-        child.tags = [{"key": k, "value": v} for k, v in orjson.loads(tags)]
+        child.tags = [{"key": k, "value": v} for k, v in orjson.loads(tags).items()]
     if metrics is not None:
         child.metrics = [
             {

@@ -103,17 +103,10 @@ def _among(column: Any, session: Session, ids: Sequence[str]) -> Any:
 _PG_CHILDREN_SQL = (
     "WITH page(id) AS (SELECT unnest(string_to_array(%s, ','))) "  # noqa: S608 (constants)
     "SELECT page.id, "
-    + ", ".join(
-        f"CASE WHEN s.run_id IS NULL THEN {built} ELSE s.{kept} END"
-        for built, kept in zip(
-            summaries.summary_sql("page.id"), ("params", "tags", "metrics"), strict=True
-        )
-    )
-    + " FROM page LEFT JOIN run_summaries s ON s.run_id = page.id"
+    + ", ".join(summaries.kept(part) for part in summaries.PARTS)
+    + " FROM page"
+    + summaries.JOIN
 )
-# In a write session that changed some of the runs: not their summaries, which are
-# behind its own writes until it commits (``summaries.pending``).
-_PG_CHILDREN_WRITING_SQL = _PG_CHILDREN_SQL + " AND s.run_id <> ALL(%s)"
 _SQLITE_CHILDREN_SQL = (
     "WITH page(id) AS (SELECT value FROM json_each(?)) "
     "SELECT 0, run_id, json_group_object(key, value), NULL FROM params "
@@ -140,11 +133,7 @@ def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
     postgres = dialect == "postgresql"
     try:
         if postgres:
-            behind = summaries.pending(session)
-            if behind:
-                cursor.execute(_PG_CHILDREN_WRITING_SQL, (",".join(ids), behind))
-            else:
-                cursor.execute(_PG_CHILDREN_SQL, (",".join(ids),))
+            summaries.execute_page(session, cursor, _PG_CHILDREN_SQL, ids)
         else:
             cursor.execute(_SQLITE_CHILDREN_SQL, (orjson.dumps(ids).decode(),))
         rows = cursor.fetchall()

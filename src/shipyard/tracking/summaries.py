@@ -26,7 +26,7 @@ migration 0009 got theirs there) is built at search time, as SQLite does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import event
@@ -54,10 +54,29 @@ _REBUILD_SQL = (
 )
 
 
-def summary_sql(run: str) -> tuple[str, str, str]:
-    """The params, tags and latest metrics of the run whose id is the SQL ``run``, as
-    the text of three JSON objects (NULL where it has none): what its summary holds."""
-    return _PARAMS.format(run=run), _TAGS.format(run=run), _METRICS.format(run=run)
+PARTS = ("params", "tags", "metrics")
+_BUILT = {"params": _PARAMS, "tags": _TAGS, "metrics": _METRICS}
+JOIN = " LEFT JOIN run_summaries s ON s.run_id = page.id"
+"""For a query over the runs ``page(id)``: their summaries, as ``s``, for :func:`kept`."""
+_NOT_PENDING = " AND s.run_id <> ALL(%s)"
+
+
+def kept(part: str) -> str:
+    """SQL of one of :data:`PARTS` of a run of ``page`` (see :data:`JOIN`): from its
+    summary, or built from the table where it has none (the text of a JSON object;
+    NULL where the run has none)."""
+    return f"CASE WHEN s.run_id IS NULL THEN {_BUILT[part].format(run='page.id')} ELSE s.{part} END"
+
+
+def execute_page(session: Session, cursor: Any, sql: str, run_ids: Sequence[str]) -> None:
+    """Run ``sql``, a query over ``page(id)`` from the one comma-separated parameter
+    ``run_ids`` that ends with :data:`JOIN`. In a write session that changed some of
+    those runs, not their summaries: behind its own writes until it commits."""
+    behind = pending(session)
+    if behind:
+        cursor.execute(sql + _NOT_PENDING, (",".join(run_ids), behind))
+    else:
+        cursor.execute(sql, (",".join(run_ids),))
 
 
 def changed(session: Session, run_ids: Iterable[str]) -> None:
