@@ -78,6 +78,34 @@ def db_upgrade() -> None:
     console.print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
 
 
+@db_app.command("rebuild-summaries")
+@command
+def db_rebuild_summaries() -> None:
+    """PostgreSQL: rebuild every run's summary (its params, tags and latest metrics as
+    searches return them) from the tables, after servers of an older version wrote to
+    the database. Safe while servers run. Nothing to do on SQLite."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from sqlalchemy import text
+
+    from shipyard.config import Settings
+    from shipyard.db import Database
+    from shipyard.tracking.summaries import rebuild_all
+
+    db = Database(Settings().resolved_database_url)
+    if db.is_sqlite:
+        console.print("SQLite keeps no run summaries: nothing to rebuild")
+        return
+    with db.read() as session:
+        total = int(session.execute(text("SELECT count(*) FROM runs")).scalar_one())
+    with Progress(
+        TextColumn("run summaries"), BarColumn(), MofNCompleteColumn(), console=console,
+        transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("rebuild", total=total)
+        done = rebuild_all(db, advance=lambda n: bar.advance(task, n))
+    console.print(f"rebuilt the summaries of {done:,} runs")
+
+
 @projects_app.command("list")
 @command
 def projects_list(as_json: bool = JsonOption) -> None:

@@ -26,11 +26,14 @@ migration 0009 got theirs there) is built at search time, as SQLite does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from shipyard.db import Database
 
 _STALE = "shipyard.stale_run_summaries"
 
@@ -88,6 +91,33 @@ def changed(session: Session, run_ids: Iterable[str]) -> None:
     if stale is None:
         stale = session.info[_STALE] = set()
     stale.update(run_ids)
+
+
+def rebuild_all(
+    db: Database, batch: int = 1000, advance: Callable[[int], None] | None = None
+) -> int:
+    """Rebuild every run's summary from the tables, ``batch`` runs per transaction (in
+    run id order, as writers lock them); how many (0 on SQLite, which keeps none). For a
+    database that servers of an older version wrote to after migration 0009: their
+    writes left summaries behind."""
+    if db.is_sqlite:
+        return 0
+    done, last = 0, ""
+    while True:
+        with db.read() as session:
+            ids = list(
+                session.scalars(
+                    text("SELECT id FROM runs WHERE id > :last ORDER BY id LIMIT :n"),
+                    {"last": last, "n": batch},
+                )
+            )
+        if not ids:
+            return done
+        with db.write() as session:
+            changed(session, ids)  # rebuilt as this transaction commits
+        done, last = done + len(ids), ids[-1]
+        if advance is not None:
+            advance(len(ids))
 
 
 def pending(session: Session) -> list[str]:
