@@ -42,8 +42,8 @@ _LOCK_SQL = (
     "INSERT INTO run_summaries (run_id) SELECT id FROM runs WHERE id = ANY(%s::text[]) "
     "ORDER BY id ON CONFLICT (run_id) DO UPDATE SET run_id = excluded.run_id"
 )
-# What a run's summary holds, from the tables: kept here and built at search time
-# alike (``summary_sql``), so the two cannot drift apart.
+# What a run's summary holds, from the tables: the rebuild and a search of a run with
+# no summary (:func:`kept`) use the same SQL, so the two cannot drift apart.
 _PARAMS = "(SELECT json_object_agg(key, value) FROM params WHERE run_id = {run})::text"
 _TAGS = "(SELECT json_object_agg(key, value) FROM run_tags WHERE run_id = {run})::text"
 _METRICS = "(SELECT json_object_agg(key, value) FROM latest_metrics WHERE run_id = {run})::text"
