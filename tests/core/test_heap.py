@@ -109,18 +109,37 @@ print("ok")
     assert done.stdout.strip() == "ok"
 
 
-def test_a_server_keeps_its_heap_unfrozen() -> None:
+def test_a_server_freezes_its_heap_once_its_app_is_built(tmp_path: Path) -> None:
+    """The server's start leaves the collector as usual (no freeze at the end of start-up,
+    unlike a command); once the app is built (here the multi-worker entry point, which
+    builds it on import) what it holds is frozen, garbage made before collected first,
+    and garbage made after collected as usual."""
     code = """
-import gc
+import gc, weakref
 from shipyard.heap import quiet_start_up, start_up_done
 default = gc.get_threshold()
 quiet_start_up()
 start_up_done(freeze=False)
 assert gc.get_threshold() == default and gc.get_freeze_count() == 0
+class Node:
+    def __init__(self):
+        self.me = self
+before = Node()
+before_ref = weakref.ref(before)
+del before
+import shipyard.server.asgi
+assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
+assert before_ref() is None  # garbage is collected, not frozen
+after = Node()
+after_ref = weakref.ref(after)
+del after
+gc.collect()
+assert after_ref() is None
 print("ok")
 """
-    done = _run(code)
+    done = _run(code, SHIPYARD_HOME=str(tmp_path / "home"))
     assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 def test_the_command_exits_with_its_status_and_a_closed_database(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def server(
     import uvicorn
 
     from shipyard.config import Settings
-    from shipyard.heap import start_up_done
+    from shipyard.heap import serving, start_up_done
     from shipyard.platform import Platform
     from shipyard.server.app import KEEP_ALIVE_SECONDS, create_app
 
@@ -47,7 +47,9 @@ def server(
         os.environ["SHIPYARD_SERVER_HOST"] = host
         uvicorn.run("shipyard.server.asgi:app", workers=workers, **options)
     else:
-        uvicorn.run(create_app(platform), **options)
+        app = create_app(platform)
+        serving()
+        uvicorn.run(app, **options)
 
 
 def _check_can_listen(host: str, port: int) -> None:
