@@ -41,14 +41,7 @@ class Database:
             self._read_engine = self.engine
         else:
             options = _with_exact_floats(self.url.query.get("options"))
-            self.engine = create_engine(
-                self.url,
-                echo=echo,
-                pool_size=10,
-                max_overflow=20,
-                connect_args={"options": options},
-            )
-            _ping_idle_connections(self.engine)
+            self.engine = _postgres_engine(self.url, echo, options)
             # Reads on PostgreSQL go through connections of their own, in autocommit
             # and read-only by default: each statement is its own read-only
             # transaction, as consistent as a READ COMMITTED transaction's statements
@@ -57,15 +50,12 @@ class Database:
             # write by mistake in a read session still fails.
             # (ROLLBACK, which makes psycopg forget its prepared statements, is never
             # sent: there is no transaction to end.)
-            self._read_engine = create_engine(
+            self._read_engine = _postgres_engine(
                 self.url,
-                echo=echo,
-                pool_size=10,
-                max_overflow=20,
+                echo,
+                f"{options} -c default_transaction_read_only=on",
                 isolation_level="AUTOCOMMIT",
-                connect_args={"options": f"{options} -c default_transaction_read_only=on"},
             )
-            _ping_idle_connections(self._read_engine)
         self._writer = sessionmaker(
             self.engine.execution_options(shipyard_write=True), expire_on_commit=False
         )
@@ -112,6 +102,21 @@ class Database:
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
+
+
+def _postgres_engine(url: Any, echo: bool, options: str, **kwargs: Any) -> Engine:
+    """A pooled PostgreSQL engine with libpq ``options``, its idle connections pinged
+    before use (:func:`_ping_idle_connections`)."""
+    engine = create_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"options": options},
+        **kwargs,
+    )
+    _ping_idle_connections(engine)
+    return engine
 
 
 def _with_exact_floats(options: str | tuple[str, ...] | None) -> str:

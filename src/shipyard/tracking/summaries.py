@@ -29,8 +29,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
+
+from shipyard.tracking.tables import RunRow
 
 if TYPE_CHECKING:
     from shipyard.db import Database
@@ -42,23 +44,20 @@ _LOCK_SQL = (
     "INSERT INTO run_summaries (run_id) SELECT id FROM runs WHERE id = ANY(%s::text[]) "
     "ORDER BY id ON CONFLICT (run_id) DO UPDATE SET run_id = excluded.run_id"
 )
-# What a run's summary holds, from the tables: the rebuild and a search of a run with
-# no summary (:func:`kept`) use the same SQL, so the two cannot drift apart.
-_PARAMS = "(SELECT json_object_agg(key, value) FROM params WHERE run_id = {run})::text"
-_TAGS = "(SELECT json_object_agg(key, value) FROM run_tags WHERE run_id = {run})::text"
-_METRICS = "(SELECT json_object_agg(key, value) FROM latest_metrics WHERE run_id = {run})::text"
+PARTS = ("params", "tags", "metrics")
+# What each part holds, from its table, for the run whose id is the SQL ``{run}``: the
+# rebuild and a search of a run with no summary (:func:`kept`) use the same SQL, so the
+# two cannot drift apart.
+_BUILT = {
+    part: f"(SELECT json_object_agg(key, value) FROM {table} WHERE run_id = {{run}})::text"  # noqa: S608
+    for part, table in zip(PARTS, ("params", "run_tags", "latest_metrics"), strict=True)
+}
 # Built from the constants above.
 _REBUILD_SQL = (
     "UPDATE run_summaries SET "  # noqa: S608
-    f"params = {_PARAMS.format(run='run_summaries.run_id')}, "
-    f"tags = {_TAGS.format(run='run_summaries.run_id')}, "
-    f"metrics = {_METRICS.format(run='run_summaries.run_id')} "
-    "WHERE run_id = ANY(%s::text[])"
+    + ", ".join(f"{part} = {_BUILT[part].format(run='run_summaries.run_id')}" for part in PARTS)
+    + " WHERE run_id = ANY(%s::text[])"
 )
-
-
-PARTS = ("params", "tags", "metrics")
-_BUILT = {"params": _PARAMS, "tags": _TAGS, "metrics": _METRICS}
 JOIN = " LEFT JOIN run_summaries s ON s.run_id = page.id"
 """For a query over the runs ``page(id)``: their summaries, as ``s``, for :func:`kept`."""
 _NOT_PENDING = " AND s.run_id <> ALL(%s)"
@@ -107,8 +106,7 @@ def rebuild_all(
         with db.read() as session:
             ids = list(
                 session.scalars(
-                    text("SELECT id FROM runs WHERE id > :last ORDER BY id LIMIT :n"),
-                    {"last": last, "n": batch},
+                    select(RunRow.id).where(RunRow.id > last).order_by(RunRow.id).limit(batch)
                 )
             )
         if not ids:
@@ -128,8 +126,9 @@ def pending(session: Session) -> list[str]:
 
 @event.listens_for(Session, "before_commit")
 def _rebuild_stale(session: Session) -> None:
-    # Not when a savepoint (begin_nested) ends: last, when the transaction commits.
-    if session.in_nested_transaction() or not session.info.get(_STALE):
+    # Every commit of every session passes here: the common case returns first. Not
+    # when a savepoint (begin_nested) ends: last, when the transaction commits.
+    if not session.info.get(_STALE) or session.in_nested_transaction():
         return
     session.flush()  # rows added through the ORM are in the tables first
     ids: list[Any] = sorted(session.info.pop(_STALE))

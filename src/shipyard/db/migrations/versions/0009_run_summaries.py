@@ -7,8 +7,7 @@ per run: 1.7 ms for a page of 199 runs, more than finding the page (1.4 ms). The
 whenever a write changes them (``tracking/summaries.py``); a page reads one row per
 run (0.4 ms). Existing runs get theirs here; stop servers of older versions first,
 since their writes would leave summaries behind (``shipyard db rebuild-summaries``
-repairs that). SQLite builds them at search time,
-as before, and gets no table.
+repairs that). SQLite builds them at search time, as before, and gets no table.
 
 Revision ID: 0009
 Revises: 0008
