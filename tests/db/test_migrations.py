@@ -19,6 +19,7 @@ from sqlalchemy import inspect, select, text
 
 from shipyard.db import Database, upgrade
 from shipyard.db.base import all_tables
+from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.db.migrate import (
     alembic_config,
     at_head,
@@ -28,6 +29,8 @@ from shipyard.db.migrate import (
     tree_head,
 )
 from shipyard.projects.tables import ProjectRow
+from shipyard.tracking.metrics import OF_SERIES
+from shipyard.tracking.upserts import insert_latest_metrics
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -239,9 +242,8 @@ def test_keyed_run_tables_move_to_without_rowid_with_their_rows(tmp_path: Path) 
         assert all(sql.rstrip().endswith("WITHOUT ROWID") for sql in layouts.values())
         assert session.execute(text("SELECT * FROM params")).all() == [("r1", "lr", "0.1")]
         assert session.execute(text("SELECT * FROM run_tags")).all() == [("r1", "t", "x")]
-        assert session.execute(text("SELECT * FROM latest_metrics")).all() == [
-            ("r1", "acc", 3, 7, 0.25)
-        ]
+        latest = text("SELECT run_id, key, step, timestamp, value FROM latest_metrics")
+        assert session.execute(latest).all() == [("r1", "acc", 3, 7, 0.25)]
         plan = session.execute(
             text("EXPLAIN QUERY PLAN SELECT run_id FROM latest_metrics WHERE key = 'acc'")
         ).all()
@@ -273,7 +275,7 @@ def test_metric_points_lose_their_id_and_keep_every_point(empty_db: Database) ->
         for r, k, s, t, v in points:
             session.execute(insert, {"r": r, "k": k, "s": s, "t": t, "v": v})
     read = text("SELECT run_id, key, step, timestamp, value FROM metrics ORDER BY step")
-    upgrade(empty_db)
+    upgrade(empty_db, revision="0005")
     columns = [c["name"] for c in inspect(empty_db.engine).get_columns("metrics")]
     assert columns == ["run_id", "key", "step", "timestamp", "value"]
     assert [i["name"] for i in inspect(empty_db.engine).get_indexes("metrics")] == [
@@ -408,3 +410,58 @@ def test_run_summaries_are_made_for_existing_runs_on_postgresql(empty_db: Databa
     _downgrade(empty_db, "0008")
     assert "run_summaries" not in set(inspect(empty_db.engine).get_table_names())
     upgrade(empty_db)
+
+
+def test_metric_points_move_under_their_series_and_back(empty_db: Database) -> None:
+    """Migration 0010 numbers each run's metric (its latest_metrics row) and stores the
+    points under that series, every point kept (repeated ones and NULL values too)
+    and read back through the new index; a series made after it gets a new number;
+    going back restores (run_id, key) on every point."""
+    upgrade(empty_db, revision="0009")
+    latest = text("INSERT INTO latest_metrics VALUES (:r, :k, 9, 9, 0.5)")
+    points = [
+        ("r1", "acc", 0, 10, 0.25),
+        ("r1", "acc", 0, 10, 0.25),
+        ("r1", "loss", 1, 20, None),
+        ("r2", "acc", 2, 30, 0.1 + 0.2),
+    ]
+    insert = text(
+        "INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES (:r, :k, :s, :t, :v)"
+    )
+    with empty_db.write() as session:
+        _experiment_with_runs(session, ["r1", "r2"])
+        session.execute(latest, [{"r": "r1", "k": "acc"}, {"r": "r1", "k": "loss"}])
+        session.execute(latest, {"r": "r2", "k": "acc"})
+        for r, k, s, t, v in points:
+            session.execute(insert, {"r": r, "k": k, "s": s, "t": t, "v": v})
+    upgrade(empty_db)
+    columns = [c["name"] for c in inspect(empty_db.engine).get_columns("metrics")]
+    assert columns == ["series_id", "step", "timestamp", "value"]
+    assert [i["name"] for i in inspect(empty_db.engine).get_indexes("metrics")] == [
+        "ix_metrics_series_id_step"
+    ]
+    by_series = text(
+        "SELECT l.run_id, l.key, m.step, m.timestamp, m.value FROM metrics AS m "
+        "JOIN latest_metrics AS l ON l.id = m.series_id ORDER BY l.run_id, l.key, m.step"
+    )
+    with empty_db.write() as session:
+        ids = session.execute(text("SELECT id FROM latest_metrics")).scalars().all()
+        assert len(set(ids)) == 3 and None not in ids
+        assert session.execute(by_series).all() == points
+        # A new series is numbered past the existing ones, as the app numbers them.
+        new = insert_latest_metrics(session, [("r2", "loss", 0, 0, 1.0)])
+        assert new[("r2", "loss")] not in ids
+    history = f"SELECT step, value FROM metrics WHERE {OF_SERIES} ORDER BY step"  # noqa: S608
+    with empty_db.read() as session:
+        cursor, dialect = driver_cursor(session)
+        cursor.execute(driver_sql(history, dialect), ("r1", "acc"))
+        assert [tuple(row) for row in cursor.fetchall()] == [(0, 0.25), (0, 0.25)]
+        cursor.close()
+    _downgrade(empty_db, "0009")
+    latest_columns = inspect(empty_db.engine).get_columns("latest_metrics")
+    assert "id" not in [c["name"] for c in latest_columns]
+    read = text(
+        "SELECT run_id, key, step, timestamp, value FROM metrics ORDER BY run_id, key, step"
+    )
+    with empty_db.read() as session:
+        assert session.execute(read).all() == points

@@ -77,6 +77,25 @@ def test_latest_keeps_the_highest_step(client: Client) -> None:
     assert _count(client, run.id, "acc") == 4
 
 
+def test_each_runs_metric_keeps_its_own_points(client: Client) -> None:
+    """Points are stored under their series (run and key): two runs logging the same
+    keys, batches interleaved, one of them older than what is stored and one bringing
+    a new key, read back exactly their own points."""
+    first, second = _run(client), _run(client)
+    client.runs.log_batch(first.id, metrics=[("loss", 1.0, 1, 10), ("acc", 0.1, 1, 10)])
+    client.runs.log_batch(second.id, metrics=[("loss", 9.0, 1, 10)])
+    client.runs.log_batch(first.id, metrics=[("loss", 0.5, 0, 5), ("lr", 0.01, 0, 5)])
+    client.runs.log_batch(second.id, metrics=[("acc", 0.9, 2, 20), ("loss", 8.0, 2, 20)])
+    assert client.runs.metric_history(first.id, "loss").values == [0.5, 1.0]
+    assert client.runs.metric_history(first.id, "acc").values == [0.1]
+    assert client.runs.metric_history(first.id, "lr").values == [0.01]
+    assert client.runs.metric_history(second.id, "loss").values == [9.0, 8.0]
+    assert client.runs.metric_history(second.id, "acc").values == [0.9]
+    assert client.runs.metric_history(second.id, "lr").values == []
+    assert client.runs.get(first.id).metrics == {"loss": 1.0, "acc": 0.1, "lr": 0.01}
+    assert client.runs.get(second.id).metrics == {"loss": 8.0, "acc": 0.9}
+
+
 def test_nan_is_none_and_infinities_are_the_largest_doubles(client: Client) -> None:
     run = _run(client)
     client.runs.log_batch(

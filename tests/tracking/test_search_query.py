@@ -21,6 +21,7 @@ from shipyard.tracking.tables import (
     RunTagRow,
 )
 from shipyard.tracking.types import MAX_PARAM_VALUE_LENGTH
+from shipyard.tracking.upserts import insert_latest_metrics
 
 NAN = None  # a NaN metric is stored as NULL
 
@@ -68,6 +69,7 @@ def seed(platform: Platform) -> Seeded:
         session.add_all([main, other])
         session.flush()
         rows: list[object] = []
+        latest: list[tuple[str, str, int, int, float | None]] = []
         runs = dict(RUNS)
         runs[OTHER_RUN] = ("alpha", "finished", "alice", 500, 600, None, {"acc": 0.99},
                            {"lr": "0.01"}, {"team": "vision"})  # fmt: skip
@@ -84,16 +86,14 @@ def seed(platform: Platform) -> Seeded:
                     parent_run_id=parent,
                 )
             )
-            rows += [
-                LatestMetricRow(run_id=run_id, key=k, value=v, step=0, timestamp=0)
-                for k, v in metrics.items()
-            ]
+            latest += [(run_id, k, 0, 0, v) for k, v in metrics.items()]
             rows += [ParamRow(run_id=run_id, key=k, value=v) for k, v in params.items()]
             rows += [RunTagRow(run_id=run_id, key=k, value=v) for k, v in tags.items()]
         # Runs first: the child rows reference them.
         session.add_all([r for r in rows if isinstance(r, RunRow)])
         session.flush()
         session.add_all([r for r in rows if not isinstance(r, RunRow)])
+        insert_latest_metrics(session, latest)  # each a series, numbered as the app does
         return Seeded(main.id, other.id)
 
 
@@ -393,7 +393,7 @@ def test_start_time_ties_break_on_id(platform: Platform) -> None:
                 )  # fmt: skip
             )
         session.flush()
-        session.add(LatestMetricRow(run_id="b", key="m", value=1.0, step=0, timestamp=0))
+        insert_latest_metrics(session, [("b", "m", 0, 0, 1.0)])
         exp_id = exp.id
     assert search(platform, None, experiment_id=exp_id) == ["a", "b", "c"]
     assert search(platform, None, ["metrics.m DESC"], experiment_id=exp_id) == ["b", "a", "c"]

@@ -39,7 +39,7 @@ from shipyard.paging import decode_page_token, encode_page_token
 from shipyard.platform import Platform
 from shipyard.tracking import experiments, runs, summaries
 from shipyard.tracking.client import DEFAULT_EXPERIMENT
-from shipyard.tracking.metrics import HISTORY_ORDER
+from shipyard.tracking.metrics import HISTORY_ORDER, OF_SERIES
 from shipyard.tracking.runs import (
     RUN_HEAD_KEYS,
     prepare_search,
@@ -552,11 +552,11 @@ def history_page(history: dict[str, Any], offset: int, limit: int | None) -> lis
 # and read again in the full order (which sorts each run of equal steps) only when
 # two of those points share a step.
 _PAGE_BY_STEP = (
-    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
+    f"SELECT step, timestamp, value FROM metrics WHERE {OF_SERIES} "  # noqa: S608
     "ORDER BY step LIMIT ? OFFSET ?"
 )
 _PAGE_FULL = (
-    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
+    f"SELECT step, timestamp, value FROM metrics WHERE {OF_SERIES} "  # noqa: S608
     f"ORDER BY {HISTORY_ORDER} LIMIT ? OFFSET ?"
 )
 
@@ -587,7 +587,7 @@ def history_slice(
     return points, len(rows) > limit
 
 
-_POINTS_AT_STEP = "SELECT timestamp, value FROM metrics WHERE run_id = ? AND key = ? AND step = ?"
+_POINTS_AT_STEP = f"SELECT timestamp, value FROM metrics WHERE {OF_SERIES} AND step = ?"  # noqa: S608
 
 
 def without_stored_copies(

@@ -22,9 +22,9 @@ from shipyard.tracking.metrics import Points
 from shipyard.tracking.planner import note_writes
 from shipyard.tracking.resolvers import project_of_run, run_project
 from shipyard.tracking.runs import check_accepts_runs
-from shipyard.tracking.tables import LatestMetricRow, ParamRow, RunRow, RunTagRow
+from shipyard.tracking.tables import ParamRow, RunRow, RunTagRow
 from shipyard.tracking.types import ACTIVE, TERMINAL_STATUSES, RunRecord, RunsCreate
-from shipyard.tracking.upserts import insert_metric_rows
+from shipyard.tracking.upserts import insert_latest_metrics, insert_metric_rows
 
 
 def _check_parents(ctx: RequestContext, records: list[RunRecord]) -> None:
@@ -86,22 +86,21 @@ def create_runs(ctx: RequestContext, experiment_id: int, spec: RunsCreate) -> li
             ]
             if kv:
                 session.execute(insert(table.__table__), kv)
+        latest = [
+            (run_id, k, *point)
+            for run_id, p in zip(ids, points, strict=True)
+            if p is not None
+            for k, point in sorted(p.latest.items())
+        ]
+        series = insert_latest_metrics(session, latest)
         points_rows = [
-            (run_id, k, step, ts, v)
+            (series[run_id, k], step, ts, v)
             for run_id, p in zip(ids, points, strict=True)
             if p is not None
             for k, step, ts, v in zip(p.keys, p.steps, p.timestamps, p.values, strict=True)
         ]
         if points_rows:
             insert_metric_rows(session, points_rows)
-        latest = [
-            {"run_id": run_id, "key": k, "step": step, "timestamp": ts, "value": v}
-            for run_id, p in zip(ids, points, strict=True)
-            if p is not None
-            for k, (step, ts, v) in sorted(p.latest.items())
-        ]
-        if latest:
-            session.execute(insert(LatestMetricRow.__table__), latest)
         summaries.changed(session, ids)
         audit.record_many(
             session,

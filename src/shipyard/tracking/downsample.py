@@ -9,7 +9,7 @@ loop over points:
   timestamp])`` finds the lowest value and the point that holds it in the same
   pass (``max`` with a negated step finds the highest, earliest first).
 - SQLite: one small aggregate per bucket, an index range scan on
-  ``(run_id, key, step)``; SQLite's ``MIN()``/``MAX()`` return the other columns
+  ``(series_id, step)``; SQLite's ``MIN()``/``MAX()`` return the other columns
   of the row they picked. Faster than one ``GROUP BY`` there, which sorts.
 
 Buckets are ranges of steps for both x axes; with ``x="time"`` the chosen points
@@ -28,7 +28,7 @@ from typing import Any
 from shipyard.db.driver import driver_cursor, driver_sql
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.platform import Platform
-from shipyard.tracking.metrics import HISTORY_ORDER, SAME_POINT_ORDER
+from shipyard.tracking.metrics import HISTORY_ORDER, OF_SERIES, SAME_POINT_ORDER
 from shipyard.tracking.types import check_keys
 
 X_AXES: tuple[str, ...] = ("step", "time")
@@ -43,39 +43,34 @@ Point = tuple[int, int, float | None]  # step, timestamp, value
 # Counting every point costs a scan; whether there are more than the budget costs only
 # the budget. A downsampled history's total is counted by the bucketing pass itself.
 # Every statement reads one step window of one series, an index range on
-# (run_id, key, step): parameters (run_id, key, start, end) first.
-_COUNT_UP_TO = (
-    "SELECT COUNT(*) FROM (SELECT 1 FROM metrics "
-    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? LIMIT ?) AS head"
-)
+# (series_id, step): parameters (run_id, key, start, end) first.
+_WINDOW = f"{OF_SERIES} AND step BETWEEN ? AND ?"
+_COUNT_UP_TO = f"SELECT COUNT(*) FROM (SELECT 1 FROM metrics WHERE {_WINDOW} LIMIT ?) AS head"  # noqa: S608
 # Two subqueries: each is one index probe (one query with both scans on SQLite).
 _STEP_RANGE = (
-    "SELECT (SELECT MIN(step) FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?), "
-    "(SELECT MAX(step) FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?)"
+    f"SELECT (SELECT MIN(step) FROM metrics WHERE {_WINDOW}), "  # noqa: S608
+    f"(SELECT MAX(step) FROM metrics WHERE {_WINDOW})"
 )
 _RAW = {
     # The orders are constants of tracking/metrics.py.
-    "step": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
-    f"AND step BETWEEN ? AND ? ORDER BY {HISTORY_ORDER}",
-    "time": "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
-    f"AND step BETWEEN ? AND ? ORDER BY timestamp, step, {SAME_POINT_ORDER}",
+    "step": f"SELECT step, timestamp, value FROM metrics WHERE {_WINDOW} "  # noqa: S608
+    f"ORDER BY {HISTORY_ORDER}",
+    "time": f"SELECT step, timestamp, value FROM metrics WHERE {_WINDOW} "  # noqa: S608
+    f"ORDER BY timestamp, step, {SAME_POINT_ORDER}",
 }
 # SQLite: the low and the high point of one bucket (steps lo..hi inclusive), in one statement.
 _SQLITE_BUCKET = (
-    "SELECT step, timestamp, MIN(value), COUNT(*) FROM metrics "
-    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? "
-    "UNION ALL "
-    "SELECT step, timestamp, MAX(value), 0 FROM metrics "
-    "WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?"
+    f"SELECT step, timestamp, MIN(value), COUNT(*) FROM metrics WHERE {_WINDOW} "  # noqa: S608
+    f"UNION ALL SELECT step, timestamp, MAX(value), 0 FROM metrics WHERE {_WINDOW}"
 )
 # PostgreSQL: every bucket in one pass. Arrays compare element by element, so the
 # minimum of [value, step, timestamp] is the lowest value at its earliest step;
 # steps are exact up to 2**53 as float8, far beyond any real training loop.
 _PG_BUCKETS = (
-    "SELECT min(ARRAY[value, step::float8, timestamp::float8]) FILTER (WHERE value IS NOT NULL), "
+    "SELECT min(ARRAY[value, step::float8, timestamp::float8]) FILTER (WHERE value IS NOT NULL), "  # noqa: S608
     "max(ARRAY[value, -step::float8, timestamp::float8]) FILTER (WHERE value IS NOT NULL), "
     "count(*) "
-    "FROM metrics WHERE run_id = %s AND key = %s AND step BETWEEN %s AND %s "
+    f"FROM metrics WHERE {driver_sql(_WINDOW, 'postgresql')} "
     "GROUP BY floor((step::float8 - %s) * %s / %s)"
 )
 

@@ -1,14 +1,16 @@
 """Logging to a run (params, tags, metric points in one batch) and metric histories.
 
 The batch is the hot path of tracking: it is validated in plain Python over
-the columnar lists, written with one statement for the points (an executemany on
-SQLite, one INSERT over unnest() arrays on PostgreSQL) and one bulk
-upsert for the latest values, in one transaction with one audit event.
+the columnar lists, then written in one transaction with one audit event: one
+upsert of each key's latest point, which gives each key's series id, then one
+statement for the points under those ids (an executemany on SQLite, a binary COPY
+on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import update
@@ -24,7 +26,7 @@ from shipyard.tracking.runs import status_changes, writable_run
 from shipyard.tracking.tables import RunRow, RunTagRow
 from shipyard.tracking.types import ColumnarMetrics, RunBatch, check_keys, storable_metric
 from shipyard.tracking.upserts import (
-    insert_metric_points,
+    insert_metric_rows,
     insert_params,
     upsert_latest_metrics,
     upsert_tags,
@@ -58,6 +60,12 @@ class Points:
                 latest[key] = (step, ts, value)
         self.keys, self.values, self.steps, self.timestamps = keys, values, steps, timestamps
         self.latest = latest
+
+    def rows(self, series: dict[str, int]) -> Iterator[tuple[int, int, int, float | None]]:
+        """The points as ``(series_id, step, timestamp, value)``, ``series`` giving
+        each key's series id."""
+        ids = map(series.__getitem__, self.keys)
+        return zip(ids, self.steps, self.timestamps, self.values, strict=True)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -101,10 +109,8 @@ def log_batch(ctx: RequestContext, run_id: str, batch: RunBatch) -> None:
         insert_params(session, run_id, batch.params)
         upsert_tags(session, RunTagRow, "run_id", run_id, batch.tags)
         if points:
-            insert_metric_points(
-                session, run_id, points.keys, points.values, points.steps, points.timestamps
-            )
-            upsert_latest_metrics(session, run_id, points.latest)
+            series = upsert_latest_metrics(session, run_id, points.latest)
+            insert_metric_rows(session, points.rows(series))
         if points or batch.params or batch.tags:
             summaries.changed(session, [run_id])
         if changes:
@@ -127,15 +133,17 @@ Points have no id to order them by insertion."""
 HISTORY_ORDER = f"step, timestamp, {SAME_POINT_ORDER}"
 """The native order of a history's points, in SQL."""
 
+OF_SERIES = "series_id = (SELECT id FROM latest_metrics WHERE run_id = ? AND key = ?)"
+"""The condition on ``metrics`` that keeps one series' points: a run's metric, whose
+id is looked up once per statement; parameters ``(run_id, key)``."""
+
 # History is read with the driver's own cursor: SQLAlchemy's Row objects cost
 # several times the query itself on 100k points. Only the placeholder differs.
-# The fast statement orders by step alone, which the (run_id, key, step) index
+# The fast statement orders by step alone, which the (series_id, step) index
 # gives without a sort; only when a step repeats (rare) is the full order needed.
-_HISTORY_BY_STEP = (
-    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step"
-)
+_HISTORY_BY_STEP = f"SELECT step, timestamp, value FROM metrics WHERE {OF_SERIES} ORDER BY step"  # noqa: S608
 _HISTORY_FULL = (
-    "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "  # noqa: S608
+    f"SELECT step, timestamp, value FROM metrics WHERE {OF_SERIES} "  # noqa: S608
     f"ORDER BY {HISTORY_ORDER}"
 )
 

@@ -9,13 +9,13 @@ row locks in the same order and cannot deadlock.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import repeat
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from shipyard.db.driver import driver_cursor, driver_sql
+from shipyard.db.driver import driver_cursor
 from shipyard.errors import Conflict
 from shipyard.tracking.tables import ParamRow
 
@@ -81,28 +81,20 @@ def insert_params(session: Session, run_id: str, params: dict[str, str]) -> None
 
 # COPY in binary: the fastest way into PostgreSQL, about twice the speed of an
 # INSERT over unnest() arrays (no text arrays to render and parse).
-_PG_COPY_POINTS = 'COPY metrics (run_id, key, step, "timestamp", value) FROM STDIN (FORMAT BINARY)'
-_PG_POINT_TYPES = ("text", "text", "int8", "int8", "float8")
-_INSERT_POINTS = "INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?)"
+_PG_COPY_POINTS = 'COPY metrics (series_id, step, "timestamp", value) FROM STDIN (FORMAT BINARY)'
+_PG_POINT_TYPES = ("int8", "int8", "int8", "float8")
+_INSERT_POINTS = "INSERT INTO metrics (series_id, step, timestamp, value) VALUES (?, ?, ?, ?)"
 
-
-def insert_metric_points(
-    session: Session,
-    run_id: str,
-    keys: list[str],
-    values: list[float | None],
-    steps: list[int],
-    timestamps: list[int],
-) -> None:
-    """Append metric points to a run's history: one COPY on PostgreSQL, one
-    executemany of plain tuples on SQLite."""
-    insert_metric_rows(session, zip(repeat(run_id), keys, steps, timestamps, values))
+Point = tuple[int, int, float | None]
+"""A metric point's (step, timestamp, value)."""
 
 
 def insert_metric_rows(
-    session: Session, rows: Iterable[tuple[str, str, int, int, float | None]]
+    session: Session, rows: Iterable[tuple[int, int, int, float | None]]
 ) -> None:
-    """Append ``(run_id, key, step, timestamp, value)`` points, of any runs."""
+    """Append ``(series_id, step, timestamp, value)`` points, of any series: one COPY on
+    PostgreSQL, one executemany of plain tuples on SQLite. The series must exist
+    (:func:`upsert_latest_metrics`, :func:`insert_latest_metrics`)."""
     cursor, dialect = driver_cursor(session)
     try:
         if dialect == "postgresql":
@@ -117,30 +109,96 @@ def insert_metric_rows(
         cursor.close()
 
 
-# The same text on both databases; the WHERE keeps a stored point that is newer.
-_UPSERT_LATEST = (
-    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?) "
+# The same on both databases; the WHERE keeps a stored point that is newer (and
+# RETURNING then leaves that row out).
+_ON_CONFLICT_KEEP_NEWER = (
     "ON CONFLICT (run_id, key) DO UPDATE SET "
     "step = excluded.step, timestamp = excluded.timestamp, value = excluded.value "
     "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
     "AND excluded.timestamp >= latest_metrics.timestamp)"
 )
+# PostgreSQL numbers new series itself (an identity); the arrays keep one statement
+# text whatever the number of keys, so the driver prepares it once.
+_PG_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) "  # noqa: S608
+    "SELECT %s, k, s, t, v FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::float8[]) "
+    f"AS u(k, s, t, v) {_ON_CONFLICT_KEEP_NEWER} RETURNING key, id"
+)
+_PG_INSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::float8[]) "
+    "RETURNING run_id, key, id"
+)
+_SQLITE_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, id) "  # noqa: S608
+    f"VALUES (?, ?, ?, ?, ?, ?) {_ON_CONFLICT_KEEP_NEWER}"
+)
+_SQLITE_INSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, id) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_HIGHEST_SERIES = "SELECT COALESCE(MAX(id), 0) FROM latest_metrics"
+_PG_SERIES_OF_KEYS = "SELECT key, id FROM latest_metrics WHERE run_id = %s AND key = ANY(%s)"
+_SQLITE_SERIES_OF_KEYS = (
+    "SELECT key, id FROM latest_metrics "
+    "WHERE run_id = ? AND key IN (SELECT value FROM json_each(?))"
+)
 
 
-def upsert_latest_metrics(session: Session, run_id: str, latest: dict[str, tuple]) -> None:
-    """Keep ``latest_metrics`` at each key's highest (step, timestamp) point.
+def upsert_latest_metrics(
+    session: Session, run_id: str, latest: dict[str, Point]
+) -> dict[str, int]:
+    """Keep ``latest_metrics`` at each key's highest (step, timestamp) point, and
+    return each key's series id (new keys get a new series).
 
-    ``latest`` maps a key to this batch's best ``(step, timestamp, value)``.
+    ``latest`` maps a key to this batch's best ``(step, timestamp, value)``. Keys are
+    written in order, so concurrent writers of one run lock its rows in one order.
     """
     if not latest:
-        return
-    rows = [(run_id, k, p[0], p[1], p[2]) for k, p in sorted(latest.items())]
+        return {}
+    keys = sorted(latest)
     cursor, dialect = driver_cursor(session)
     try:
-        sql = driver_sql(_UPSERT_LATEST, dialect)
-        if len(rows) == 1:
-            cursor.execute(sql, rows[0])
-        else:
-            cursor.executemany(sql, rows)
+        if dialect == "postgresql":
+            columns = ([latest[k][i] for k in keys] for i in range(3))
+            cursor.execute(_PG_UPSERT_LATEST, (run_id, keys, *columns))
+            series = dict(cursor.fetchall())
+            if len(series) < len(keys):
+                # A key whose stored point is newer is not updated, so not returned.
+                cursor.execute(_PG_SERIES_OF_KEYS, (run_id, keys))
+                series = dict(cursor.fetchall())
+            return series
+        cursor.execute(_SQLITE_SERIES_OF_KEYS, (run_id, orjson.dumps(keys).decode()))
+        series = dict(cursor.fetchall())
+        highest: int | None = None
+        rows = []
+        for key in keys:
+            if key not in series:
+                if highest is None:
+                    highest = cursor.execute(_SQLITE_HIGHEST_SERIES).fetchone()[0]
+                highest = series[key] = highest + 1
+            rows.append((run_id, key, *latest[key], series[key]))
+        cursor.executemany(_SQLITE_UPSERT_LATEST, rows)
+        return series
+    finally:
+        cursor.close()
+
+
+def insert_latest_metrics(
+    session: Session, rows: list[tuple[str, str, int, int, float | None]]
+) -> dict[tuple[str, str], int]:
+    """Insert the latest points ``(run_id, key, step, timestamp, value)`` of new runs
+    (no key of theirs is stored yet), each a new series; their series ids by
+    ``(run_id, key)``."""
+    if not rows:
+        return {}
+    cursor, dialect = driver_cursor(session)
+    try:
+        if dialect == "postgresql":
+            cursor.execute(_PG_INSERT_LATEST, [list(column) for column in zip(*rows, strict=True)])
+            return {(run_id, key): id_ for run_id, key, id_ in cursor.fetchall()}
+        highest = cursor.execute(_SQLITE_HIGHEST_SERIES).fetchone()[0]
+        numbered = [(*row, highest + 1 + i) for i, row in enumerate(rows)]
+        cursor.executemany(_SQLITE_INSERT_LATEST, numbered)
+        return {(row[0], row[1]): row[5] for row in numbered}
     finally:
         cursor.close()
