@@ -30,7 +30,7 @@ from shipyard.db.migrate import (
 )
 from shipyard.projects.tables import ProjectRow
 from shipyard.tracking.metrics import OF_SERIES
-from shipyard.tracking.upserts import insert_latest_metrics
+from shipyard.tracking.upserts import insert_latest_metrics, insert_metric_rows
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -465,3 +465,35 @@ def test_metric_points_move_under_their_series_and_back(empty_db: Database) -> N
     )
     with empty_db.read() as session:
         assert session.execute(read).all() == points
+
+
+def test_deleting_a_series_deletes_its_points(empty_db: Database) -> None:
+    """Migration 0011: a run deleted for good takes its series' points along (they have
+    no foreign key), so on SQLite a series numbered after it, which may take the same
+    id, starts with an empty history; points of other runs stay."""
+    upgrade(empty_db)
+    points = text("SELECT series_id, step FROM metrics ORDER BY series_id, step")
+    with empty_db.write() as session:
+        _experiment_with_runs(session, ["a", "b"])
+        series = insert_latest_metrics(
+            session, [("a", "loss", 1, 1, 8.0), ("b", "loss", 0, 0, 1.0)]
+        )
+        insert_metric_rows(
+            session,
+            [(series["a", "loss"], 0, 0, 9.0), (series["a", "loss"], 1, 1, 8.0)]
+            + [(series["b", "loss"], 0, 0, 1.0)],
+        )
+    with empty_db.write() as session:
+        session.execute(text("DELETE FROM runs WHERE id = 'a'"))  # cascades to its series
+        assert session.execute(points).all() == [(series["b", "loss"], 0)]
+        fresh = insert_latest_metrics(session, [("b", "acc", 0, 0, 0.5)])
+        history = f"SELECT value FROM metrics WHERE {OF_SERIES}"  # noqa: S608
+        cursor, dialect = driver_cursor(session)
+        cursor.execute(driver_sql(history, dialect), ("b", "acc"))
+        assert cursor.fetchall() == []
+        cursor.close()
+        assert fresh["b", "acc"] != series["b", "loss"]
+    _downgrade(empty_db, "0010")  # without the trigger, points outlive their series
+    with empty_db.write() as session:
+        session.execute(text("DELETE FROM runs WHERE id = 'b'"))
+        assert session.execute(points).all() == [(series["b", "loss"], 0)]

@@ -140,8 +140,8 @@ class MetricRow(Base):
 
     # No foreign key: PostgreSQL would check it for every point (the hot path). A
     # point's series is made or updated in the same transaction (the batch writes
-    # latest_metrics first), and series are never deleted while their run exists.
-    # A hard purge of runs must delete their points itself.
+    # latest_metrics first); a trigger deletes a series' points with it (migration
+    # 0011), as when a run is deleted for good.
     series_id: Mapped[int] = mapped_column(BigInteger)
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)

@@ -117,12 +117,14 @@ _ON_CONFLICT_KEEP_NEWER = (
     "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
     "AND excluded.timestamp >= latest_metrics.timestamp)"
 )
-# PostgreSQL numbers new series itself (an identity); the arrays keep one statement
-# text whatever the number of keys, so the driver prepares it once.
+# PostgreSQL numbers new series itself (an identity; a conflicting row spends a number
+# too, harmless in 64 bits). The arrays keep one statement text whatever the number
+# of keys, and the ORDER BY keeps the rows, and so their locks, in the keys' order.
 _PG_UPSERT_LATEST = (
     "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) "  # noqa: S608
     "SELECT %s, k, s, t, v FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::float8[]) "
-    f"AS u(k, s, t, v) {_ON_CONFLICT_KEEP_NEWER} RETURNING key, id"
+    f"WITH ORDINALITY AS u(k, s, t, v, n) ORDER BY n {_ON_CONFLICT_KEEP_NEWER} "
+    "RETURNING key, id"
 )
 _PG_INSERT_LATEST = (
     "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) "

@@ -8,7 +8,8 @@ on SQLite, whose table keeps its (run_id, key) layout), and points are
 ``(series_id, step, timestamp, value)`` under a (series_id, step) index. On
 PostgreSQL a batch of 1,000 points cost 5.6 ms before, 4.0 ms after.
 
-Existing points are copied under their series. Points of no series (none that
+Existing points are copied under their series: 2M points on PostgreSQL in 3.3 s
+here, the table and its index from 411 to 175 MB. Points of no series (none that
 Shipyard wrote: a batch always upserts its keys' latest points) cannot be read by
 anything and are not copied.
 
