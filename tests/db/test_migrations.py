@@ -25,6 +25,7 @@ from shipyard.db.migrate import (
     at_head,
     current_revision,
     head_revision,
+    pending_steps,
     stored_revisions,
     tree_head,
 )
@@ -497,3 +498,37 @@ def test_deleting_a_series_deletes_its_points(empty_db: Database) -> None:
     with empty_db.write() as session:
         session.execute(text("DELETE FROM runs WHERE id = 'b'"))
         assert session.execute(points).all() == [(series["b", "loss"], 0)]
+
+
+def test_each_step_applied_is_reported_with_its_title(empty_db: Database) -> None:
+    """A long migration does not look like a hung start: upgrade() tells its caller of
+    each step as it is applied, with the migration's title and how long it took."""
+    upgrade(empty_db, revision="0009")
+    waiting = pending_steps(empty_db)
+    assert [revision for revision, _ in waiting][:2] == ["0010", "0011"]
+    assert waiting[1][1] == "Deleting a metric series deletes its points"
+    assert waiting[-1][0] == head_revision()
+    reported: list[tuple[str, str, float]] = []
+    upgrade(empty_db, on_step=lambda *step: reported.append(step))
+    assert [(revision, title) for revision, title, _ in reported] == waiting
+    assert all(seconds >= 0 for _, _, seconds in reported)
+    assert pending_steps(empty_db) == []
+
+
+def test_db_upgrade_command_lists_the_steps_it_applies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    monkeypatch.delenv("SHIPYARD_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    first = CliRunner().invoke(app, ["db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    lines = first.output.splitlines()
+    assert lines[0].startswith("applied 0001: ")
+    assert "applied 0011: Deleting a metric series deletes its points (" in first.output
+    assert lines[-1] == f"database at revision {head_revision()} (was None)"
+    again = CliRunner().invoke(app, ["db", "upgrade"])
+    assert again.output.splitlines() == [f"database at revision {head_revision()}"]

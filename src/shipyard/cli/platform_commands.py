@@ -68,14 +68,28 @@ def _check_can_listen(host: str, port: int) -> None:
 @command
 def db_upgrade() -> None:
     """Apply the schema migrations to the metadata database."""
+    from rich.text import Text
+
     from shipyard.config import Settings
     from shipyard.db import Database
-    from shipyard.db.migrate import current_revision, upgrade
+    from shipyard.db.migrate import current_revision, pending_steps, upgrade
 
     settings = Settings()
     db = Database(settings.resolved_database_url)
     before = current_revision(db)
-    upgrade(db)
+    steps = pending_steps(db)
+    if steps:
+        waiting = iter(steps[1:])
+        with console.status(f"applying {steps[0][0]}: {steps[0][1]}") as status:
+
+            def applied(revision: str, title: str, seconds: float) -> None:
+                took = Text(f" ({seconds:.1f} s)", style="dim")
+                console.print(Text(f"applied {revision}: {title}") + took)
+                following = next(waiting, None)
+                if following is not None:
+                    status.update(f"applying {following[0]}: {following[1]}")
+
+            upgrade(db, on_step=applied)
     after = current_revision(db)
     console.print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
 

@@ -9,8 +9,9 @@ when the tree holds something that quick reading does not understand.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from shipyard.db.engine import Database
 if TYPE_CHECKING:
     from alembic.config import Config
 
+_log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not change it
 # Any constant works: it only has to be the same in every Shipyard process.
@@ -107,8 +109,19 @@ def at_head(db: Database) -> bool:
     return stored_revisions(db) == [_packaged_head()]
 
 
-def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the database to ``revision``; a no-op when it is already there."""
+StepReport = Callable[[str, str, float], None]
+"""Told of each migration step once applied: its revision, its title, its seconds."""
+
+
+def _log_step(revision: str, title: str, seconds: float) -> None:
+    _log.info("database migrated to %s (%s) in %.1f s", revision, title, seconds)
+
+
+def upgrade(db: Database, revision: str = "head", *, on_step: StepReport | None = None) -> None:
+    """Bring the database to ``revision``; a no-op when it is already there.
+
+    Each step applied is reported to ``on_step`` (by default, logged): a step that
+    rewrites a large table takes a while, and a silent start looks hung."""
     if revision == "head" and at_head(db):
         return
     from alembic import command
@@ -117,7 +130,23 @@ def upgrade(db: Database, revision: str = "head") -> None:
         with db.engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
+            cfg.attributes["on_step"] = on_step or _log_step
             command.upgrade(cfg, revision)
+
+
+def pending_steps(db: Database) -> list[tuple[str, str]]:
+    """The ``(revision, title)`` of each step between the database and head, in order."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    current = current_revision(db) or "base"
+    steps = script.iterate_revisions("heads", current)
+    return [(step.revision, step_title(step.doc)) for step in reversed(list(steps))]
+
+
+def step_title(doc: str | None) -> str:
+    """A migration's title: the first line of its docstring."""
+    return (doc or "").strip().split("\n", 1)[0]
 
 
 @contextmanager
