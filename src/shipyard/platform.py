@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from shipyard.blobs import BlobStore, open_blob_store
 from shipyard.config import Settings
 from shipyard.db import Database, upgrade
+from shipyard.db.migrate import StepReport
 from shipyard.throttle import FailureThrottle
 from shipyard.turns import UploadTurns
 
@@ -33,12 +34,18 @@ class Platform:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, host: str | None = None, migrate: bool = True
+        cls,
+        settings: Settings,
+        *,
+        host: str | None = None,
+        migrate: bool = True,
+        on_step: StepReport | None = None,
     ) -> Platform:
-        """Open the stores named by ``settings`` and bring the database to head."""
+        """Open the stores named by ``settings`` and bring the database to head
+        (telling ``on_step`` of each migration applied)."""
         db = Database(settings.resolved_database_url)
         if migrate:
-            upgrade(db)
+            upgrade(db, on_step=on_step)
         return cls(
             settings=settings,
             db=db,

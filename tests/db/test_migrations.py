@@ -524,11 +524,17 @@ def test_db_upgrade_command_lists_the_steps_it_applies(
 
     monkeypatch.delenv("SHIPYARD_DATABASE_URL", raising=False)
     monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
-    first = CliRunner().invoke(app, ["db", "upgrade"])
-    assert first.exit_code == 0, first.output
-    lines = first.output.splitlines()
-    assert lines[0].startswith("applied 0001: ")
-    assert "applied 0011: Deleting a metric series deletes its points (" in first.output
-    assert lines[-1] == f"database at revision {head_revision()} (was None)"
+    head = head_revision()
+    made = CliRunner().invoke(app, ["db", "upgrade"])  # a new database: one line
+    assert made.output.splitlines() == [f"database at revision {head} (was None)"]
+    home_db = Database(f"sqlite:///{tmp_path / 'home' / 'shipyard.db'}")
+    _downgrade(home_db, "0009")
+    home_db.dispose()
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    lines = upgraded.output.splitlines()
+    assert lines[0].startswith("applied 0010: Metric points are stored by series")
+    assert lines[1].startswith("applied 0011: Deleting a metric series deletes its points (")
+    assert lines[-1] == f"database at revision {head} (was 0009)"
     again = CliRunner().invoke(app, ["db", "upgrade"])
-    assert again.output.splitlines() == [f"database at revision {head_revision()}"]
+    assert again.output.splitlines() == [f"database at revision {head}"]

@@ -31,7 +31,7 @@ def server(
         print_error(str(exc))
         raise typer.Exit(2) from None
     _check_can_listen(host, port)
-    platform = Platform.from_settings(settings, host=host)
+    platform = Platform.from_settings(settings, host=host, on_step=_print_step)
     mode = "required" if platform.auth_required else "off (loopback only)"
     console.print(f"Shipyard on http://{host}:{port}  auth: {mode}")
     console.print(f"  metadata: {platform.db.url.render_as_string(hide_password=True)}")
@@ -52,6 +52,14 @@ def server(
         uvicorn.run(app, **options)
 
 
+def _print_step(revision: str, title: str, seconds: float) -> None:
+    """One line per migration applied, so that a start which migrates says what it did."""
+    from rich.text import Text
+
+    took = Text(f" ({seconds:.1f} s)", style="dim")
+    console.print(Text(f"applied {revision}: {title}") + took)
+
+
 def _check_can_listen(host: str, port: int) -> None:
     """Exit with one line, before any start-up work and banner, when the address cannot
     be listened on (most often: another server has the port)."""
@@ -68,8 +76,6 @@ def _check_can_listen(host: str, port: int) -> None:
 @command
 def db_upgrade() -> None:
     """Apply the schema migrations to the metadata database."""
-    from rich.text import Text
-
     from shipyard.config import Settings
     from shipyard.db import Database
     from shipyard.db.migrate import current_revision, pending_steps, upgrade
@@ -83,8 +89,7 @@ def db_upgrade() -> None:
         with console.status(f"applying {steps[0][0]}: {steps[0][1]}") as status:
 
             def applied(revision: str, title: str, seconds: float) -> None:
-                took = Text(f" ({seconds:.1f} s)", style="dim")
-                console.print(Text(f"applied {revision}: {title}") + took)
+                _print_step(revision, title, seconds)
                 following = next(waiting, None)
                 if following is not None:
                     status.update(f"applying {following[0]}: {following[1]}")

@@ -120,9 +120,11 @@ def _log_step(revision: str, title: str, seconds: float) -> None:
 def upgrade(db: Database, revision: str = "head", *, on_step: StepReport | None = None) -> None:
     """Bring the database to ``revision``; a no-op when it is already there.
 
-    Each step applied is reported to ``on_step`` (by default, logged): a step that
-    rewrites a large table takes a while, and a silent start looks hung."""
-    if revision == "head" and at_head(db):
+    Each step applied to a database that had tables is reported to ``on_step`` (by
+    default, logged): a step that rewrites a large table takes a while, and a silent
+    start looks hung. Making a new database is not reported step by step."""
+    stored = stored_revisions(db)
+    if revision == "head" and stored == [_packaged_head()]:
         return
     from alembic import command
 
@@ -130,7 +132,7 @@ def upgrade(db: Database, revision: str = "head", *, on_step: StepReport | None 
         with db.engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
-            cfg.attributes["on_step"] = on_step or _log_step
+            cfg.attributes["on_step"] = (on_step or _log_step) if stored else None
             command.upgrade(cfg, revision)
 
 
