@@ -137,7 +137,10 @@ def upgrade(db: Database, revision: str = "head", *, on_step: StepReport | None 
 
 
 def pending_steps(db: Database) -> list[tuple[str, str]]:
-    """The ``(revision, title)`` of each step between the database and head, in order."""
+    """The ``(revision, title)`` of each step between the database and head, in order
+    (Alembic is imported only when there are some, as :func:`upgrade` does)."""
+    if at_head(db):
+        return []
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())

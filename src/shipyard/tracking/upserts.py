@@ -131,13 +131,10 @@ _PG_INSERT_LATEST = (
     "SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::float8[]) "
     "RETURNING run_id, key, id"
 )
-_SQLITE_UPSERT_LATEST = (
-    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, id) "  # noqa: S608
-    f"VALUES (?, ?, ?, ?, ?, ?) {_ON_CONFLICT_KEEP_NEWER}"
-)
 _SQLITE_INSERT_LATEST = (
     "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, id) VALUES (?, ?, ?, ?, ?, ?)"
 )
+_SQLITE_UPSERT_LATEST = f"{_SQLITE_INSERT_LATEST} {_ON_CONFLICT_KEEP_NEWER}"
 _SQLITE_HIGHEST_SERIES = "SELECT COALESCE(MAX(id), 0) FROM latest_metrics"
 _PG_SERIES_OF_KEYS = "SELECT key, id FROM latest_metrics WHERE run_id = %s AND key = ANY(%s)"
 _SQLITE_SERIES_OF_KEYS = (
@@ -171,14 +168,10 @@ def upsert_latest_metrics(
             return series
         cursor.execute(_SQLITE_SERIES_OF_KEYS, (run_id, orjson.dumps(keys).decode()))
         series = dict(cursor.fetchall())
-        highest: int | None = None
-        rows = []
-        for key in keys:
-            if key not in series:
-                if highest is None:
-                    highest = cursor.execute(_SQLITE_HIGHEST_SERIES).fetchone()[0]
-                highest = series[key] = highest + 1
-            rows.append((run_id, key, *latest[key], series[key]))
+        new = [key for key in keys if key not in series]
+        if new:
+            series.update(zip(new, _new_series_ids(cursor, len(new)), strict=True))
+        rows = [(run_id, key, *latest[key], series[key]) for key in keys]
         cursor.executemany(_SQLITE_UPSERT_LATEST, rows)
         return series
     finally:
@@ -198,9 +191,16 @@ def insert_latest_metrics(
         if dialect == "postgresql":
             cursor.execute(_PG_INSERT_LATEST, [list(column) for column in zip(*rows, strict=True)])
             return {(run_id, key): id_ for run_id, key, id_ in cursor.fetchall()}
-        highest = cursor.execute(_SQLITE_HIGHEST_SERIES).fetchone()[0]
-        numbered = [(*row, highest + 1 + i) for i, row in enumerate(rows)]
+        ids = _new_series_ids(cursor, len(rows))
+        numbered = [(*row, id_) for row, id_ in zip(rows, ids, strict=True)]
         cursor.executemany(_SQLITE_INSERT_LATEST, numbered)
         return {(row[0], row[1]): row[5] for row in numbered}
     finally:
         cursor.close()
+
+
+def _new_series_ids(cursor: Any, count: int) -> range:
+    """SQLite: ``count`` ids for new series, after the highest stored (the caller holds
+    the write lock, so no other writer numbers series meanwhile)."""
+    highest = cursor.execute(_SQLITE_HIGHEST_SERIES).fetchone()[0]
+    return range(highest + 1, highest + 1 + count)

@@ -31,17 +31,16 @@ depends_on = None
 _LATEST_COLUMNS = "run_id, key, step, timestamp, value"
 
 
-def _latest_columns() -> list[sa.Column]:  # type: ignore[type-arg]
+def _run_and_key() -> list[sa.Column]:  # type: ignore[type-arg]
     return [
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("timestamp", sa.BigInteger(), nullable=False),
-        sa.Column("value", sa.Float(), nullable=True),
     ]
 
 
 def _point_columns(owner: list[sa.Column]) -> list[sa.Column]:  # type: ignore[type-arg]
+    """``owner``'s columns, then a point's: latest_metrics is (run_id, key) + a point,
+    metrics (series_id) + a point, or (run_id, key) + a point before this migration."""
     return owner + [
         sa.Column("step", sa.BigInteger(), nullable=False),
         sa.Column("timestamp", sa.BigInteger(), nullable=False),
@@ -57,7 +56,7 @@ def _rebuild_sqlite_latest(*, numbered: bool) -> None:
     constraints = [sa.UniqueConstraint("id", name="uq_latest_metrics_id")] if numbered else []
     op.create_table(
         rebuilt,
-        *_latest_columns(),
+        *_point_columns(_run_and_key()),
         *extra,
         sa.ForeignKeyConstraint(
             ["run_id"], ["runs.id"], name="fk_latest_metrics_run_id_runs", ondelete="CASCADE"
@@ -66,17 +65,11 @@ def _rebuild_sqlite_latest(*, numbered: bool) -> None:
         *constraints,
         sqlite_with_rowid=False,
     )
+    names, values = _LATEST_COLUMNS, _LATEST_COLUMNS
     if numbered:
-        op.execute(
-            f"INSERT INTO {rebuilt} ({_LATEST_COLUMNS}, id) "  # noqa: S608
-            f"SELECT {_LATEST_COLUMNS}, row_number() OVER (ORDER BY run_id, key) "
-            "FROM latest_metrics"
-        )
-    else:
-        op.execute(
-            f"INSERT INTO {rebuilt} ({_LATEST_COLUMNS}) "  # noqa: S608
-            f"SELECT {_LATEST_COLUMNS} FROM latest_metrics"
-        )
+        names, values = f"{names}, id", f"{values}, row_number() OVER (ORDER BY run_id, key)"
+    # Names here are this migration's own constants.
+    op.execute(f"INSERT INTO {rebuilt} ({names}) SELECT {values} FROM latest_metrics")  # noqa: S608
     op.drop_index("ix_latest_metrics_key_value", table_name="latest_metrics")
     op.drop_table("latest_metrics")
     op.rename_table(rebuilt, "latest_metrics")
@@ -99,10 +92,7 @@ def _move_points(*, by_series: bool) -> None:
             ["series_id", "step"],
         )
     else:
-        owner = [
-            sa.Column("run_id", sa.String(length=32), nullable=False),
-            sa.Column("key", sa.String(length=250), nullable=False),
-        ]
+        owner = _run_and_key()
         select = (
             "SELECT l.run_id, l.key, m.step, m.timestamp, m.value FROM metrics AS m "
             "JOIN latest_metrics AS l ON l.id = m.series_id"

@@ -29,12 +29,12 @@ _FUNCTION = "delete_series_points"
 def upgrade() -> None:
     if op.get_context().dialect.name == "sqlite":
         op.execute(
-            "CREATE TRIGGER tr_latest_metrics_delete_points AFTER DELETE ON latest_metrics "
+            f"CREATE TRIGGER {_TRIGGER} AFTER DELETE ON latest_metrics "  # noqa: S608 (constants)
             "BEGIN DELETE FROM metrics WHERE series_id = OLD.id; END"
         )
         return
     op.execute(
-        "CREATE FUNCTION delete_series_points() RETURNS trigger LANGUAGE plpgsql AS "
+        f"CREATE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS "  # noqa: S608
         "$$ BEGIN DELETE FROM metrics WHERE series_id = OLD.id; RETURN NULL; END $$"
     )
     op.execute(
