@@ -383,22 +383,27 @@ def test_runs_gain_a_heartbeat_time_and_keep_their_rows(empty_db: Database) -> N
         ]
 
 
-def test_run_summaries_are_made_for_existing_runs_on_postgresql(empty_db: Database) -> None:
-    """Migration 0009: PostgreSQL gets run_summaries, one row per existing run holding
-    its params, tags and latest metrics; SQLite gets no table."""
+def test_run_summaries_are_made_for_existing_runs(empty_db: Database) -> None:
+    """Migrations 0009 (PostgreSQL) and 0012 (SQLite): run_summaries, one row per
+    existing run holding its params, tags and latest metrics, the doubles exactly."""
     upgrade(empty_db, revision="0008")
+    big = 1.3987295133952777e284  # SQLite 3.40's printf('%!.17g') gets its last digit wrong
     with empty_db.write() as session:
         _experiment_with_runs(session, ["r1", "r2"])
         session.execute(text("INSERT INTO params VALUES ('r1', 'lr', '0.1'), ('r1', 'n', '3')"))
         session.execute(text("INSERT INTO run_tags VALUES ('r1', 'team', 'a')"))
         session.execute(
-            text("INSERT INTO latest_metrics VALUES ('r1', 'acc', 4, 40, :v)"), {"v": 0.1 + 0.2}
+            text(
+                "INSERT INTO latest_metrics VALUES ('r1', 'acc', 4, 40, :v), "
+                "('r1', 'big', 0, 0, :big), ('r1', 'gone', 0, 0, NULL)"
+            ),
+            {"v": 0.1 + 0.2, "big": big},
         )
+    upgrade(empty_db, revision="0011")
+    # SQLite has no summaries before 0012, PostgreSQL has had them since 0009.
+    sqlite = empty_db.engine.dialect.name == "sqlite"
+    assert ("run_summaries" in inspect(empty_db.engine).get_table_names()) is not sqlite
     upgrade(empty_db)
-    tables = set(inspect(empty_db.engine).get_table_names())
-    if empty_db.engine.dialect.name != "postgresql":
-        assert "run_summaries" not in tables
-        return
     with empty_db.read() as session:
         rows = session.execute(
             text("SELECT run_id, params, tags, metrics FROM run_summaries ORDER BY run_id")
@@ -406,8 +411,10 @@ def test_run_summaries_are_made_for_existing_runs_on_postgresql(empty_db: Databa
     assert [(r[0], r[3] is None) for r in rows] == [("r1", False), ("r2", True)]
     assert json.loads(rows[0][1]) == {"lr": "0.1", "n": "3"}
     assert json.loads(rows[0][2]) == {"team": "a"}
-    assert json.loads(rows[0][3]) == {"acc": 0.1 + 0.2}  # the double exactly
+    assert json.loads(rows[0][3]) == {"acc": 0.1 + 0.2, "big": big, "gone": None}  # exactly
     assert rows[1][1:] == (None, None, None)
+    _downgrade(empty_db, "0011")
+    assert ("run_summaries" in inspect(empty_db.engine).get_table_names()) is not sqlite
     _downgrade(empty_db, "0008")
     assert "run_summaries" not in set(inspect(empty_db.engine).get_table_names())
     upgrade(empty_db)

@@ -1,6 +1,6 @@
 """What a search returns of each run (its params, tags and latest metrics) is what the
-tables hold after every kind of write; on PostgreSQL it comes from the run summaries
-that writes keep (tracking/summaries.py), on SQLite it is built at search time."""
+tables hold after every kind of write: it comes from the run summaries that writes keep
+(tracking/summaries.py), on both databases."""
 
 from __future__ import annotations
 
@@ -50,9 +50,7 @@ def searched(client: Client, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def summarized(platform: Platform) -> set[str]:
-    """The runs that have a summary row (PostgreSQL); empty on SQLite."""
-    if platform.db.is_sqlite:
-        return set()
+    """The runs that have a summary row."""
     with platform.db.read() as session:
         return set(session.scalars(select(RunSummaryRow.run_id)))
 
@@ -60,8 +58,7 @@ def summarized(platform: Platform) -> set[str]:
 def agrees(platform: Platform, client: Client, run_id: str) -> None:
     assert searched(client, run_id) == from_tables(platform, run_id)
     assert client.runs.get(run_id).params == from_tables(platform, run_id)["params"]
-    if not platform.db.is_sqlite:
-        assert run_id in summarized(platform)  # read from its summary, not built
+    assert run_id in summarized(platform)  # read from its summary, not built
 
 
 def test_every_kind_of_write_shows_in_search(platform: Platform) -> None:
@@ -140,8 +137,6 @@ def test_a_refused_write_leaves_the_summary_as_it_was(platform: Platform) -> Non
 
 def test_a_run_without_a_summary_is_built_at_search(platform: Platform) -> None:
     """Runs that have no summary row (one removed here) are built at search time."""
-    if platform.db.is_sqlite:
-        pytest.skip("SQLite keeps no summaries")
     with embedded_client(platform) as client:
         run = client.runs.create("e", params={"lr": "0.1"}, tags={"team": "a"})
         client.runs.log_batch(run.id, metrics=[("m", 1.5, 0, 1)])
@@ -214,7 +209,7 @@ def test_a_writer_that_waited_rebuilds_from_the_other_writers_rows(platform: Pla
     summary first, and only then reads the tables (a rebuild that read them before
     waiting would write a summary without A's param)."""
     if platform.db.is_sqlite:
-        pytest.skip("SQLite keeps no summaries (and has one writer at a time)")
+        pytest.skip("SQLite has one writer at a time")
     from sqlalchemy import insert
 
     from shipyard.tracking import summaries
@@ -277,8 +272,7 @@ def test_a_run_made_in_a_rolled_back_savepoint_is_not_summarized(platform: Platf
             session.execute(insert(ParamRow), [{"run_id": kept, "key": "k", "value": "v"}])
             summaries.changed(session, [kept])
         # The savepoint that committed rebuilt nothing yet; the transaction will.
-        marked = [] if platform.db.is_sqlite else sorted(["gone", kept])
-        assert summaries.pending(session) == marked
+        assert summaries.pending(session) == sorted(["gone", kept])
     assert "gone" not in summarized(platform)
     with embedded_client(platform) as client:
         agrees(platform, client, kept)
@@ -310,9 +304,8 @@ def test_mlflow_search_reads_params_and_tags_the_same_way(platform: Platform) ->
         session.execute(insert_row(RunTagRow, run_id=run.id, key="new", value="x"))
         summaries.changed(session, [run.id])
         assert messages(session, run.id)[1] == {"team": "a", "new": "x"}  # not the summary's
-    if not platform.db.is_sqlite:
-        with platform.db.write() as session:
-            session.execute(delete(RunSummaryRow).where(RunSummaryRow.run_id == run.id))
+    with platform.db.write() as session:
+        session.execute(delete(RunSummaryRow).where(RunSummaryRow.run_id == run.id))
     with platform.db.read() as session:
         assert messages(session, run.id) == (want[0], {"team": "a", "new": "x"}, want[2])
 
@@ -327,8 +320,7 @@ def test_rebuilding_every_summary_repairs_stale_and_missing_ones(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`shipyard db rebuild-summaries` (after servers of an older version wrote): a
-    summary left behind and one missing are rebuilt from the tables, in batches; on
-    SQLite there is nothing to rebuild."""
+    summary left behind and one missing are rebuilt from the tables, in batches."""
     from typer.testing import CliRunner
 
     from shipyard.cli.main import app
@@ -336,9 +328,6 @@ def test_rebuilding_every_summary_repairs_stale_and_missing_ones(
 
     with embedded_client(platform) as client:
         ids = [client.runs.create("e", params={"i": i}, tags={"t": "x"}).id for i in range(5)]
-    if platform.db.is_sqlite:
-        assert rebuild_all(platform.db) == 0
-        return
     with platform.db.write() as session:  # what an older server's writes leave
         session.execute(text('UPDATE run_summaries SET params = \'{"i": "old"}\''))
         session.execute(delete(RunSummaryRow).where(RunSummaryRow.run_id == ids[0]))

@@ -102,9 +102,9 @@ def db_upgrade() -> None:
 @db_app.command("rebuild-summaries")
 @command
 def db_rebuild_summaries() -> None:
-    """PostgreSQL: rebuild every run's summary (its params, tags and latest metrics as
-    searches return them) from the tables, after servers of an older version wrote to
-    the database. Safe while servers run. Nothing to do on SQLite."""
+    """Rebuild every run's summary (its params, tags and latest metrics as searches
+    return them) from the tables, after servers of an older version wrote to the
+    database. Safe while servers run."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from sqlalchemy import text
 
@@ -113,9 +113,6 @@ def db_rebuild_summaries() -> None:
     from shipyard.tracking.summaries import rebuild_all
 
     db = Database(Settings().resolved_database_url)
-    if db.is_sqlite:
-        console.print("SQLite keeps no run summaries: nothing to rebuild")
-        return
     with db.read() as session:
         total = int(session.execute(text("SELECT count(*) FROM runs")).scalar_one())
     with Progress(

@@ -85,79 +85,25 @@ def _among(column: Any, session: Session, ids: Sequence[str]) -> Any:
     return column.in_(ids)
 
 
-# One statement for the three child tables (one round trip), the run ids passed as
-# ONE parameter so that the text never changes and nothing renders a 1,000-item
-# array: a comma-separated string on PostgreSQL (ids are hex), a JSON array on
-# SQLite. Each dialect gets the shape it runs fastest:
-# - PostgreSQL: one row per run, its params, tags and latest metrics as three JSON
-#   objects from its summary (tracking/summaries.py), one index lookup per run; built
-#   here for a run that has none, one index lookup into each table (what building
-#   every run's cost: 1.7 ms against 0.4 for a page of 199). Joining the page's ids
-#   to the tables instead made it hash-join whole tables and sort them. Its JSON
-#   writes a double exactly (extra_float_digits, set on every connection in
-#   db/engine.py); NaN and the infinities come as strings.
-# - SQLite: params and tags as one JSON object per run, built by the database (a row
-#   per key cost more in Python than the whole query); metrics as rows, since SQLite
-#   writes a REAL into JSON with only 15 significant digits. No ORDER BY: sorting
-#   15k rows would cost more than the rest of the query.
-_PG_CHILDREN_SQL = (
-    "WITH page(id) AS (SELECT unnest(string_to_array(%s, ','))) "  # noqa: S608 (constants)
-    "SELECT page.id, "
-    + ", ".join(summaries.kept(part) for part in summaries.PARTS)
-    + " FROM page"
-    + summaries.JOIN
-)
-_SQLITE_CHILDREN_SQL = (
-    "WITH page(id) AS (SELECT value FROM json_each(?)) "
-    "SELECT 0, run_id, json_group_object(key, value), NULL FROM params "
-    "WHERE run_id IN (SELECT id FROM page) GROUP BY run_id "
-    "UNION ALL "
-    "SELECT 1, run_id, json_group_object(key, value), NULL FROM run_tags "
-    "WHERE run_id IN (SELECT id FROM page) GROUP BY run_id "
-    "UNION ALL "
-    "SELECT 2, run_id, key, value FROM latest_metrics WHERE run_id IN (SELECT id FROM page)"
-)
-
-
 def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
-    """Fill the params, tags and latest metrics of ``runs`` (dicts from :func:`_run_dict`).
-
-    One query over the driver's cursor, whatever the number of runs:
-    SQLAlchemy's row objects would cost more than the query. The keys of
-    each dict come in no particular order.
-    """
+    """Fill the params, tags and latest metrics of ``runs`` (dicts from :func:`_run_dict`)
+    from their summaries (tracking/summaries.py): one query over the driver's cursor,
+    whatever the number of runs, as SQLAlchemy's row objects would cost more than the
+    query. The keys of each dict come in no particular order."""
     if not runs:
         return
-    ids = [run["id"] for run in runs]
-    cursor, dialect = driver_cursor(session)
-    postgres = dialect == "postgresql"
-    try:
-        if postgres:
-            summaries.execute_page(session, cursor, _PG_CHILDREN_SQL, ids)
-        else:
-            cursor.execute(_SQLITE_CHILDREN_SQL, (orjson.dumps(ids).decode(),))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
     by_id = {run["id"]: run for run in runs}
-    if postgres:
-        for run_id, params, tags, metrics in rows:
-            run = by_id[run_id]
-            if params is not None:
-                run["params"] = orjson.loads(params)
-            if tags is not None:
-                run["tags"] = orjson.loads(tags)
-            if metrics is not None:
-                run["metrics"] = {
-                    key: None if value is None else float(value)  # "NaN" included
-                    for key, value in orjson.loads(metrics).items()
-                }
-        return
-    for kind, run_id, key_or_object, number in rows:
-        if kind == 2:
-            by_id[run_id]["metrics"][key_or_object] = number
-        else:
-            by_id[run_id]["params" if kind == 0 else "tags"] = orjson.loads(key_or_object)
+    for run_id, params, tags, metrics in summaries.of_page(session, list(by_id)):
+        run = by_id[run_id]
+        if params is not None:
+            run["params"] = orjson.loads(params)
+        if tags is not None:
+            run["tags"] = orjson.loads(tags)
+        if metrics is not None:
+            run["metrics"] = {
+                key: None if value is None else float(value)  # PostgreSQL's "NaN" included
+                for key, value in orjson.loads(metrics).items()
+            }
 
 
 def run_dicts(session: Session, ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -177,13 +177,12 @@ class LatestMetricRow(Base):
 
 
 class RunSummaryRow(Base):
-    """PostgreSQL only: a run's params, tags and latest metrics as the text of three
-    JSON objects (NULL where it has none), what a search returns of it; rebuilt from
-    those tables whenever they change (tracking/summaries.py)."""
+    """A run's params, tags and latest metrics as the text of three JSON objects (NULL
+    where it has none), what a search returns of it; rebuilt from those tables whenever
+    they change (tracking/summaries.py). Migration 0009 (PostgreSQL), 0012 (SQLite)."""
 
     __tablename__ = "run_summaries"
-    # Created on PostgreSQL alone (migration 0009); tests/db/test_migrations.py reads this.
-    __table_args__ = {"info": {"only_on": "postgresql"}}
+    __table_args__ = {"sqlite_with_rowid": False}
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     params: Mapped[str | None] = mapped_column(Text, nullable=True)
