@@ -1,14 +1,17 @@
 """PostgreSQL's pooled connections: a connection that idled is checked before use,
-one that was just used is not (no extra round trip per request)."""
+one that was just used is not (no extra round trip per request), and the one returned
+last is the one handed out next."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from tests.conftest import PG_ADMIN_URL
 
 from shipyard.db import Database, engine
@@ -74,5 +77,30 @@ def test_a_connection_just_used_is_not_pinged(own_db_url: str) -> None:
             _read_one(db)
         # ...and the pool, told of the disconnect, opens a new one for the next.
         assert _read_one(db) == 1
+    finally:
+        db.dispose()
+
+
+def _backend_pid(session: Session) -> int:
+    return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+@pytest.mark.parametrize("kind", ["read", "write"])
+def test_the_connection_returned_last_is_handed_out_next(own_db_url: str, kind: str) -> None:
+    """After a burst opened three connections, one caller at a time keeps getting the
+    connection returned last (whose server process has the statements prepared and
+    planned), not each idle one in turn."""
+    db = Database(own_db_url)
+    sessions: Callable[[], AbstractContextManager[Session]] = getattr(db, kind)
+    try:
+        with ExitStack() as burst:
+            pids = [_backend_pid(burst.enter_context(sessions())) for _ in range(3)]
+        assert len(set(pids)) == 3
+        # ExitStack closed them last-opened first: pids[0] went back to the pool last.
+        following = []
+        for _ in range(5):
+            with sessions() as session:
+                following.append(_backend_pid(session))
+        assert following == [pids[0]] * 5
     finally:
         db.dispose()
