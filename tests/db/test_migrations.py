@@ -420,6 +420,50 @@ def test_run_summaries_are_made_for_existing_runs(empty_db: Database) -> None:
     upgrade(empty_db)
 
 
+def test_sqlite_summaries_get_a_rowid_table_and_follow_every_writer(empty_db: Database) -> None:
+    """Migration 0013 (SQLite): run_summaries becomes an ordinary rowid table, its rows
+    kept, and a write into params, run_tags or latest_metrics by anyone deletes the
+    run's summary; down again, the WITHOUT ROWID table and no triggers."""
+    if empty_db.engine.dialect.name != "sqlite":
+        upgrade(empty_db)
+        return  # PostgreSQL: nothing to see
+    upgrade(empty_db, revision="0012")
+    with empty_db.write() as session:
+        _experiment_with_runs(session, ["r1", "r2"])
+        session.execute(text("INSERT INTO params VALUES ('r1', 'lr', '0.1')"))
+        session.execute(text("INSERT INTO run_summaries (run_id) VALUES ('r1'), ('r2')"))
+
+    def layout() -> tuple[bool, list[str], list[str]]:
+        with empty_db.read() as session:
+            sql = session.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'run_summaries'")
+            ).scalar_one()
+            triggers = session.execute(
+                text(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                    "AND sql LIKE '%run_summaries%' ORDER BY name"
+                )
+            ).scalars()
+            rows = session.execute(text("SELECT run_id FROM run_summaries ORDER BY run_id"))
+            return "WITHOUT ROWID" in sql, list(triggers), list(rows.scalars())
+
+    assert layout() == (True, [], ["r1", "r2"])
+    upgrade(empty_db)
+    without_rowid, triggers, rows = layout()
+    assert (without_rowid, len(triggers), rows) == (False, 9, ["r1", "r2"])
+    writes = [
+        "INSERT INTO run_tags VALUES ('r2', 't', 'x')",
+        "UPDATE params SET value = '0.2' WHERE run_id = 'r1'",
+        "DELETE FROM run_tags WHERE run_id = 'r2'",
+    ]
+    for statement, left in zip(writes, [["r1"], [], []], strict=True):
+        with empty_db.write() as session:
+            session.execute(text(statement))
+        assert layout()[2] == left
+    _downgrade(empty_db, "0012")
+    assert layout()[:2] == (True, [])
+
+
 def test_metric_points_move_under_their_series_and_back(empty_db: Database) -> None:
     """Migration 0010 numbers each run's metric (its latest_metrics row) and stores the
     points under that series, every point kept (repeated ones and NULL values too)
@@ -520,6 +564,26 @@ def test_each_step_applied_is_reported_with_its_title(empty_db: Database) -> Non
     assert [(revision, title) for revision, title, _ in reported] == waiting
     assert all(seconds >= 0 for _, _, seconds in reported)
     assert pending_steps(empty_db) == []
+
+
+def test_rebuilding_summaries_asks_for_the_upgrade_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`shipyard db rebuild-summaries` on a database behind this version says to upgrade
+    it first (exit 1) rather than failing on a missing table, and changes nothing."""
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    monkeypatch.delenv("SHIPYARD_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    home_db = Database(f"sqlite:///{tmp_path / 'home' / 'shipyard.db'}")
+    upgrade(home_db, revision="0011")
+    result = CliRunner().invoke(app, ["db", "rebuild-summaries"])
+    assert result.exit_code == 1
+    assert "at revision 0011" in result.output and "shipyard db upgrade" in result.output
+    assert current_revision(home_db) == "0011"
+    home_db.dispose()
 
 
 def test_db_upgrade_command_lists_the_steps_it_applies(

@@ -92,6 +92,37 @@ def test_every_kind_of_write_shows_in_search(platform: Platform) -> None:
         assert searched(client, ids[2])["metrics"] == {"m": 2 / 3}
 
 
+def test_a_write_by_an_older_process_is_never_hidden_on_sqlite(platform: Platform) -> None:
+    """SQLite (migration 0013): rows written by a process that knows nothing of
+    summaries (an older version's, on an embedded home a newer one migrated) drop the
+    run's summary, so searches show them, built from the tables, until a current
+    process writes the run again."""
+    if not platform.db.is_sqlite:
+        pytest.skip("PostgreSQL's servers are upgraded together (rebuild-summaries repairs)")
+    older_writes = [  # what such a process sends: no summaries.changed
+        "UPDATE latest_metrics SET value = 0.25, step = 5 WHERE run_id = :run",
+        "INSERT INTO params (run_id, key, value) VALUES (:run, 'added', 'x')",
+        "UPDATE run_tags SET value = 'b' WHERE run_id = :run",
+        "DELETE FROM run_tags WHERE run_id = :run",
+    ]
+    with embedded_client(platform) as client:
+        run = client.runs.create("e", params={"lr": "0.1"}, tags={"team": "a"})
+        for step, statement in enumerate(older_writes):
+            client.runs.log_batch(run.id, metrics=[("m", 1.0, step, 1)])  # a current write
+            agrees(platform, client, run.id)
+            with platform.db.write() as session:
+                session.execute(text(statement), {"run": run.id})
+            assert run.id not in summarized(platform)
+            assert searched(client, run.id) == from_tables(platform, run.id)
+        assert searched(client, run.id) == {
+            "params": {"lr": "0.1", "added": "x"},
+            "tags": {},
+            "metrics": {"m": 0.25},
+        }
+        client.runs.log_batch(run.id, tags={"team": "c"})
+        agrees(platform, client, run.id)
+
+
 def test_a_lost_run_and_its_revival_show_in_search(platform: Platform) -> None:
     platform.settings = platform.settings.model_copy(
         update={"run_heartbeat_timeout": 60.0, "run_heartbeat_interval": 0.0}

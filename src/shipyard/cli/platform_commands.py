@@ -110,9 +110,16 @@ def db_rebuild_summaries() -> None:
 
     from shipyard.config import Settings
     from shipyard.db import Database
+    from shipyard.db.migrate import current_revision, pending_steps
+    from shipyard.errors import Conflict
     from shipyard.tracking.summaries import rebuild_all
 
     db = Database(Settings().resolved_database_url)
+    if pending_steps(db):  # before the summaries' table, or its triggers, exist
+        raise Conflict(
+            f"the database is at revision {current_revision(db)}, behind this version: "
+            "run `shipyard db upgrade` first"
+        )
     with db.read() as session:
         total = int(session.execute(text("SELECT count(*) FROM runs")).scalar_one())
     with Progress(

@@ -24,7 +24,11 @@ very end of the transaction:
 SQLite holds its one writer's lock for the whole transaction, so it needs neither the
 lock nor the ordering: its commit builds the summaries in Python from one query over
 the three tables, since SQLite writes a REAL into JSON with 15 significant digits (and
-its ``printf('%!.17g')`` is not exact either, before 3.43).
+its ``printf('%!.17g')`` is not exact either, before 3.43). An embedded home may also
+be written by a process of an older version, which knows nothing of summaries:
+triggers on the three tables delete a run's summary whenever a row of it changes
+(migration 0013), so that run is built from the tables until a current process writes
+it again.
 
 A run with no summary row (a summary is made on its first change; runs from before
 the migrations got theirs there) is built from the tables at search time, as are the
@@ -96,9 +100,9 @@ _PG_PAGE_SQL = (
 # cost more in Python than the whole query), latest metrics as rows (see the module's
 # docstring), and a row for each run that exists, so that one with none of the three
 # still gets its summary. No ORDER BY: sorting would cost more than the rest.
-_SQLITE_PAGE_SQL = (
-    "SELECT s.run_id, s.params, s.tags, s.metrics FROM run_summaries s "
-    "JOIN json_each(?) page ON s.run_id = page.value"
+_SQLITE_PAGE_SQL = (  # CROSS JOIN: the page first, whatever ANALYZE has said of the table
+    "SELECT s.run_id, s.params, s.tags, s.metrics FROM json_each(?) page "
+    "CROSS JOIN run_summaries s ON s.run_id = page.value"
 )
 _SQLITE_TABLES_SQL = (
     "WITH page(id) AS (SELECT value FROM json_each(?)) "

@@ -179,10 +179,11 @@ class LatestMetricRow(Base):
 class RunSummaryRow(Base):
     """A run's params, tags and latest metrics as the text of three JSON objects (NULL
     where it has none), what a search returns of it; rebuilt from those tables whenever
-    they change (tracking/summaries.py). Migration 0009 (PostgreSQL), 0012 (SQLite)."""
+    they change (tracking/summaries.py). Migration 0009 (PostgreSQL), 0012 and 0013
+    (SQLite, where triggers on the three tables delete a run's summary whenever any
+    process writes them, and a rowid table: summaries of a few KB are common)."""
 
     __tablename__ = "run_summaries"
-    __table_args__ = {"sqlite_with_rowid": False}
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     params: Mapped[str | None] = mapped_column(Text, nullable=True)
