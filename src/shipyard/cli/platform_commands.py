@@ -110,12 +110,12 @@ def db_rebuild_summaries() -> None:
 
     from shipyard.config import Settings
     from shipyard.db import Database
-    from shipyard.db.migrate import current_revision, pending_steps
+    from shipyard.db.migrate import at_head, current_revision
     from shipyard.errors import Conflict
     from shipyard.tracking.summaries import rebuild_all
 
     db = Database(Settings().resolved_database_url)
-    if pending_steps(db):  # before the summaries' table, or its triggers, exist
+    if not at_head(db):  # before the summaries' table, or its triggers, exist
         raise Conflict(
             f"the database is at revision {current_revision(db)}, behind this version: "
             "run `shipyard db upgrade` first"

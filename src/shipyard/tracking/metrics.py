@@ -26,13 +26,12 @@ from shipyard.tracking.runs import status_changes, writable_run
 from shipyard.tracking.tables import RunRow, RunTagRow
 from shipyard.tracking.types import ColumnarMetrics, RunBatch, check_keys, storable_metric
 from shipyard.tracking.upserts import (
+    Point,
     insert_metric_rows,
     insert_params,
     upsert_latest_metrics,
     upsert_tags,
 )
-
-MetricPoint = tuple[int, int, float | None]  # step, timestamp, value
 
 
 class Points:
@@ -53,7 +52,7 @@ class Points:
         check_keys(set(keys), "metric")
         isfinite = math.isfinite
         values = [v if v is None or isfinite(v) else storable_metric(v) for v in values]
-        latest: dict[str, MetricPoint] = {}
+        latest: dict[str, Point] = {}
         for key, value, step, ts in zip(keys, values, steps, timestamps, strict=True):
             best = latest.get(key)
             if best is None or step > best[0] or (step == best[0] and ts >= best[1]):

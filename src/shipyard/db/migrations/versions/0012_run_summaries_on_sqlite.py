@@ -17,8 +17,6 @@ Create Date: 2026-12-07 15:00:00
 
 from __future__ import annotations
 
-import json
-
 import orjson
 import sqlalchemy as sa
 from alembic import op
@@ -70,7 +68,7 @@ def upgrade() -> None:
             return
         parts: dict[str, list] = {run_id: [None, None, {}] for run_id in ids}
         for kind, run_id, key_or_object, value in bind.exec_driver_sql(
-            _TABLES_SQL, (json.dumps(ids),)
+            _TABLES_SQL, (orjson.dumps(ids).decode(),)
         ):
             if kind == 2:
                 parts[run_id][2][key_or_object] = value
