@@ -5,19 +5,22 @@ pandas (CSV to Parquet), side by side in one run.
     python benchmarks/datasets.py --scale 0.02    # smoke run (2% of every size)
     python benchmarks/datasets.py --only dvc      # dvc | csv
     python benchmarks/datasets.py --keep          # keep the temporary folders
-    python benchmarks/datasets.py --mode remote   # command|inprocess|daemon|remote|both|all
+    python benchmarks/datasets.py --mode remote   # command|nodaemon|inprocess|remote|both|all
 
 Versioning is measured in several modes, with the same data and steps. Per command: every
 timed step is one CLI command in its own process (`dvc add`, `shipyard data ingest`),
-so each tool pays its start-up. With the daemon: the same commands, with
-`shipyard daemon start` run (untimed) first, so each `shipyard` command hands its work
-to a process that has the stack imported. In process: each tool's Python API (`Repo.add`,
+with each tool's default settings: Shipyard's home gets an untimed first command (as DVC's
+repository gets `git init` + `dvc init`), which starts the home's command daemon, and
+each timed `shipyard` command hands its work to it. Per command without the daemon
+(`SHIPYARD_DAEMON=off`): each `shipyard` command also pays for importing its stack. In
+process: each tool's Python API (`Repo.add`,
 `Client().datasets.ingest`) called by one long-lived, warmed-up process per
 repository, so only the work is timed. Remote (asked for by name, not in "all"): per
 command, each tool sending the data to S3 (moto's server on loopback): DVC by `dvc add`
 then `dvc push`, Shipyard by `shipyard data ingest` against a `shipyard server` (on
 loopback, started untimed) whose blobs are in S3. The CSV ingest is per command (`python -c
-"pandas..."`). DVC is installed on first use into benchmarks/.venv-dvc (gitignored).
+"pandas..."`; Shipyard with the daemon off, so the peak memory measured is the work's).
+DVC is installed on first use into benchmarks/.venv-dvc (gitignored).
 The data are written by _datasets_data.py in the repository's venv; the commands,
 the checks and the timing are in _datasets_tools.py, the in-process drivers in
 _datasets_inprocess.py (harness side) and _datasets_driver.py (in each tool's venv).
@@ -50,7 +53,7 @@ from _datasets_tools import (  # noqa: E402
     Dvc,
     DvcRemote,
     Shipyard,
-    ShipyardDaemon,
+    ShipyardDefaults,
     ShipyardRemote,
     can_drop_caches,
     ensure_dvc_venv,
@@ -70,17 +73,17 @@ REPO = HERE.parent
 PANDAS_CODE = "import sys, pandas as pd; pd.read_csv(sys.argv[1]).to_parquet(sys.argv[2])"
 # How each versioning step runs: a CLI command per step, or API calls in one process.
 MODES: dict[str, tuple[type[Dvc], type[Shipyard]]] = {
-    "command": (Dvc, Shipyard),
+    "command": (Dvc, ShipyardDefaults),
+    "nodaemon": (Dvc, Shipyard),
     "inprocess": (DvcInProcess, ShipyardInProcess),
-    "daemon": (Dvc, ShipyardDaemon),
     "remote": (DvcRemote, ShipyardRemote),
 }
-# --mode both: the two modes measured before the daemon existed; all: the three that
-# keep the data on this machine (remote sends it to S3 and is asked for by name).
+# --mode both: per command (defaults) and in process; all: the three that keep the data
+# on this machine (remote sends it to S3 and is asked for by name).
 MODE_CHOICES = {
     **{mode: [mode] for mode in MODES},
     "both": ["command", "inprocess"],
-    "all": ["command", "inprocess", "daemon"],
+    "all": ["command", "nodaemon", "inprocess"],
 }
 
 
@@ -249,9 +252,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folders.")
     parser.add_argument(
         "--mode", choices=list(MODE_CHOICES), default="all",
-        help="Versioning: a CLI command per step, API calls in one warm process, commands"
-        " with the daemon running, commands that send the data to S3 through a server (DVC:"
-        " add + push); both: the first two; all: the first three.",
+        help="Versioning: a CLI command per step (default settings: the command daemon),"
+        " the same with SHIPYARD_DAEMON=off, API calls in one warm process, commands that"
+        " send the data to S3 through a server (DVC: add + push); both: command and"
+        " inprocess; all: the first three.",
     )  # fmt: skip
     parser.add_argument(
         "--tmp", type=Path, default=Path(tempfile.gettempdir()),

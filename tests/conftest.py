@@ -38,6 +38,9 @@ PG_ADMIN_URL = os.environ.get(
     "SHIPYARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Outside CI the CLI starts a command daemon for each home it serves: the suite's many
+# temporary homes must not each leave one behind (tests/cli/test_daemon.py asks for them).
+os.environ["SHIPYARD_DAEMON"] = "off"
 
 
 def backend_missing(what: str) -> None:

@@ -117,12 +117,13 @@ class Settings(BaseSettings):
         description="Server: a running run whose last heartbeat is older than this many "
         "seconds is marked failed (0: never). Runs that never sent one are left alone.",
     )
-    daemon: Literal["off", "auto"] = Field(
-        default="off",
+    daemon: Literal["off", "auto"] | None = Field(
+        default=None,
         description="The CLI's command daemon (`shipyard daemon start`). auto: a command "
-        "that finds none for its home starts one in the background for the next commands "
-        "(it runs in its own process itself). Read by `cli/daemon_link.py` from the "
-        "environment directly, before anything else is imported.",
+        "that finds none for its home runs in its own process, then starts one in the "
+        "background for the next commands; off: never. Unset: auto, except where the CI "
+        "variable is set. Read by `cli/daemon_link.py` from the environment directly, "
+        "before anything else is imported.",
     )
     otel: bool = Field(
         default=False,

@@ -54,6 +54,8 @@ def env(tmp_path: Path, runtime_dir: Path) -> dict[str, str]:
         "SHIPYARD_HOME": str(tmp_path / "home"),
         "XDG_RUNTIME_DIR": str(runtime_dir),
         "COLUMNS": "200",
+        # The tests that want one start it or ask for it (SHIPYARD_DAEMON=auto).
+        "SHIPYARD_DAEMON": "off",
     }
     return environ
 
@@ -342,12 +344,119 @@ def test_auto_starts_one_for_the_next_commands(env: dict[str, str], tmp_path: Pa
         assert status(auto, tmp_path)["served"] == 0
         run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
         assert status(auto, tmp_path)["served"] == 1
-        # Without the setting, a command finds none and starts none.
+        # Turned off, a command finds none and starts none.
         other = env | {"SHIPYARD_HOME": str(tmp_path / "other")}
         run([*LAUNCH, "data", "list", "--json"], other, tmp_path)
         assert not (tmp_path / "other" / "daemon.log").exists()
     finally:
         stop_daemon(auto, tmp_path)
+
+
+def wait_until_serving(env: dict[str, str], cwd: Path) -> None:
+    deadline = time.monotonic() + 60
+    # It answers `status` as soon as it listens, and serves once warmed up.
+    while status_code(env, cwd) != 0 or not status(env, cwd)["ready"]:
+        assert time.monotonic() < deadline, "no daemon started"
+        time.sleep(0.2)
+
+
+def test_by_default_a_command_starts_one_except_in_ci(env: dict[str, str], tmp_path: Path) -> None:
+    default = {k: v for k, v in env.items() if k not in ("SHIPYARD_DAEMON", "CI")}
+    try:
+        run([*LAUNCH, "data", "list", "--json"], default, tmp_path)
+        wait_until_serving(default, tmp_path)
+    finally:
+        stop_daemon(default, tmp_path)
+    in_ci = default | {"CI": "true", "SHIPYARD_HOME": str(tmp_path / "ci")}
+    run([*LAUNCH, "data", "list", "--json"], in_ci, tmp_path)
+    time.sleep(1)  # a daemon would have been started at the command's exit
+    assert not (tmp_path / "ci" / "daemon.log").exists()
+    assert status_code(in_ci, tmp_path) == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "ci", "starts"),
+    [
+        (None, None, True),
+        (None, "false", True),
+        (None, "true", False),
+        (None, "1", False),
+        ("auto", "true", True),
+        ("AUTO", None, True),
+        ("off", None, False),
+        ("off", "true", False),
+    ],
+)
+def test_when_a_command_starts_one(
+    runtime_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str | None,
+    ci: str | None,
+    starts: bool,
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))  # socket_dir reads it
+    environ = {"XDG_RUNTIME_DIR": str(runtime_dir)}
+    if setting is not None:
+        environ["SHIPYARD_DAEMON"] = setting
+    if ci is not None:
+        environ["CI"] = ci
+    assert daemon_link.auto_start(environ) is starts
+
+
+def test_a_command_that_made_no_home_starts_none(env: dict[str, str], tmp_path: Path) -> None:
+    auto = env | {"SHIPYARD_DAEMON": "auto"}
+    run([*LAUNCH, "data", "--help"], auto, tmp_path)
+    time.sleep(1)
+    assert not (tmp_path / "home").exists()
+    assert status_code(auto, tmp_path) == 1
+
+
+def test_no_more_than_the_cap_are_started(
+    env: dict[str, str], tmp_path: Path, runtime_dir: Path
+) -> None:
+    import fcntl
+
+    folder = runtime_dir / f"shipyard-{os.getuid()}"
+    folder.mkdir(mode=0o700)
+    held = []
+    try:
+        # Daemons of other homes, as their locks show them.
+        for n in range(daemon_link.MAX_AUTO_DAEMONS):
+            fd = os.open(folder / f"other{n}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.append(fd)
+        (folder / "gone.lock").touch()  # one that has exited holds no lock
+        auto = env | {"SHIPYARD_DAEMON": "auto"}
+        first = run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
+        assert json.loads(first.stdout)["datasets"] == []
+        time.sleep(1)
+        assert not (tmp_path / "home" / "daemon.log").exists()
+        assert status_code(auto, tmp_path) == 1
+        os.close(held.pop())  # one of them exits: the next command starts one
+        run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
+        wait_until_serving(auto, tmp_path)
+    finally:
+        for fd in held:
+            os.close(fd)
+        stop_daemon(env, tmp_path)
+
+
+def test_a_home_deleted_under_it_is_not_served_and_the_daemon_exits(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    home = Path(daemon["SHIPYARD_HOME"])
+    csv = tmp_path / "a.csv"
+    write_csv(csv, 3)
+    run([*LAUNCH, "data", "ingest", "a", str(csv)], daemon, tmp_path)
+    assert status(daemon, tmp_path)["served"] == 1
+    shutil.rmtree(home)
+    # The daemon still has the old database open: the command must run here, on a new home.
+    again = run([*LAUNCH, "data", "list", "--json"], daemon, tmp_path)
+    assert json.loads(again.stdout)["datasets"] == []
+    deadline = time.monotonic() + 30
+    while status_code(daemon, tmp_path) == 0:
+        assert time.monotonic() < deadline, "the daemon of a deleted home is still running"
+        time.sleep(0.2)
 
 
 def test_code_in_the_home_folder_is_never_imported(env: dict[str, str], tmp_path: Path) -> None:
@@ -362,3 +471,13 @@ def test_code_in_the_home_folder_is_never_imported(env: dict[str, str], tmp_path
         assert not marker.exists()
     finally:
         stop_daemon(env, tmp_path)
+
+
+def test_an_idle_daemon_exits_when_its_home_is_deleted(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    shutil.rmtree(daemon["SHIPYARD_HOME"])
+    deadline = time.monotonic() + 30  # it looks every HOME_CHECK_SECONDS (10)
+    while status_code(daemon, tmp_path) == 0:
+        assert time.monotonic() < deadline, "the daemon of a deleted home is still running"
+        time.sleep(0.5)

@@ -48,6 +48,9 @@ from shipyard.cli import daemon_link as link
 
 DEFAULT_IDLE_MINUTES = 30.0
 HANDSHAKE_SECONDS = 5.0
+# How often an idle daemon looks whether its home is still there (a test suite's
+# temporary homes come and go; their daemons should go with them).
+HOME_CHECK_SECONDS = 10.0
 # What an ingest imports beyond what the warm-up's commands load: imported at start so
 # that no served ingest pays for it.
 WARM_MODULES = (
@@ -88,6 +91,22 @@ def code_stamp(root: Path = PACKAGE_ROOT) -> tuple[int, int]:
         count += 1
         newest = max(newest, path.stat().st_mtime_ns)
     return count, newest
+
+
+def store_paths(home: str) -> list[str]:
+    """The home folder and, where the metadata is embedded, its SQLite database file.
+    A daemon keeps the database open: once the home is deleted, or made anew, its stores
+    are not the ones a command's own process would open, and it must not serve (nor keep
+    running for a home that is gone)."""
+    from shipyard.config import Settings
+
+    url = Settings().resolved_database_url
+    return [home, url.removeprefix("sqlite:///")] if url.startswith("sqlite:///") else [home]
+
+
+def identity(paths: list[str]) -> tuple[tuple[int, int], ...]:
+    """The (device, inode) of each path; OSError where one is missing."""
+    return tuple((info.st_dev, info.st_ino) for info in map(os.stat, paths))
 
 
 class _FrameWriter(io.BufferedIOBase):
@@ -141,6 +160,9 @@ class CommandDaemon:
         self.path = link.socket_path(home)
         self.env = link.fingerprint(os.environ)
         self.stamp = (code_stamp(), packages_stamp())
+        # The home and database the warmed-up stores opened, and their identity.
+        self.store_paths: list[str] = []
+        self.stores: tuple[tuple[int, int], ...] = ()
         self.counts = _Counts()
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.ready = threading.Event()
@@ -215,7 +237,7 @@ class CommandDaemon:
                 self.counts.declined += 1
                 self.counts.last_declined = reason
                 _decline(conn, reason)
-                if reason == "code changed":
+                if reason in ("code changed", "home changed"):
                     self.jobs.put(None)
 
     def _queue(self, job: _Job) -> str:
@@ -239,6 +261,8 @@ class CommandDaemon:
                 return "code changed"
         except OSError:  # a file went while it was read: code is changing
             return "code changed"
+        if not self.home_unchanged():
+            return "home changed"
         with self.state_lock:
             if self.closing:
                 return "stopping"
@@ -247,6 +271,13 @@ class CommandDaemon:
             self.busy = True
             self.jobs.put(job)  # under the lock: a closing daemon finds it and declines it
         return ""
+
+    def home_unchanged(self) -> bool:
+        """Whether the home and its database are still the ones the daemon opened."""
+        try:
+            return identity(self.store_paths) == self.stores
+        except OSError:
+            return False
 
     def _reply(self, conn: socket.socket, payload: bytes) -> None:
         # ``ask`` reads the first frame and hangs up: the exit frame may find no one there.
@@ -291,11 +322,18 @@ class CommandDaemon:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
+            idle_since = time.monotonic()
             while True:
-                try:
-                    job = self.jobs.get(timeout=self.idle_seconds)
-                except queue.Empty:
+                left = idle_since + self.idle_seconds - time.monotonic()
+                if left <= 0:
                     return
+                try:
+                    job = self.jobs.get(timeout=min(left, HOME_CHECK_SECONDS))
+                except queue.Empty:
+                    if not self.home_unchanged():
+                        print("the home has gone or changed: stopping", file=sys.__stderr__)
+                        return
+                    continue
                 if job is None:
                     return
                 try:
@@ -311,6 +349,7 @@ class CommandDaemon:
                     # client; a fresh process is the safe place for the next one.
                     print("a command was interrupted: stopping", file=sys.__stderr__)
                     return
+                idle_since = time.monotonic()
         finally:
             self.close()
 
@@ -476,6 +515,8 @@ def main(argv: list[str] | None = None) -> None:
     daemon.start_accepting()  # callers meanwhile are declined ("starting"), not kept waiting
     try:
         warm_up()
+        daemon.store_paths = store_paths(args.home)
+        daemon.stores = identity(daemon.store_paths)
     except BaseException:
         daemon.close()
         raise

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     import subprocess
     from typing import BinaryIO
 
+# Values of ``CI`` that mean "not in CI" (anything else set means CI).
+FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+# Daemons that commands start by themselves, at most, per user (~170 MB each); more homes
+# than that run their commands in their own processes until one of those exits.
+MAX_AUTO_DAEMONS = 8
 # Groups whose commands never prompt and never read stdin; the rest (server, db, users,
 # tokens, import, daemon) run in the caller's process.
 SERVED_GROUPS = frozenset({"data", "experiments", "runs", "models", "projects"})
@@ -198,17 +203,68 @@ def forward(argv: list[str]) -> int | None:
     home = str(request["home"])
     sock = _connect(home)
     if sock is None:
-        folder = socket_dir()
-        # Not where the folder is someone else's: that daemon could never listen.
-        if os.environ.get("SHIPYARD_DAEMON") == "auto" and (
-            private_dir_ok(folder) or not os.path.lexists(folder)
-        ):
-            spawn(home)  # this command runs here, the next ones there
+        if auto_start(os.environ):
+            # This command runs here, the next ones there. Started once the command is
+            # done: on two cores a daemon importing its stack beside the command slows
+            # it by a third, and the user reads the output meanwhile.
+            import atexit
+
+            atexit.register(_spawn_quietly, home)
         return None
     try:
         return _relay(sock, request)
     finally:
         sock.close()
+
+
+def auto_start(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """Whether a served command that finds no daemon for its home starts one.
+    ``SHIPYARD_DAEMON``: ``auto`` yes, ``off`` no; unset, yes except in CI (the ``CI``
+    variable set), where a job's commands are few and a process left behind for its
+    idle time is in the way. Never where the OS has no Unix sockets, nor where the
+    sockets' folder is someone else's (that daemon could never listen)."""
+    choice = environ.get("SHIPYARD_DAEMON", "").strip().lower()
+    if choice == "":
+        choice = "off" if environ.get("CI", "").lower() not in FALSE_WORDS else "auto"
+    if choice != "auto" or not hasattr(socket, "AF_UNIX") or os.name != "posix":
+        return False
+    folder = socket_dir()
+    return private_dir_ok(folder) or not os.path.lexists(folder)
+
+
+def running_daemons() -> int:
+    """How many daemons of this user are alive: each holds its ``.lock`` for its life."""
+    import fcntl
+
+    folder = socket_dir()
+    try:
+        names = [name for name in os.listdir(folder) if name.endswith(".lock")]
+    except OSError:
+        return 0
+    alive = 0
+    for name in names:
+        try:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            alive += 1
+        finally:
+            os.close(fd)  # also lets go of the shared lock, if it was had
+    return alive
+
+
+def _spawn_quietly(home: str) -> None:
+    """Start the daemon of ``home`` for :func:`forward`, unless this user already has
+    :data:`MAX_AUTO_DAEMONS` running (many short-lived homes, as in a test suite, would
+    otherwise each keep one for its idle time), nor for a home the command did not make
+    (`shipyard data --help` in any folder). A failure to start only costs the next
+    command its start-up, so it is not reported here (the daemon logs its own)."""
+    with contextlib.suppress(OSError):
+        if os.path.isdir(home) and running_daemons() < MAX_AUTO_DAEMONS:
+            spawn(home)
 
 
 def spawn(home: str, idle_minutes: float | None = None) -> subprocess.Popen[bytes]:
