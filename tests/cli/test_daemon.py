@@ -481,3 +481,37 @@ def test_an_idle_daemon_exits_when_its_home_is_deleted(
     while status_code(daemon, tmp_path) == 0:
         assert time.monotonic() < deadline, "the daemon of a deleted home is still running"
         time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "relative"),
+    [
+        ("SHIPYARD_DATABASE_URL", "sqlite:///app.db", True),
+        ("SHIPYARD_DATABASE_URL", "sqlite:///./data/app.db?timeout=5", True),
+        ("SHIPYARD_DATABASE_URL", "sqlite:////srv/app.db", False),
+        ("SHIPYARD_DATABASE_URL", "sqlite:///:memory:", False),
+        ("SHIPYARD_DATABASE_URL", "postgresql+psycopg://u@db/x", False),
+        ("shipyard_blob_url", "blobs", True),
+        ("SHIPYARD_BLOB_URL", "/srv/blobs", False),
+        ("SHIPYARD_BLOB_URL", "s3://bucket/prefix", False),
+    ],
+)
+def test_a_store_named_relative_to_the_folder_is_seen(
+    variable: str, value: str, relative: bool
+) -> None:
+    found = daemon_link.relative_store({variable: value})
+    assert found == (variable if relative else None)
+
+
+def test_a_relative_database_path_is_never_served(env: dict[str, str], tmp_path: Path) -> None:
+    # The daemon would open app.db in the folder it started from, the command in its own.
+    relative = env | {"SHIPYARD_DATABASE_URL": "sqlite:///app.db", "SHIPYARD_DAEMON": "auto"}
+    refused = run([*LAUNCH, "daemon", "start"], relative, tmp_path, check=False)
+    assert refused.returncode == 2
+    assert "SHIPYARD_DATABASE_URL" in refused.stderr + refused.stdout
+    work = tmp_path / "work"
+    work.mkdir()
+    run([*LAUNCH, "data", "list", "--json"], relative, work)
+    assert (work / "app.db").exists()
+    time.sleep(1)  # nor does a command start one at its exit
+    assert status_code(relative, work) == 1

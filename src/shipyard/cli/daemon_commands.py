@@ -44,6 +44,13 @@ def start(
     if not hasattr(socket, "AF_UNIX"):
         print_error("the daemon needs Unix sockets, which this OS lacks")
         raise typer.Exit(2)
+    relative = link.relative_store(os.environ)
+    if relative:
+        print_error(
+            f"{relative} names a path relative to the current folder, which a daemon "
+            "would not follow from folder to folder: make it absolute"
+        )
+        raise typer.Exit(2)
     home = _home()
     running = link.ask(home, "status")
     if running is not None:

@@ -199,6 +199,8 @@ def forward(argv: list[str]) -> int | None:
     daemon serves it (none running, or it declined) and the caller must run it."""
     if not argv or argv[0] not in SERVED_GROUPS or os.environ.get("SHIPYARD_URL"):
         return None
+    if relative_store(os.environ):
+        return None
     request = request_for(argv)
     home = str(request["home"])
     sock = _connect(home)
@@ -215,6 +217,23 @@ def forward(argv: list[str]) -> int | None:
         return _relay(sock, request)
     finally:
         sock.close()
+
+
+def relative_store(environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """The variable that names a store by a path relative to the current folder
+    (``SHIPYARD_DATABASE_URL=sqlite:///app.db``, ``SHIPYARD_BLOB_URL=blobs``), if any:
+    a command opens it in its own folder, a daemon in the folder it opened it in, so
+    such commands are not the daemon's to run."""
+    for key, value in environ.items():
+        name = key.upper()
+        if name == "SHIPYARD_DATABASE_URL" and value.startswith("sqlite:///"):
+            path = value.removeprefix("sqlite:///").split("?", 1)[0]
+            if path and not path.startswith("/") and path != ":memory:":
+                return key
+        elif name == "SHIPYARD_BLOB_URL" and value and "://" not in value:
+            if not os.path.isabs(os.path.expanduser(value)):
+                return key
+    return None
 
 
 def auto_start(environ: dict[str, str] | os._Environ[str]) -> bool:
