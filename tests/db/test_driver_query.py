@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
+from shipyard.db import Database
 from shipyard.db.driver import DriverQuery
 from shipyard.platform import Platform
 from shipyard.projects.tables import ProjectRow
@@ -47,3 +49,35 @@ def test_the_per_call_parameters_are_required(platform: Platform) -> None:
             query.rows(session)
         with pytest.raises(TypeError, match="skip"):
             query.rows(session, take=1, skip=2)
+
+
+def _prepared(session: Session) -> list[str]:
+    """The statements psycopg has prepared on the session's connection."""
+    found = session.connection().exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+    return [text for text in found.scalars() if "AS hot_name" in text]
+
+
+def test_a_hot_statement_is_prepared_at_its_first_run_on_postgres(
+    pg_database: Database,
+) -> None:
+    query = DriverQuery(
+        select(ProjectRow.name.label("hot_name")).limit(bindparam("take")), ("take",)
+    )
+    with pg_database.read() as session:
+        query.rows(session, take=1)
+        assert len(_prepared(session)) == 1
+
+
+def test_nothing_is_prepared_where_the_connection_prepares_nothing(pg_url: str) -> None:
+    db = Database(pg_url)  # PgBouncer in transaction mode: prepare_threshold=None
+    try:
+        with db.read() as session:
+            session.connection().connection.driver_connection.prepare_threshold = None
+            query = DriverQuery(
+                select(ProjectRow.name.label("hot_name")).limit(bindparam("take")), ("take",)
+            )
+            for _ in range(8):
+                query.rows(session, take=1)
+            assert _prepared(session) == []
+    finally:
+        db.dispose()

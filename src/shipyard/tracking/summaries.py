@@ -44,7 +44,7 @@ import orjson
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from shipyard.db.driver import driver_cursor
+from shipyard.db.driver import driver_cursor, execute_hot
 from shipyard.tracking.tables import RunRow
 
 if TYPE_CHECKING:
@@ -174,10 +174,10 @@ def execute_page(session: Session, cursor: Any, sql: str, run_ids: Sequence[str]
     ``run_ids`` that ends with :data:`JOIN`. In a write session that changed some of
     those runs, not their summaries: behind its own writes until it commits."""
     behind = pending(session)
-    if behind:
+    if behind:  # a write session's: rare, left to psycopg's own count
         cursor.execute(sql + _NOT_PENDING, (",".join(run_ids), behind))
     else:
-        cursor.execute(sql, (",".join(run_ids),))
+        execute_hot(cursor, "postgresql", sql, (",".join(run_ids),))
 
 
 def changed(session: Session, run_ids: Iterable[str]) -> None:
