@@ -515,3 +515,19 @@ def test_a_relative_database_path_is_never_served(env: dict[str, str], tmp_path:
     assert (work / "app.db").exists()
     time.sleep(1)  # nor does a command start one at its exit
     assert status_code(relative, work) == 1
+
+
+def test_stop_all_stops_the_daemons_of_every_home(env: dict[str, str], tmp_path: Path) -> None:
+    other = env | {"SHIPYARD_HOME": str(tmp_path / "other")}
+    try:
+        for each in (env, other):
+            run([*LAUNCH, "daemon", "start", "--idle-minutes", "5"], each, tmp_path)
+        assert status_code(env, tmp_path) == 0 and status_code(other, tmp_path) == 0
+        stopped = run([*LAUNCH, "daemon", "stop", "--all"], env, tmp_path)
+        assert stopped.stdout.count("stopped the daemon of") == 2
+        assert status_code(env, tmp_path) == 1 and status_code(other, tmp_path) == 1
+        again = run([*LAUNCH, "daemon", "stop", "--all"], env, tmp_path)
+        assert "no daemon of yours is running" in again.stdout
+    finally:
+        stop_daemon(env, tmp_path)
+        stop_daemon(other, tmp_path)

@@ -89,19 +89,33 @@ def stop(
     wait_seconds: float = typer.Option(
         60.0, "--wait", min=0.0, help="How long to wait for a running command to end."
     ),
+    every_home: bool = typer.Option(
+        False, "--all", help="Stop the daemons of all your homes, not only this one's."
+    ),
 ) -> None:
-    """Stop this home's daemon once its running command (if any) ends."""
-    home = _home()
-    if link.ask(home, "stop") is None:
-        console.print(f"no daemon serves {home}")
-        return
+    """Stop this home's daemon (or, with --all, every one of yours) once its running
+    command (if any) ends."""
+    if every_home:
+        stopping = [str(reply["home"]) for reply in link.ask_all("status")]
+        for home in stopping:
+            link.ask(home, "stop")
+    else:
+        stopping = [_home()]
+        if link.ask(stopping[0], "stop") is None:
+            console.print(f"no daemon serves {stopping[0]}")
+            return
     deadline = time.monotonic() + wait_seconds
-    while os.path.exists(link.socket_path(home)) and time.monotonic() < deadline:
+    running = stopping
+    while running and time.monotonic() < deadline:
         time.sleep(0.05)
-    if os.path.exists(link.socket_path(home)):
-        print_error(f"the daemon has not stopped in {wait_seconds:g} s")
+        running = [home for home in running if os.path.exists(link.socket_path(home))]
+    if running:
+        print_error(f"not stopped in {wait_seconds:g} s: the daemon of {', '.join(running)}")
         raise typer.Exit(1)
-    console.print(f"stopped the daemon of {home}")
+    if every_home and not stopping:
+        console.print("no daemon of yours is running")
+    for home in stopping:
+        console.print(f"stopped the daemon of {home}")
 
 
 @daemon_app.command("status")

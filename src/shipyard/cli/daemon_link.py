@@ -178,7 +178,10 @@ def _presentation() -> dict[str, str]:
 def _connect(home: str, timeout: float | None = None) -> socket.socket | None:
     """A connection to the daemon of ``home``: None where none listens, or where the
     socket's folder or the process behind it is not this user's."""
-    path = socket_path(home)
+    return _connect_to(socket_path(home), timeout)
+
+
+def _connect_to(path: str, timeout: float | None = None) -> socket.socket | None:
     if not hasattr(socket, "AF_UNIX") or not private_dir_ok(os.path.dirname(path)):
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -356,7 +359,25 @@ def _relay(sock: socket.socket, request: dict[str, object]) -> int | None:
 def ask(home: str, op: str, timeout: float = 15.0) -> dict[str, object] | None:
     """Send the daemon of ``home`` a control request (``status`` or ``stop``): its
     reply, or None when no daemon answers."""
-    sock = _connect(home, timeout)
+    return _ask_at(socket_path(home), op, timeout)
+
+
+def sockets() -> list[str]:
+    """The sockets in this user's folder: its daemons, and any a killed one left."""
+    folder = socket_dir()
+    if not private_dir_ok(folder):
+        return []
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".sock"))
+
+
+def ask_all(op: str, timeout: float = 15.0) -> list[dict[str, object]]:
+    """Send every daemon of this user (all homes) a control request: their replies."""
+    replies = (_ask_at(path, op, timeout) for path in sockets())
+    return [reply for reply in replies if reply is not None]
+
+
+def _ask_at(path: str, op: str, timeout: float) -> dict[str, object] | None:
+    sock = _connect_to(path, timeout)
     if sock is None:
         return None
     try:
