@@ -531,3 +531,36 @@ def test_stop_all_stops_the_daemons_of_every_home(env: dict[str, str], tmp_path:
     finally:
         stop_daemon(env, tmp_path)
         stop_daemon(other, tmp_path)
+
+
+def test_a_process_has_ended_once_it_is_a_zombie_or_gone() -> None:
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        assert not daemon_link._has_ended(alive.pid)
+        deadline = time.monotonic() + 30
+        while not daemon_link._has_ended(quick.pid):  # exited, not yet reaped: a zombie
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert quick.poll() == 0
+        assert daemon_link._has_ended(quick.pid)
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_daemon_started_at_a_command_s_exit_waits_for_that_end(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", env["XDG_RUNTIME_DIR"])
+    command = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(4)"])
+    try:
+        daemon_link.spawn(env["SHIPYARD_HOME"], 5, after=command.pid)
+        time.sleep(2)
+        assert status_code(env, tmp_path) == 1  # still waiting: not even listening
+        command.wait()
+        wait_until_serving(env, tmp_path)
+    finally:
+        command.kill()
+        command.wait()
+        stop_daemon(env, tmp_path)
