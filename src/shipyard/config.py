@@ -13,7 +13,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -125,6 +125,15 @@ class Settings(BaseSettings):
         "variable is set. Read by `cli/daemon_link.py` from the environment directly, "
         "before anything else is imported.",
     )
+
+    @field_validator("daemon", mode="before")
+    @classmethod
+    def _daemon_in_any_case(cls, value: object) -> object:
+        # As cli/daemon_link.py reads it: AUTO and " off " mean auto and off, empty unset.
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
     otel: bool = Field(
         default=False,
         description="Let the server's FastAPI export OpenTelemetry spans, metrics and logs of "

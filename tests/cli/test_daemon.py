@@ -54,8 +54,9 @@ def env(tmp_path: Path, runtime_dir: Path) -> dict[str, str]:
         "SHIPYARD_HOME": str(tmp_path / "home"),
         "XDG_RUNTIME_DIR": str(runtime_dir),
         "COLUMNS": "200",
-        # The tests that want one start it or ask for it (SHIPYARD_DAEMON=auto).
-        "SHIPYARD_DAEMON": "off",
+        # A command in a test starts no daemon (SHIPYARD_DAEMON unset), but one that a
+        # test started serves it; the tests that want one started ask (=auto).
+        "PYTEST_CURRENT_TEST": os.environ.get("PYTEST_CURRENT_TEST", "test_daemon"),
     }
     return environ
 
@@ -345,7 +346,7 @@ def test_auto_starts_one_for_the_next_commands(env: dict[str, str], tmp_path: Pa
         run([*LAUNCH, "data", "list", "--json"], auto, tmp_path)
         assert status(auto, tmp_path)["served"] == 1
         # Turned off, a command finds none and starts none.
-        other = env | {"SHIPYARD_HOME": str(tmp_path / "other")}
+        other = env | {"SHIPYARD_HOME": str(tmp_path / "other"), "SHIPYARD_DAEMON": "off"}
         run([*LAUNCH, "data", "list", "--json"], other, tmp_path)
         assert not (tmp_path / "other" / "daemon.log").exists()
     finally:
@@ -361,7 +362,9 @@ def wait_until_serving(env: dict[str, str], cwd: Path) -> None:
 
 
 def test_by_default_a_command_starts_one_except_in_ci(env: dict[str, str], tmp_path: Path) -> None:
-    default = {k: v for k, v in env.items() if k not in ("SHIPYARD_DAEMON", "CI")}
+    default = {
+        k: v for k, v in env.items() if k not in ("SHIPYARD_DAEMON", "CI", *daemon_link.CI_MARKERS)
+    }
     try:
         run([*LAUNCH, "data", "list", "--json"], default, tmp_path)
         wait_until_serving(default, tmp_path)
@@ -385,6 +388,7 @@ def test_by_default_a_command_starts_one_except_in_ci(env: dict[str, str], tmp_p
         ("AUTO", None, True),
         ("off", None, False),
         ("off", "true", False),
+        (" Off ", None, False),
     ],
 )
 def test_when_a_command_starts_one(
@@ -489,7 +493,11 @@ def test_an_idle_daemon_exits_when_its_home_is_deleted(
         ("SHIPYARD_DATABASE_URL", "sqlite:///app.db", True),
         ("SHIPYARD_DATABASE_URL", "sqlite:///./data/app.db?timeout=5", True),
         ("SHIPYARD_DATABASE_URL", "sqlite:////srv/app.db", False),
+        ("SHIPYARD_DATABASE_URL", "sqlite+pysqlite:///app.db", True),
+        ("SHIPYARD_DATABASE_URL", "sqlite:////srv/app.db?timeout=30", False),
         ("SHIPYARD_DATABASE_URL", "sqlite:///:memory:", False),
+        ("SHIPYARD_BLOB_URL", "file://blobs", True),
+        ("SHIPYARD_BLOB_URL", "file:///srv/blobs", False),
         ("SHIPYARD_DATABASE_URL", "postgresql+psycopg://u@db/x", False),
         ("shipyard_blob_url", "blobs", True),
         ("SHIPYARD_BLOB_URL", "/srv/blobs", False),
@@ -564,3 +572,64 @@ def test_a_daemon_started_at_a_command_s_exit_waits_for_that_end(
         command.kill()
         command.wait()
         stop_daemon(env, tmp_path)
+
+
+def test_a_job_in_another_ci_service_or_in_pytest_starts_none(runtime_dir: Path) -> None:
+    for marker in daemon_link.CI_MARKERS:
+        environ = {"XDG_RUNTIME_DIR": str(runtime_dir), marker: "1"}
+        assert daemon_link.auto_start(environ) is False
+        assert daemon_link.auto_start(environ | {"SHIPYARD_DAEMON": "auto"}) is True
+
+
+def test_off_means_no_command_is_served_even_by_a_running_daemon(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    for value in ("off", "OFF"):
+        run([*LAUNCH, "projects", "list", "--json"], daemon | {"SHIPYARD_DAEMON": value}, tmp_path)
+    run([*LAUNCH, "projects", "list", "--json"], daemon | {"SHIPYARD_DAEMON": "Auto "}, tmp_path)
+    assert status(daemon, tmp_path)["served"] == 1
+    # A value the settings refuse is refused by the command, never served.
+    bad = run([*LAUNCH, "projects", "list"], daemon | {"SHIPYARD_DAEMON": "on"}, tmp_path, False)
+    assert bad.returncode != 0
+    assert status(daemon, tmp_path)["served"] == 1
+
+
+def test_the_home_is_read_in_any_case(tmp_path: Path) -> None:
+    home = str(tmp_path / "lower")
+    assert daemon_link.resolved_home({"shipyard_home": home}, "/") == home
+
+
+def test_an_idle_daemon_leaves_the_database_file_whole(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    run([*LAUNCH, "projects", "create", "walcheck"], daemon, tmp_path)
+    assert status(daemon, tmp_path)["served"] == 1
+    database = Path(daemon["SHIPYARD_HOME"]) / "shipyard.db"
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(database, copy)  # the file alone, as a backup takes it
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        names = {name for (name,) in db.execute("SELECT name FROM projects")}
+    assert "walcheck" in names
+    assert not Path(f"{database}-wal").exists() or Path(f"{database}-wal").stat().st_size == 0
+
+
+def test_a_daemon_that_cannot_start_is_not_started_again_at_once(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    home = Path(env["SHIPYARD_HOME"])
+    home.mkdir()
+    (home / "shipyard.db").write_text("not a database")  # every start fails opening it
+    auto = env | {"SHIPYARD_DAEMON": "auto"}
+    run([*LAUNCH, "data", "list"], auto, tmp_path, check=False)
+    log = home / "daemon.log"
+    deadline = time.monotonic() + 60
+    while "Traceback" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the daemon neither started nor failed"
+        time.sleep(0.2)
+    time.sleep(1)  # its stamp is written as it exits
+    failures = log.read_text().count("Traceback")
+    run([*LAUNCH, "data", "list"], auto, tmp_path, check=False)
+    time.sleep(3)
+    assert log.read_text().count("Traceback") == failures

@@ -45,6 +45,7 @@ import click
 import typer
 
 from shipyard.cli import daemon_link as link
+from shipyard.client.client import close_embedded
 
 DEFAULT_IDLE_MINUTES = 30.0
 HANDSHAKE_SECONDS = 5.0
@@ -100,8 +101,8 @@ def store_paths(home: str) -> list[str]:
     running for a home that is gone)."""
     from shipyard.config import Settings
 
-    url = Settings().resolved_database_url
-    return [home, url.removeprefix("sqlite:///")] if url.startswith("sqlite:///") else [home]
+    database = link.sqlite_path(Settings().resolved_database_url)
+    return [home, database] if database and database != ":memory:" else [home]
 
 
 def identity(paths: list[str]) -> tuple[tuple[int, int], ...]:
@@ -342,6 +343,10 @@ class CommandDaemon:
                     pass
                 finally:
                     job.conn.close()
+                    # Idle, the daemon holds no SQLite connection: the write-ahead log
+                    # is folded into the database file, so that a copy of the file is
+                    # whole and a file restored over it is what the next command reads.
+                    close_embedded(sqlite_only=True)
                     with self.state_lock:
                         self.busy = False
                 if job.interrupted.is_set():
@@ -502,6 +507,7 @@ def warm_up() -> None:
                 run_command([group, "--help"])
             for listing in WARM_LISTINGS:
                 run_command([*listing, "--json"])
+    close_embedded(sqlite_only=True)  # idle from here: see CommandDaemon.serve
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,16 @@ if TYPE_CHECKING:
 
 # Values of ``CI`` that mean "not in CI" (anything else set means CI).
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+# Where these are set a job runs the commands (CI services that do not set CI, a test
+# in pytest): no daemon is started for them unless SHIPYARD_DAEMON=auto asks.
+CI_MARKERS = (
+    "JENKINS_URL", "TF_BUILD", "CODEBUILD_BUILD_ID", "TEAMCITY_VERSION", "BUILDKITE",
+    "PYTEST_CURRENT_TEST",
+)  # fmt: skip
+# A Unix socket's path must fit in ~108 bytes.
+MAX_SOCKET_PATH = 100
+# After a daemon failed to start, commands start none for this long (seconds).
+FAILED_START_PAUSE = 600.0
 # Daemons that commands start by themselves, at most, per user (~170 MB each); more homes
 # than that run their commands in their own processes until one of those exits.
 MAX_AUTO_DAEMONS = 8
@@ -67,9 +77,16 @@ INTERRUPT = b"i"
 _HEADER = struct.Struct("!cI")
 
 
+def setting(environ: dict[str, str] | os._Environ[str], name: str) -> str | None:
+    """The variable ``name`` (upper case) in any case, as pydantic-settings reads it."""
+    if name in environ:
+        return environ[name]
+    return next((value for key, value in environ.items() if key.upper() == name), None)
+
+
 def resolved_home(environ: dict[str, str] | os._Environ[str], cwd: str) -> str:
     """The absolute home a command in ``cwd`` would use (``SHIPYARD_HOME`` or ./.shipyard)."""
-    home = os.path.expanduser(environ.get("SHIPYARD_HOME") or ".shipyard")
+    home = os.path.expanduser(setting(environ, "SHIPYARD_HOME") or ".shipyard")
     return os.path.realpath(os.path.join(cwd, home))
 
 
@@ -202,13 +219,14 @@ def forward(argv: list[str]) -> int | None:
     daemon serves it (none running, or it declined) and the caller must run it."""
     if not argv or argv[0] not in SERVED_GROUPS or os.environ.get("SHIPYARD_URL"):
         return None
-    if relative_store(os.environ):
-        return None
+    choice = daemon_setting(os.environ)
+    if choice not in ("auto", None) or relative_store(os.environ):
+        return None  # off, or a value the command's own process will refuse
     request = request_for(argv)
     home = str(request["home"])
     sock = _connect(home)
     if sock is None:
-        if auto_start(os.environ):
+        if auto_start(os.environ) and len(socket_path(home)) < MAX_SOCKET_PATH:
             # This command runs here, the next ones there. Started once the command is
             # done: on two cores a daemon importing its stack beside the command slows
             # it by a third, and the user reads the output meanwhile.
@@ -229,14 +247,24 @@ def relative_store(environ: dict[str, str] | os._Environ[str]) -> str | None:
     such commands are not the daemon's to run."""
     for key, value in environ.items():
         name = key.upper()
-        if name == "SHIPYARD_DATABASE_URL" and value.startswith("sqlite:///"):
-            path = value.removeprefix("sqlite:///").split("?", 1)[0]
-            if path and not path.startswith("/") and path != ":memory:":
+        if name == "SHIPYARD_DATABASE_URL":
+            path = sqlite_path(value)
+            if path and not os.path.isabs(path) and path != ":memory:":
                 return key
-        elif name == "SHIPYARD_BLOB_URL" and value and "://" not in value:
-            if not os.path.isabs(os.path.expanduser(value)):
+        elif name == "SHIPYARD_BLOB_URL" and value:
+            path = value.removeprefix("file://")
+            if "://" not in path and not os.path.isabs(os.path.expanduser(path)):
                 return key
     return None
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (``sqlite:///a.db``, ``sqlite+pysqlite:////abs/a.db?x=1``:
+    ``a.db``, ``/abs/a.db``); None for another database."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+", 1)[0].lower() != "sqlite":
+        return None
+    return rest.split("?", 1)[0]
 
 
 def auto_start(environ: dict[str, str] | os._Environ[str]) -> bool:
@@ -245,13 +273,21 @@ def auto_start(environ: dict[str, str] | os._Environ[str]) -> bool:
     variable set), where a job's commands are few and a process left behind for its
     idle time is in the way. Never where the OS has no Unix sockets, nor where the
     sockets' folder is someone else's (that daemon could never listen)."""
-    choice = environ.get("SHIPYARD_DAEMON", "").strip().lower()
-    if choice == "":
-        choice = "off" if environ.get("CI", "").lower() not in FALSE_WORDS else "auto"
+    choice = daemon_setting(environ)
+    if choice is None:
+        in_ci = environ.get("CI", "").lower() not in FALSE_WORDS
+        choice = "off" if in_ci or any(environ.get(k) for k in CI_MARKERS) else "auto"
     if choice != "auto" or not hasattr(socket, "AF_UNIX") or os.name != "posix":
         return False
     folder = socket_dir()
     return private_dir_ok(folder) or not os.path.lexists(folder)
+
+
+def daemon_setting(environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """``SHIPYARD_DAEMON`` as the settings read it: "auto", "off", None where unset; any
+    other value is returned as it is (the command's own process refuses it)."""
+    value = (setting(environ, "SHIPYARD_DAEMON") or "").strip().lower()
+    return value or None
 
 
 def running_daemons() -> int:
@@ -284,9 +320,19 @@ def _spawn_quietly(home: str) -> None:
     otherwise each keep one for its idle time), nor for a home the command did not make
     (`shipyard data --help` in any folder). A failure to start only costs the next
     command its start-up, so it is not reported here (the daemon logs its own)."""
+    import time
+
     with contextlib.suppress(OSError):
-        if os.path.isdir(home) and running_daemons() < MAX_AUTO_DAEMONS:
-            spawn(home, after=os.getpid())
+        if not os.path.isdir(home) or running_daemons() >= MAX_AUTO_DAEMONS:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - os.stat(_failed_stamp(home)).st_mtime < FAILED_START_PAUSE:
+                return  # the last one could not start: do not pay for it on each command
+        spawn(home, after=os.getpid())
+
+
+def _failed_stamp(home: str) -> str:
+    return socket_path(home).removesuffix(".sock") + ".failed"
 
 
 def spawn(
@@ -308,7 +354,9 @@ def spawn(
         cmd += ["--after", str(after)]
     if idle_minutes is not None:
         cmd += ["--idle-minutes", str(idle_minutes)]
-    with open(os.path.join(home, "daemon.log"), "ab") as log:
+    # Not through a link someone else may have left in a shared home.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    with open(os.open(os.path.join(home, "daemon.log"), flags, 0o600), "ab") as log:
         return subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=home, start_new_session=True,
@@ -431,7 +479,16 @@ def _daemon_main(argv: list[str]) -> None:
             time.sleep(0.02)
     from shipyard.cli.daemon import main
 
-    main(argv)
+    try:
+        main(argv)
+    except Exception:
+        # Remembered, so that commands do not start a daemon that fails each time.
+        home = argv[argv.index("--home") + 1]
+        with contextlib.suppress(OSError):
+            os.makedirs(socket_dir(), mode=0o700, exist_ok=True)
+            with open(_failed_stamp(home), "w") as stamp:
+                stamp.write(f"{os.getpid()}\n")
+        raise
 
 
 if __name__ == "__main__":

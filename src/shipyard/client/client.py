@@ -44,18 +44,23 @@ def embedded_platform(settings: Settings) -> Platform:
     with _EMBEDDED_LOCK:
         if key not in _EMBEDDED:
             if not _EMBEDDED:
-                atexit.register(_close_embedded)
+                atexit.register(close_embedded)
             _EMBEDDED[key] = Platform.from_settings(settings)
         return _EMBEDDED[key]
 
 
-def _close_embedded() -> None:
-    """At exit: close the embedded stores' connections (SQLite then folds its
-    write-ahead log into the database file), rather than leave it to finalisation,
-    which a CLI command skips (``shipyard.heap``). They reopen if used again."""
+def close_embedded(*, sqlite_only: bool = False) -> None:
+    """Close the embedded stores' connections (SQLite then folds its write-ahead log
+    into the database file, so that the file alone holds everything): at exit, rather
+    than leave it to finalisation, which a CLI command skips (``shipyard.heap``), and
+    in the command daemon after each command (``sqlite_only``: a PostgreSQL pool is
+    kept, with its planned statements). They reopen if used again."""
     with _EMBEDDED_LOCK:
         for platform in _EMBEDDED.values():
-            platform.close()
+            if not sqlite_only:
+                platform.close()
+            elif platform.db.is_sqlite:
+                platform.db.dispose()
 
 
 def _embedded_http(settings: Settings) -> httpx.Client:
