@@ -633,3 +633,21 @@ def test_a_daemon_that_cannot_start_is_not_started_again_at_once(
     run([*LAUNCH, "data", "list"], auto, tmp_path, check=False)
     time.sleep(3)
     assert log.read_text().count("Traceback") == failures
+
+
+def test_a_database_another_installation_migrated_is_not_served(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    database = Path(daemon["SHIPYARD_HOME"]) / "shipyard.db"
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE alembic_version SET version_num = 'ffffnewer'")
+    # In its own process the command refuses a revision it does not know: so here too.
+    refused = run([*LAUNCH, "projects", "list"], daemon, tmp_path, check=False)
+    assert refused.returncode != 0
+    assert "ffffnewer" in refused.stderr + refused.stdout
+    deadline = time.monotonic() + 30
+    while status_code(daemon, tmp_path) == 0:
+        assert time.monotonic() < deadline, "the daemon still runs"
+        time.sleep(0.2)

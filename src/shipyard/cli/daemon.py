@@ -273,6 +273,18 @@ class CommandDaemon:
             self.jobs.put(job)  # under the lock: a closing daemon finds it and declines it
         return ""
 
+    def database_current(self) -> bool:
+        """Whether the home's database is still at this code's revision (one query;
+        in the main thread, before a command: the command would open it anyway)."""
+        from shipyard.client.client import embedded_platform
+        from shipyard.config import Settings
+        from shipyard.db import migrate
+
+        try:
+            return migrate.at_head(embedded_platform(Settings()).db)
+        except Exception:  # unreadable now: the command's own process says why
+            return False
+
     def home_unchanged(self) -> bool:
         """Whether the home and its database are still the ones the daemon opened."""
         try:
@@ -337,8 +349,15 @@ class CommandDaemon:
                     continue
                 if job is None:
                     return
+                changed = False
                 try:
-                    self._run(job)
+                    changed = not self.database_current()
+                    if changed:
+                        self.counts.declined += 1
+                        self.counts.last_declined = "database changed"
+                        _decline(job.conn, "database changed")
+                    else:
+                        self._run(job)
                 except KeyboardInterrupt:  # a second Ctrl-C, as the command ended
                     pass
                 finally:
@@ -353,6 +372,12 @@ class CommandDaemon:
                     # An interrupted command may leave a request running in the kept
                     # client; a fresh process is the safe place for the next one.
                     print("a command was interrupted: stopping", file=sys.__stderr__)
+                    return
+                if changed:
+                    # Migrated by another installation, or restored from an older copy:
+                    # the caller's own process brings it to this code's revision or
+                    # says why not; the next daemon starts on what it finds.
+                    print("the database's revision changed: stopping", file=sys.__stderr__)
                     return
                 idle_since = time.monotonic()
         finally:
