@@ -651,3 +651,11 @@ def test_a_database_another_installation_migrated_is_not_served(
     while status_code(daemon, tmp_path) == 0:
         assert time.monotonic() < deadline, "the daemon still runs"
         time.sleep(0.2)
+
+
+def test_another_python_import_path_is_another_environment() -> None:
+    base = {"SHIPYARD_HOME": "/h", "PATH": "/bin"}
+    assert daemon_link.fingerprint(base) != daemon_link.fingerprint(
+        base | {"PYTHONPATH": "/elsewhere"}
+    )
+    assert daemon_link.fingerprint(base) == daemon_link.fingerprint(base | {"TERM": "xterm"})

@@ -55,11 +55,12 @@ SERVED_GROUPS = frozenset({"data", "experiments", "runs", "models", "projects"})
 # resolved, by :func:`resolved_home`, since a relative home depends on the folder).
 # Matched upper-cased (pydantic-settings reads SHIPYARD_* in any case). Locale, temp
 # folder, proxies and CA bundles change what a command does too; FORCE_COLOR is read
-# once, when typer is imported.
+# once, when typer is imported. PYTHON*: another import path (PYTHONPATH) may mean
+# other packages than the daemon's.
 FINGERPRINT_PREFIXES = (
     "SHIPYARD_", "AWS_", "PG", "LOGNAME", "USER", "HOME", "TMPDIR", "LANG", "LC_",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_", "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE", "FORCE_COLOR",
+    "CURL_CA_BUNDLE", "FORCE_COLOR", "PYTHON",
 )  # fmt: skip
 # Whether the caller starts a daemon when it finds none: not a difference in the command.
 NOT_FINGERPRINTED = frozenset({"SHIPYARD_HOME", "SHIPYARD_DAEMON"})
