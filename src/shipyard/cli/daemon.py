@@ -39,13 +39,16 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 import typer
 
 from shipyard.cli import daemon_link as link
 from shipyard.client.client import close_embedded
+
+if TYPE_CHECKING:
+    from shipyard.db import Database
 
 DEFAULT_IDLE_MINUTES = 30.0
 HANDSHAKE_SECONDS = 5.0
@@ -94,14 +97,12 @@ def code_stamp(root: Path = PACKAGE_ROOT) -> tuple[int, int]:
     return count, newest
 
 
-def store_paths(home: str) -> list[str]:
+def store_paths(home: str, db: Database) -> list[str]:
     """The home folder and, where the metadata is embedded, its SQLite database file.
     A daemon keeps the database open: once the home is deleted, or made anew, its stores
     are not the ones a command's own process would open, and it must not serve (nor keep
     running for a home that is gone)."""
-    from shipyard.config import Settings
-
-    database = link.sqlite_path(Settings().resolved_database_url)
+    database = db.url.database if db.is_sqlite else None
     return [home, database] if database and database != ":memory:" else [home]
 
 
@@ -161,7 +162,9 @@ class CommandDaemon:
         self.path = link.socket_path(home)
         self.env = link.fingerprint(os.environ)
         self.stamp = (code_stamp(), packages_stamp())
-        # The home and database the warmed-up stores opened, and their identity.
+        # What the warm-up opened: the metadata store, the home and database file,
+        # and their identity (see :meth:`opened`).
+        self.db: Database | None = None
         self.store_paths: list[str] = []
         self.stores: tuple[tuple[int, int], ...] = ()
         self.counts = _Counts()
@@ -235,9 +238,7 @@ class CommandDaemon:
         else:
             reason = self._queue(_Job(conn, reader, request))
             if reason:
-                self.counts.declined += 1
-                self.counts.last_declined = reason
-                _decline(conn, reason)
+                self._refuse(conn, reason)
                 if reason in ("code changed", "home changed"):
                     self.jobs.put(None)
 
@@ -273,15 +274,27 @@ class CommandDaemon:
             self.jobs.put(job)  # under the lock: a closing daemon finds it and declines it
         return ""
 
-    def database_current(self) -> bool:
-        """Whether the home's database is still at this code's revision (one query;
-        in the main thread, before a command: the command would open it anyway)."""
+    def opened(self, home: str) -> None:
+        """Remember the stores the warm-up opened for ``home``."""
         from shipyard.client.client import embedded_platform
         from shipyard.config import Settings
+
+        self.db = embedded_platform(Settings()).db
+        self.store_paths = store_paths(home, self.db)
+        self.stores = identity(self.store_paths)
+
+    def _refuse(self, conn: socket.socket, reason: str) -> None:
+        self.counts.declined += 1
+        self.counts.last_declined = reason
+        _decline(conn, reason)
+
+    def database_current(self) -> bool:
+        """Whether the home's database is still at this code's revision (in the main
+        thread, before a command: the command would open it anyway)."""
         from shipyard.db import migrate
 
         try:
-            return migrate.at_head(embedded_platform(Settings()).db)
+            return self.db is not None and migrate.at_head(self.db)
         except Exception:  # unreadable now: the command's own process says why
             return False
 
@@ -353,9 +366,7 @@ class CommandDaemon:
                 try:
                     changed = not self.database_current()
                     if changed:
-                        self.counts.declined += 1
-                        self.counts.last_declined = "database changed"
-                        _decline(job.conn, "database changed")
+                        self._refuse(job.conn, "database changed")
                     else:
                         self._run(job)
                 except KeyboardInterrupt:  # a second Ctrl-C, as the command ended
@@ -546,8 +557,7 @@ def main(argv: list[str] | None = None) -> None:
     daemon.start_accepting()  # callers meanwhile are declined ("starting"), not kept waiting
     try:
         warm_up()
-        daemon.store_paths = store_paths(args.home)
-        daemon.stores = identity(daemon.store_paths)
+        daemon.opened(args.home)
     except BaseException:
         daemon.close()
         raise
