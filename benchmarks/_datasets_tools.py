@@ -240,8 +240,10 @@ class Shipyard:
 
 
 class ShipyardDefaults(Shipyard):
-    """The per-command mode with Shipyard's default settings (``SHIPYARD_DAEMON`` and
-    ``CI`` unset): the fresh home's first command, an untimed `shipyard data list` (the
+    """The per-command mode with Shipyard's default settings outside CI
+    (``SHIPYARD_DAEMON=auto``, what unset means there; set, so that a run on a CI
+    machine, or under any of the markers ``cli/daemon_link.py`` treats as CI, measures
+    the same): the fresh home's first command, an untimed `shipyard data list` (the
     counterpart of DVC's `git init` + `dvc init`), runs in its own process and then
     starts the home's command daemon in the background; it is waited for (untimed).
     Each timed `shipyard data ingest` is still a process of its own, which hands the
@@ -250,8 +252,7 @@ class ShipyardDefaults(Shipyard):
 
     def __init__(self, home: Path, logs: Path) -> None:
         super().__init__(home, logs)
-        for name in ("SHIPYARD_DAEMON", "CI"):
-            self.env.pop(name, None)
+        self.env["SHIPYARD_DAEMON"] = "auto"
         started = time.perf_counter()
         run_timed([self.exe, "data", "list", "--json"], self.cwd, self.env, self.logs,
                   f"shipyard-first-command-{home.name}")  # fmt: skip
