@@ -37,6 +37,23 @@ def test_health_needs_no_token(secured: Secured) -> None:
     assert httpx.get(secured.url + "/healthz").status_code == 200
 
 
+def test_the_api_docs_need_a_signed_in_caller(secured: Secured) -> None:
+    import httpx
+
+    with httpx.Client(base_url=secured.url, timeout=30) as http:
+        _assert_401(http.get("/openapi.json"), "authentication required")
+        for page in ("/docs", "/redoc"):  # a page: the browser goes to sign in
+            r = http.get(page)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        assert http.get("/docs/oauth2-redirect").status_code == 404
+        signed_in = {"authorization": f"Bearer {secured.user('reader')}"}
+        schema = http.get("/openapi.json", headers=signed_in)
+        assert schema.status_code == 200 and "/api/v1/projects" in schema.json()["paths"]
+        for page in ("/docs", "/redoc"):
+            r = http.get(page, headers=signed_in)
+            assert r.status_code == 200 and "/openapi.json" in r.text
+
+
 BAD_HEADERS = [
     ("Basic cm9vdDpwYXNz", "invalid username or password"),  # root:pass, no such user
     ("Basic !!not-base64", "malformed Basic credentials"),

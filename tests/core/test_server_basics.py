@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -94,6 +95,58 @@ def test_request_size_limit(tmp_path: Path, platform: Platform, server_for) -> N
         assert r.json()["error"]["code"] == "payload_too_large"
         names = [p["name"] for p in http.get("/api/v1/projects").json()]
         assert names == ["default"]
+
+
+def test_a_path_naming_artifacts_keeps_the_size_limit(
+    platform: Platform,
+    server_for,  # type: ignore[no-untyped-def]
+) -> None:
+    """Only the streaming upload routes are exempt from the limit, matched on the whole
+    path: a project or model named after them is not (it let any body through)."""
+    platform.settings.max_request_bytes = 1000
+    srv = server_for(platform)
+    big = {"k": "v" * 5000}
+    with httpx.Client(base_url=srv.url) as http:
+        for name in ("artifacts", "dataset-blobs"):
+            assert http.post("/api/v1/projects", json={"name": name}).status_code == 201
+            assert http.post(f"/api/v1/projects/{name}/models", json={"name": name}).is_success
+            r = http.put(f"/api/v1/projects/{name}/models/{name}/tags", json=big)
+            assert r.status_code == 413, r.text
+            assert http.get(f"/api/v1/projects/{name}/models/{name}").json()["tags"] == {}
+        # An MLflow route under such a project, too.
+        r = http.post(
+            "/projects/artifacts/api/2.0/mlflow/experiments/create",
+            json={"name": "e", "tags": [{"key": "k", "value": "v" * 5000}]},
+        )
+        assert r.status_code == 413
+        # The artifact upload itself still streams past the request limit.
+        exp = http.post("/api/v1/projects/default/experiments", json={"name": "e"}).json()
+        run = http.post(f"/api/v1/experiments/{exp['id']}/runs", json={"name": "r"}).json()
+        r = http.put(f"/api/v1/runs/{run['id']}/artifacts/big.bin", content=b"x" * 5000)
+        assert r.is_success, r.text
+
+
+def test_a_body_found_too_large_while_streaming_is_413(
+    platform: Platform,
+    server_for,  # type: ignore[no-untyped-def]
+) -> None:
+    """Without a Content-Length the limit is found while the body streams in; the JSON
+    route's own body parsing must not turn that into a 400."""
+    platform.settings.max_request_bytes = 1000
+    srv = server_for(platform)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "x", "description": "'
+        for _ in range(10):
+            yield b"y" * 500
+        yield b'"}'
+
+    with httpx.Client(base_url=srv.url) as http:
+        json_type = {"content-type": "application/json"}
+        r = http.post("/api/v1/projects", content=chunks(), headers=json_type)
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "payload_too_large"
+        assert [p["name"] for p in http.get("/api/v1/projects").json()] == ["default"]
 
 
 def test_error_classes_round_trip() -> None:

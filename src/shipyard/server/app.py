@@ -11,9 +11,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import shipyard
 from shipyard.auth.gate import AuthenticateFirst
 from shipyard.platform import Platform
+from shipyard.server.docs import router as docs_router
 from shipyard.server.errors import install_error_handlers
 from shipyard.server.health import router as health_router
-from shipyard.server.limits import BigBodyTurns, BodyLimit
+from shipyard.server.limits import BigBodyTurns, BodyLimit, StreamingUploads
 
 API_PREFIX = "/api/v1"
 KEEP_ALIVE_SECONDS = 75
@@ -46,6 +47,16 @@ _ROUTES_BY_SEGMENTS = {
     "runs/dataset-inputs": "shipyard.datasets.inputs",
 }
 DOMAIN_ROUTES = tuple(dict.fromkeys(_ROUTES_BY_SEGMENTS.values()))
+_MLFLOW_ARTIFACT_UPLOAD = "/api/2.0/mlflow-artifacts/artifacts/{artifact_path:path}"
+STREAMING_UPLOADS = (
+    ("PUT", API_PREFIX + "/runs/{run_id}/artifacts/{path:path}"),
+    ("PUT", API_PREFIX + "/projects/{project}/dataset-blobs/{digest}"),
+    ("PUT", _MLFLOW_ARTIFACT_UPLOAD),
+    ("PUT", "/projects/{project}" + _MLFLOW_ARTIFACT_UPLOAD),
+)
+"""The routes that stream their body to the blob store under their own, larger limit
+(method, path template as the route declares it): the only requests exempt from the
+request size limit and the turns of big bodies."""
 """Every domain's routes module (order does not matter)."""
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -70,10 +81,15 @@ def create_app(
         version=shipyard.__version__,
         description="ML platform API: tracking, registry, auth.",
         telemetry=None if platform.settings.otel else TELEMETRY_OFF,
+        # Served by server/docs.py, behind the authorization check like every route.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(docs_router)
     if not lazy:
         for module in DOMAIN_ROUTES:
             include_domain(app, module)
@@ -88,7 +104,7 @@ def create_app(
         app.add_middleware(ProtocolFastPath, protocol=_protocol_app(app))
     if lazy:
         app.add_middleware(LazyDomains, target=app)
-    streaming = ("/artifacts", "/mlflow-artifacts/", "/dataset-blobs/")
+    streaming = StreamingUploads(STREAMING_UPLOADS)
     # Outermost last: the size limit, then authentication, then turns for big bodies.
     app.add_middleware(BigBodyTurns, turns=platform.upload_turns, streaming=streaming)
     app.add_middleware(AuthenticateFirst, platform=platform)
