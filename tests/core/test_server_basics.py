@@ -149,6 +149,17 @@ def test_a_body_found_too_large_while_streaming_is_413(
         assert [p["name"] for p in http.get("/api/v1/projects").json()] == ["default"]
 
 
+def test_the_sdk_takes_no_redirect_for_an_answer() -> None:
+    """The API redirects nowhere: a 3xx means the request went to another route (a
+    path that lost a segment), not that it succeeded."""
+    from shipyard.client.api import Api
+
+    request = httpx.Request("DELETE", "http://server/api/v1/runs/r/tags")
+    response = httpx.Response(307, headers={"location": "/api/v1/runs/r/tags/"}, request=request)
+    with pytest.raises(ShipyardError, match="unexpected redirect"):
+        Api._decode(response)
+
+
 def test_error_classes_round_trip() -> None:
     for cls in (InvalidInput, NotFound):
         err = ShipyardError.from_payload(cls.status, cls("boom", {"a": 1}).to_payload())

@@ -17,7 +17,7 @@ import uvicorn
 
 from shipyard.client import Client
 from shipyard.config import Settings
-from shipyard.errors import InvalidInput, NotFound, Unavailable
+from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unavailable
 from shipyard.platform import Platform
 from shipyard.server.app import create_app
 from shipyard.tracking.buffer import Metric, MetricBuffer
@@ -221,6 +221,19 @@ def test_close_with_final_sends_the_last_chunk_through_it() -> None:
     empty = Recorder()
     make(Recorder()).close(final=empty)
     assert empty.chunks == [[]]
+
+
+def test_a_final_chunk_that_cannot_be_sent_is_dropped_not_kept_forever() -> None:
+    """An error other than the server's (a point the client cannot encode) would fail
+    again: the chunk is dropped and said, as any other chunk is, and the buffer is
+    done, so that a run's end does not retry it for ever and never set its status."""
+    last = Recorder(failures=[TypeError("Integer exceeds 64-bit range")])
+    buf = make(Recorder(), batch=10)
+    buf.add("loss", 1.0, 0, 1)
+    with pytest.raises(ShipyardError, match="64-bit") as raised:
+        buf.close(final=last)
+    assert raised.value.details["dropped_metrics"] == 1
+    assert buf.pending == 0
 
 
 def test_final_chunk_is_kept_while_the_server_is_unavailable() -> None:

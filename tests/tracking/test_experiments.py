@@ -37,9 +37,22 @@ def test_get_or_create_is_idempotent(client: Client) -> None:
 
 
 def test_odd_names_round_trip(client: Client) -> None:
-    for name in ["team/exp 1", "50% done?", "a#b", "ünïcode"]:
+    for name in ["team/exp 1", "50% done?", "a#b", "ünïcode", ".", "..", "...", "a/.."]:
         created = client.experiments.create(name)
         assert client.experiments.get_by_name(name).id == created.id
+        assert client.experiments.get_or_create(name).id == created.id
+
+
+def test_dot_keys_reach_their_own_routes(client: Client) -> None:
+    """A URL resolves the segments ``.`` and ``..`` away: sent as they are, a tag named
+    ``.`` was deleted from ``/runs/<id>/tags`` (a redirect the SDK took for success)."""
+    run = client.runs.create()
+    client.runs.set_tag(run.id, ".", "v")
+    client.runs.set_tag(run.id, "x", "w")
+    client.runs.log_batch(run.id, metrics=[(".", 1.0, 0, 1), ("x", 2.0, 0, 1)])
+    assert client.runs.metric_history(run.id, ".").values == [1.0]
+    client.runs.delete_tag(run.id, ".")
+    assert client.runs.get(run.id).tags == {"x": "w"}
 
 
 def test_bad_names_change_nothing(client: Client) -> None:

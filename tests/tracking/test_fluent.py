@@ -164,6 +164,35 @@ def test_bad_metric_is_refused_at_the_call(client: Client, key: object, value: o
         assert client.runs.get(run.id).metrics == {}
 
 
+@pytest.mark.parametrize(
+    ("step", "timestamp"),
+    [(2**63, None), (-(2**63) - 1, None), (0, -1), (0, 2**63), ("x", None), (0, "soon")],
+)
+def test_a_bad_step_or_time_is_refused_at_the_call_and_loses_no_other_point(
+    client: Client, step: object, timestamp: object
+) -> None:
+    """Refused later by the server (or by the encoder), the point took its whole batch
+    with it, and in the last batch left the run running."""
+    with shipyard.start_run(system_metrics_interval=0) as run:
+        shipyard.log_metric("good", 1.0, step=0)
+        with pytest.raises(InvalidInput):
+            shipyard.log_metric("bad", 1.0, step=step, timestamp=timestamp)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput):
+            shipyard.log_metrics({"bad": 1.0}, step=step, timestamp=timestamp)  # type: ignore[arg-type]
+        shipyard.log_metric("good", 2.0, step=1)
+    stored = client.runs.get(run.id)
+    assert stored.status == "finished"
+    assert client.runs.metric_history(run.id, "good").values == [1.0, 2.0]
+    assert "bad" not in stored.metrics
+
+
+def test_the_int64_bounds_are_accepted(client: Client) -> None:
+    with shipyard.start_run(system_metrics_interval=0) as run:
+        shipyard.log_metric("m", 1.0, step=-(2**63), timestamp=0)
+        shipyard.log_metric("m", 2.0, step=2**63 - 1, timestamp=2**63 - 1)
+    assert client.runs.metric_history(run.id, "m").steps == [-(2**63), 2**63 - 1]
+
+
 def test_nan_is_stored_as_null(client: Client) -> None:
     with shipyard.start_run(system_metrics_interval=0) as run:
         shipyard.log_metric("loss", float("nan"))

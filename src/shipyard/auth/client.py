@@ -11,7 +11,7 @@ from shipyard.auth.types import (
     TokenRevoked,
     User,
 )
-from shipyard.client.api import Api
+from shipyard.client.api import Api, segment
 
 
 class UsersClient:
@@ -50,7 +50,7 @@ class UsersClient:
             "disabled": disabled,
         }
         body = {k: v for k, v in body.items() if v is not None}
-        return User(**self._api.patch(f"/users/{username}", body))
+        return User(**self._api.patch(f"/users/{segment(username)}", body))
 
 
 class TokensClient:
@@ -78,7 +78,7 @@ class TokensClient:
     def revoke(self, token_id: int) -> TokenRevoked:
         """Revoke a token at once; requests carrying it are refused from now on. A token
         revoked before stays as it was (``already_revoked`` is then true)."""
-        return TokenRevoked(**self._api.delete(f"/tokens/{token_id}"))
+        return TokenRevoked(**self._api.delete(f"/tokens/{segment(token_id)}"))
 
     def login(self, username: str, password: str) -> TokenCreated:
         """Exchange a username and password for a token that expires in 12 hours."""

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -19,6 +20,23 @@ from shipyard.hashing import HASH_HEADER, VERIFY_FIRST_HEADER
 
 API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
+_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+
+
+def segment(value: str | int) -> str:
+    """``value`` (a name, a key, an id) as one URL path segment. Percent-encoded, as a
+    name may hold '/', '?' or '%'; and ``.`` and ``..`` too, which a URL would
+    otherwise resolve away (``/runs/r/tags/..`` is ``/runs/tags``): sent as they are,
+    a request for an experiment named ``..`` reached the list of experiments."""
+    text = quote(str(value), safe="")
+    return _DOT_SEGMENTS.get(text, text)
+
+
+def segments(path: str) -> str:
+    """A ``/``-separated path (an artifact's) as URL path segments, each as
+    :func:`segment` writes it: a ``..`` in it reaches the server, which refuses it,
+    instead of being resolved away on the way."""
+    return "/".join(segment(part) for part in path.split("/"))
 
 
 class _BodyCut(Exception):
@@ -52,7 +70,7 @@ class Api:
         """Call ``API_PREFIX + path`` and validate the reply as ``model`` straight from
         its bytes (pydantic's own parser: faster than decoding, then validating)."""
         response = self._send(method, path, json, None)
-        if response.status_code >= 400:
+        if response.status_code >= 300:
             self._decode(response)
         return model.model_validate_json(response.content)
 
@@ -119,7 +137,7 @@ class Api:
             with self.http.stream(
                 "GET", API_PREFIX + path, params=_clean(params), headers=headers
             ) as response:
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     response.read()
                     self._decode(response)
                 yield response
@@ -221,6 +239,12 @@ class Api:
             payload = body[:500].decode(errors="replace")
         if response.status_code >= 400:
             raise ShipyardError.from_payload(response.status_code, payload)
+        if response.status_code >= 300:  # the API redirects nowhere: a path went wrong
+            where = response.headers.get("location", "")
+            raise ShipyardError(
+                f"unexpected redirect ({response.status_code}) from {response.request.url.path}"
+                f" to {where}"
+            )
         return payload
 
     def close(self) -> None:

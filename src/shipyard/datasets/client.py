@@ -13,9 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from shipyard.client.api import Api
+from shipyard.client.api import Api, segment
 from shipyard.datasets.types import (
     Dataset,
     DatasetInput,
@@ -83,13 +82,13 @@ class DatasetsClient:
         return project or self.client.project
 
     def _datasets(self, project: str | None) -> str:
-        return f"/projects/{quote(self._project(project), safe='')}/datasets"
+        return f"/projects/{segment(self._project(project))}/datasets"
 
     def _dataset(self, name: str, project: str | None) -> str:
-        return f"{self._datasets(project)}/{quote(name, safe='')}"
+        return f"{self._datasets(project)}/{segment(name)}"
 
     def _version(self, name: str, version: int | str, project: str | None) -> str:
-        return f"{self._dataset(name, project)}/versions/{quote(str(version), safe='')}"
+        return f"{self._dataset(name, project)}/versions/{segment(str(version))}"
 
     # --- datasets ------------------------------------------------------------------------
 
@@ -260,12 +259,12 @@ class DatasetsClient:
         self, name: str, tag: str, version: int | str, *, project: str | None = None
     ) -> DatasetVersion:
         """Point ``tag`` (e.g. ``prod``) at a version, moving it if needed."""
-        path = f"{self._dataset(name, project)}/tags/{quote(tag, safe='')}"
+        path = f"{self._dataset(name, project)}/tags/{segment(tag)}"
         return DatasetVersion(**self._api.put(path, {"version": version}))
 
     def delete_tag(self, name: str, tag: str, *, project: str | None = None) -> None:
         """Remove a tag."""
-        self._api.delete(f"{self._dataset(name, project)}/tags/{quote(tag, safe='')}")
+        self._api.delete(f"{self._dataset(name, project)}/tags/{segment(tag)}")
 
     def lineage(
         self, name: str, version: int | str = "latest", *, project: str | None = None
@@ -342,16 +341,11 @@ class DatasetsClient:
             "version": str(version),
             "context": context,
         }
-        return DatasetInput(
-            **self._api.post(f"/runs/{quote(run_id, safe='')}/dataset-inputs", body)
-        )
+        return DatasetInput(**self._api.post(f"/runs/{segment(run_id)}/dataset-inputs", body))
 
     def inputs_of(self, run_id: str) -> list[DatasetInput]:
         """The dataset versions run ``run_id`` read."""
-        return [
-            DatasetInput(**i)
-            for i in self._api.get(f"/runs/{quote(run_id, safe='')}/dataset-inputs")
-        ]
+        return [DatasetInput(**i) for i in self._api.get(f"/runs/{segment(run_id)}/dataset-inputs")]
 
     # --- reading back --------------------------------------------------------------------
 

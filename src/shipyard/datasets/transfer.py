@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from blake3 import blake3
 
 from shipyard.blobs import BlobRef
 from shipyard.blobs.pieces import hash_pieces, piece_bounds
 from shipyard.blobs.store import CHUNK, check_hash
+from shipyard.client.api import segment
 from shipyard.datasets.parquet_cuts import PIECES_FROM, row_group_cuts
 from shipyard.errors import InvalidInput
 from shipyard.hashing import hash_file
@@ -39,7 +39,7 @@ class Transfer:
     def __init__(self, client: Client, project: str) -> None:
         self._client = client
         self._api = client.api
-        self._project = quote(project, safe="")
+        self._project = segment(project)
         self._store: BlobStore | None = None
         if client.embedded:
             from shipyard.blobs import open_blob_store

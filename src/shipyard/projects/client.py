@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipyard.client.api import Api
+from shipyard.client.api import Api, segment
 from shipyard.projects.types import Member, Project
 
 
@@ -22,18 +22,20 @@ class ProjectsClient:
 
     def get(self, name: str) -> Project:
         """One project by name or id."""
-        return Project(**self._api.get(f"/projects/{name}"))
+        return Project(**self._api.get(f"/projects/{segment(name)}"))
 
     def members(self, project: str) -> list[Member]:
         """Users with a role on ``project``."""
-        return [Member(**m) for m in self._api.get(f"/projects/{project}/members")]
+        return [Member(**m) for m in self._api.get(f"/projects/{segment(project)}/members")]
 
     def set_member(self, project: str, username: str, role: str) -> Member:
         """Give ``username`` a role (viewer, editor, admin) on ``project``."""
         return Member(
-            **self._api.put(f"/projects/{project}/members", {"username": username, "role": role})
+            **self._api.put(
+                f"/projects/{segment(project)}/members", {"username": username, "role": role}
+            )
         )
 
     def remove_member(self, project: str, username: str) -> None:
         """Take away ``username``'s role on ``project``."""
-        self._api.delete(f"/projects/{project}/members/{username}")
+        self._api.delete(f"/projects/{segment(project)}/members/{segment(username)}")

@@ -8,12 +8,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import orjson
 from blake3 import blake3
 
-from shipyard.client.api import Api
+from shipyard.client.api import Api, segment, segments
 from shipyard.errors import IntegrityError, InvalidInput
 from shipyard.registry.integrity import matches, safe_target
 from shipyard.registry.types import (
@@ -44,13 +43,13 @@ class ModelsClient:
     # --- paths ---------------------------------------------------------------------
 
     def _models(self, project: str | None) -> str:
-        return f"/projects/{quote(project or self._client.project, safe='')}/models"
+        return f"/projects/{segment(project or self._client.project)}/models"
 
     def _model(self, name: str, project: str | None) -> str:
-        return f"{self._models(project)}/{quote(name, safe='')}"
+        return f"{self._models(project)}/{segment(name)}"
 
     def _version(self, name: str, version: int | str, project: str | None) -> str:
-        return f"{self._model(name, project)}/versions/{quote(str(version), safe='')}"
+        return f"{self._model(name, project)}/versions/{segment(str(version))}"
 
     # --- registered models ---------------------------------------------------------
 
@@ -156,7 +155,7 @@ class ModelsClient:
 
     def delete_tag(self, name: str, key: str, project: str | None = None) -> None:
         """Remove one tag of a model."""
-        self._api.delete(f"{self._model(name, project)}/tags/{quote(key, safe='')}")
+        self._api.delete(f"{self._model(name, project)}/tags/{segment(key)}")
 
     # --- versions ------------------------------------------------------------------
 
@@ -254,7 +253,7 @@ class ModelsClient:
         self, name: str, version: int | str, key: str, project: str | None = None
     ) -> None:
         """Remove one tag of a version."""
-        self._api.delete(f"{self._version(name, version, project)}/tags/{quote(key, safe='')}")
+        self._api.delete(f"{self._version(name, version, project)}/tags/{segment(key)}")
 
     # --- aliases -------------------------------------------------------------------
 
@@ -262,12 +261,12 @@ class ModelsClient:
         self, name: str, alias: str, version: int, project: str | None = None
     ) -> ModelVersion:
         """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
-        path = f"{self._model(name, project)}/aliases/{quote(alias, safe='')}"
+        path = f"{self._model(name, project)}/aliases/{segment(alias)}"
         return ModelVersion(**self._api.put(path, {"version": version}))
 
     def delete_alias(self, name: str, alias: str, project: str | None = None) -> None:
         """Remove an alias."""
-        self._api.delete(f"{self._model(name, project)}/aliases/{quote(alias, safe='')}")
+        self._api.delete(f"{self._model(name, project)}/aliases/{segment(alias)}")
 
     # --- files ---------------------------------------------------------------------
 
@@ -357,6 +356,6 @@ class ModelsClient:
         """Stream one file to ``target`` atomically; IntegrityError if its hash differs
         from the one the registry recorded."""
         url = f"{self._version(version.model_name, version.version, project)}/files/"
-        url += quote(file.path, safe="/")
+        url += segments(file.path)
         what = f"{version.model_name} version {version.version}: file {file.path!r}"
         self._api.download_verified(url, target, what, expected=file.hash)

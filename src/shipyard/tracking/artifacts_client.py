@@ -12,9 +12,8 @@ import builtins
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
-from shipyard.client.api import Api
+from shipyard.client.api import Api, segment, segments
 from shipyard.errors import InvalidInput
 from shipyard.tracking.artifact_types import ArtifactInfo
 from shipyard.tracking.paths import (
@@ -34,7 +33,7 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 
 def _url(run_id: str, path: str) -> str:
     # Every character but '/' is escaped, so the URL layer cannot reinterpret the path.
-    return f"/runs/{quote(run_id, safe='')}/artifacts/{quote(path, safe='/')}"
+    return f"/runs/{segment(run_id)}/artifacts/{segments(path)}"
 
 
 class ArtifactsClient:
@@ -83,7 +82,7 @@ class ArtifactsClient:
 
     def _list(self, run_id: str, path: str, *, recursive: bool) -> builtins.list[ArtifactInfo]:
         params = {"path": normalize_artifact_prefix(path), "recursive": recursive}
-        items = self._api.request("GET", f"/runs/{quote(run_id, safe='')}/artifacts", params=params)
+        items = self._api.request("GET", f"/runs/{segment(run_id)}/artifacts", params=params)
         return [ArtifactInfo(**i) for i in items]
 
     def read_bytes(self, run_id: str, path: str) -> bytes:

@@ -166,6 +166,9 @@ class MetricBuffer:
                 except ShipyardError as exc:
                     self._record(exc, len(last))
                     self._raise_errors()
+                except Exception as exc:  # as in _send_chunks: it would fail again
+                    self._record(ShipyardError(f"sending metrics failed: {exc!r}"), len(last))
+                    self._raise_errors()
                 except BaseException:
                     self._requeue(last)
                     raise

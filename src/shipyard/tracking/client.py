@@ -7,9 +7,8 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from shipyard.client.api import Api
+from shipyard.client.api import Api, segment
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.tracking.types import (
@@ -26,11 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_EXPERIMENT = "default"
 END_STATUSES = frozenset({"finished", "failed", "killed"})
-
-
-def _seg(value: str | int) -> str:
-    """One URL path segment (names may hold '/', '?', '%'...)."""
-    return quote(str(value), safe="")
 
 
 def _strs(values: Mapping[str, Any] | None) -> dict[str, str]:
@@ -81,7 +75,7 @@ class ExperimentsClient:
         """Create an experiment; Conflict when the project already has one of that name."""
         body = {"name": name, "description": description, "tags": _strs(tags)}
         project = self._project(project)
-        exp = Experiment(**self._api.post(f"/projects/{_seg(project)}/experiments", body))
+        exp = Experiment(**self._api.post(f"/projects/{segment(project)}/experiments", body))
         self._remember(project, exp)
         return exp
 
@@ -93,7 +87,7 @@ class ExperimentsClient:
         """One experiment of the project by name; NotFound when there is none."""
         project = self._project(project)
         exp = Experiment(
-            **self._api.get(f"/projects/{_seg(project)}/experiments/by-name/{_seg(name)}")
+            **self._api.get(f"/projects/{segment(project)}/experiments/by-name/{segment(name)}")
         )
         self._remember(project, exp)
         return exp
@@ -110,7 +104,7 @@ class ExperimentsClient:
 
     def list(self, project: str | None = None, include_deleted: bool = False) -> list[Experiment]:
         """The project's experiments by name (deleted ones only when asked)."""
-        path = f"/projects/{_seg(self._project(project))}/experiments"
+        path = f"/projects/{segment(self._project(project))}/experiments"
         return [Experiment(**e) for e in self._api.get(path, include_deleted=include_deleted)]
 
     def update(
@@ -223,7 +217,7 @@ class RunsClient:
 
     def get(self, run_id: str) -> Run:
         """One run with its params, tags and the latest value of each metric."""
-        return Run(**self._api.get(f"/runs/{_seg(run_id)}"))
+        return Run(**self._api.get(f"/runs/{segment(run_id)}"))
 
     def update(
         self,
@@ -237,7 +231,7 @@ class RunsClient:
         """Change a run's status, end time, name or description."""
         fields = {"status": status, "end_time": end_time, "name": name, "description": description}
         body = {k: v for k, v in fields.items() if v is not None}
-        return Run(**self._api.patch(f"/runs/{_seg(run_id)}", body))
+        return Run(**self._api.patch(f"/runs/{segment(run_id)}", body))
 
     def end(self, run_id: str, status: str = "finished") -> Run:
         """End a run now with ``status`` (finished, failed or killed)."""
@@ -245,21 +239,21 @@ class RunsClient:
 
     def delete(self, run_id: str) -> None:
         """Mark a run deleted (hidden from search unless asked)."""
-        self._api.delete(f"/runs/{_seg(run_id)}")
+        self._api.delete(f"/runs/{segment(run_id)}")
 
     def restore(self, run_id: str) -> None:
         """Bring a deleted run back."""
-        self._api.post(f"/runs/{_seg(run_id)}/restore")
+        self._api.post(f"/runs/{segment(run_id)}/restore")
 
     def heartbeat(self, run_id: str) -> None:
         """Say that the process logging into the run is alive. ``ActiveRun`` sends one
         every ``run_heartbeat_interval`` seconds; a running run whose heartbeats stop
         for the server's ``run_heartbeat_timeout`` is marked failed."""
-        self._api.post(f"/runs/{_seg(run_id)}/heartbeat")
+        self._api.post(f"/runs/{segment(run_id)}/heartbeat")
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove one tag of a run (NotFound when it has none such)."""
-        self._api.delete(f"/runs/{_seg(run_id)}/tags/{_seg(key)}")
+        self._api.delete(f"/runs/{segment(run_id)}/tags/{segment(key)}")
 
     def log_batch(
         self,
@@ -298,7 +292,7 @@ class RunsClient:
         elif end_time is not None:
             raise InvalidInput("end_time needs an end_status")
         if body:
-            self._api.post(f"/runs/{_seg(run_id)}/batch", body)
+            self._api.post(f"/runs/{segment(run_id)}/batch", body)
 
     def log_metric(
         self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
@@ -317,7 +311,7 @@ class RunsClient:
 
     def metric_history(self, run_id: str, key: str) -> MetricHistory:
         """Every point of a metric, ordered by step then time; NaN comes back as None."""
-        data = self._api.get(f"/runs/{_seg(run_id)}/metrics/{_seg(key)}/history")
+        data = self._api.get(f"/runs/{segment(run_id)}/metrics/{segment(key)}/history")
         # The server built these columns itself; validating 100k numbers again is waste.
         return MetricHistory.model_construct(**data)
 
@@ -348,7 +342,7 @@ class RunsClient:
         if page_token:
             body["page_token"] = page_token
         return self._api.request_as(
-            RunPage, "POST", f"/projects/{_seg(project)}/runs/search", json=body
+            RunPage, "POST", f"/projects/{segment(project)}/runs/search", json=body
         )
 
 

@@ -28,7 +28,7 @@ from shipyard.tracking.buffer import DEFAULT_FLUSH_TIMEOUT_S, Metric, MetricBuff
 from shipyard.tracking.environment import capture_code_version, capture_environment
 from shipyard.tracking.heartbeat import Heartbeat
 from shipyard.tracking.system_metrics import SystemMetricsSampler
-from shipyard.tracking.types import MAX_KEY_LENGTH, Run, key_problem
+from shipyard.tracking.types import INT64_MAX, INT64_MIN, MAX_KEY_LENGTH, Run, key_problem
 
 if TYPE_CHECKING:
     from shipyard.client.client import Client
@@ -189,19 +189,13 @@ class ActiveRun:
             number = float(value)
         except (TypeError, ValueError):
             raise InvalidInput(f"metric {key!r}: {value!r} is not a number") from None
-        self._buffer.add(
-            key,
-            number,
-            int(step),
-            timestamp if timestamp is not None else now_ms(),
-        )
+        self._buffer.add(key, number, *_step_and_time(step, timestamp))
 
     def log_metrics(
         self, metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None
     ) -> None:
         """Buffer several metrics at the same step and time."""
-        ts = timestamp if timestamp is not None else now_ms()
-        step = int(step)
+        step, ts = _step_and_time(step, timestamp)
         points: list[Metric] = []
         for key, value in metrics.items():
             if type(key) is not str or key not in self._good_keys:
@@ -394,6 +388,21 @@ class ActiveRun:
                 raise
             # Do not hide the error that ended the block behind ours.
             log.exception("could not end run %s after its block raised", self.id)
+
+
+def _step_and_time(step: int, timestamp: int | None) -> tuple[int, int]:
+    """A point's step and time (epoch ms, default now) as the server stores them, or
+    InvalidInput now: a point the server refuses would take its whole batch with it."""
+    try:
+        step = int(step)
+        timestamp = now_ms() if timestamp is None else int(timestamp)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"step {step!r} and timestamp {timestamp!r} must be integers") from None
+    if not INT64_MIN <= step <= INT64_MAX:
+        raise InvalidInput(f"step {step} is out of the 64-bit range")
+    if not 0 <= timestamp <= INT64_MAX:
+        raise InvalidInput(f"timestamp {timestamp} must be epoch milliseconds (0 or more)")
+    return step, timestamp
 
 
 def _retry_unavailable(call: Callable[[], Run], timeout: float | None) -> Run:
