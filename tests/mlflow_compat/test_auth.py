@@ -113,7 +113,13 @@ def test_roles_and_projects(secured: Secured, as_user: Callable[..., None]) -> N
     assert _code(lambda: alpha.create_run(eid)) == "PERMISSION_DENIED"
     assert _code(lambda: alpha.delete_run(run_id)) == "PERMISSION_DENIED"
     assert _code(lambda: alpha.rename_experiment(eid, "x")) == "PERMISSION_DENIED"
+    # MLflow's experiment "0" is made on first use, by one who may write: a viewer's
+    # reads of it find none and create none.
+    assert _code(lambda: alpha.get_experiment("0")) == "RESOURCE_DOES_NOT_EXIST"
+    assert alpha.get_experiment_by_name("Default") is None
+    assert [e.name for e in alpha.search_experiments()] == ["shared"]
     as_user(token=editor)
+    assert alpha.get_experiment("0").name == "default"  # an editor's read makes it
     got = alpha.get_run(run_id)
     assert got.data.params == {"p": "1"} and "t" not in got.data.tags
     assert got.info.lifecycle_stage == "active"

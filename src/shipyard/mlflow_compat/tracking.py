@@ -29,10 +29,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shipyard.auth.authz import RequestContext
+from shipyard.auth.authz import RequestContext, authorize
+from shipyard.auth.principal import Action
 from shipyard.clock import now_ms
 from shipyard.db.driver import driver_cursor, driver_sql
-from shipyard.errors import Conflict, NotFound
+from shipyard.errors import Conflict, NotFound, PermissionDenied
 from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message
 from shipyard.paging import decode_page_token, encode_page_token
@@ -170,6 +171,10 @@ def default_experiment_id(ctx: RequestContext, project_id: int | None = None) ->
     """The id of the experiment MLflow calls ``"0"``: the project's default experiment
     (the one Shipyard's SDK uses when none is named), created (and audited) on first use.
 
+    MLflow's experiment "0" always exists, so a read of it creates it too, but only for
+    a caller who may write in the project (as any write of theirs would): for one who
+    may not (a viewer), it is an experiment that does not exist yet
+    (RESOURCE_DOES_NOT_EXIST), and nothing is written in their name.
     ``project_id`` defaults to the context's project.
     """
     project = project_id if project_id is not None else ctx.project_id
@@ -177,6 +182,12 @@ def default_experiment_id(ctx: RequestContext, project_id: int | None = None) ->
     found = _experiment_named(ctx.platform, project, DEFAULT_EXPERIMENT_NAME)
     if found is not None:
         return found
+    try:
+        authorize(ctx.platform, ctx.principal, Action.WRITE, project)
+    except PermissionDenied:
+        raise fail(
+            "RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={DEFAULT_EXPERIMENT_ID} exists"
+        ) from None
     creator = ctx if ctx.project_id == project else replace(ctx, project_id=project)
     try:
         spec = ExperimentCreate(name=DEFAULT_EXPERIMENT_NAME)
