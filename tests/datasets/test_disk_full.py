@@ -72,8 +72,13 @@ import numpy as np
 import pyarrow as pa
 from shipyard import Client
 
+import pyarrow.parquet as pq
 client = Client()
-client.datasets.ingest("big", pa.table({"x": np.random.default_rng(0).normal(size=400_000)}))
+src = sys.argv[2]
+for name, rows in (("a", 10), ("b", 10), ("c", 400_000)):  # c is over the limit, read last
+    table = pa.table({"x": np.random.default_rng(0).normal(size=rows)})
+    pq.write_table(table, f"{src}/{name}.parquet")
+client.datasets.ingest("big", src)
 client.datasets.open("big")  # fetched into the home's cache before the disk "fills"
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 from shipyard.cli.main import main
@@ -84,9 +89,10 @@ main()
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE semantics are Linux's")
 def test_a_download_onto_a_full_disk_says_so_and_leaves_no_part(tmp_path: Path) -> None:
-    dest = tmp_path / "out"
+    dest, src = tmp_path / "out", tmp_path / "src"
+    src.mkdir()
     done = subprocess.run(
-        [sys.executable, "-c", DOWNLOAD, str(dest)],
+        [sys.executable, "-c", DOWNLOAD, str(dest), str(src)],
         env={"SHIPYARD_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
         capture_output=True,
         text=True,
@@ -94,7 +100,10 @@ def test_a_download_onto_a_full_disk_says_so_and_leaves_no_part(tmp_path: Path) 
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "File too large: " in done.stderr and "Traceback" not in done.stderr
-    assert [p.name for p in dest.rglob("*")] == []  # no .part file keeps the disk full
+    # All or nothing: not the two small files either, nor a part; and the folder the
+    # download made is gone with them.
+    assert not dest.exists()
+    assert "cache" not in done.stderr  # named after the file asked for, not the cache
     # A destination that is a file is named as such.
     (tmp_path / "afile").write_text("x")
     again = subprocess.run(

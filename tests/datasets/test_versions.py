@@ -229,3 +229,18 @@ def test_files_download_verified(client: Client, tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         client.api.get("/projects/default/datasets/d/versions/1/files/zz.parquet")
     assert isinstance(client.api.http, httpx.Client)
+
+
+def test_a_cached_file_written_to_is_fetched_again(client: Client, tmp_path: Path) -> None:
+    """The paths ``open`` hands out are the home's cached copies: read-only, and one that
+    was written to anyway is not trusted (it was served, and downloaded as verified)."""
+    path = parquet(tmp_path, "a.parquet", TABLE)
+    client.datasets.create("d")
+    client.datasets.create_version("d", version_spec(publish(client, path)))
+    cached = client.datasets.open("d").paths[0]
+    assert cached.stat().st_mode & 0o222 == 0
+    cached.chmod(0o644)
+    pq.write_table(pa.table({"id": [666]}), cached)
+    assert client.datasets.to_pandas("d")["id"].tolist() == [1, 2, 3]
+    written = client.datasets.download("d", tmp_path / "out")
+    assert written[0].read_bytes() == path.read_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -375,26 +376,37 @@ class DatasetsClient:
         *,
         project: str | None = None,
     ) -> list[Path]:
-        """Write the version's Parquet files under ``dest`` (by their names in the version)."""
+        """Write the version's Parquet files under ``dest`` (by their names in the
+        version), all or none: they are copied into a folder of their own inside ``dest``
+        first and moved into place once every one is there, so a download that fails
+        (a full disk, Ctrl-C) leaves ``dest`` as it was, not half a version."""
         root = Path(dest)
         if root.exists() and not root.is_dir():
             raise InvalidInput(f"{root} is a file; name a folder to download into")
         data = self.open(name, version, project=project)
-        written = []
-        for f, path in zip(data.version.files, data.paths, strict=True):
-            target = safe_target(root, f.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
-            try:
-                shutil.copyfile(path, tmp)  # a kernel copy of the verified cached file
-                os.replace(tmp, target)
-            except BaseException as exc:
-                tmp.unlink(missing_ok=True)  # a full disk stays no fuller than it was
-                if isinstance(exc, OSError) and exc.filename is None:
-                    exc.filename = str(target)  # the kernel's copy names no file
-                raise
-            written.append(target)
-        return written
+        made_root = not root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        staging = root / f".shipyard-download-{uuid.uuid4().hex}"
+        try:
+            staged = []
+            for f, path in zip(data.version.files, data.paths, strict=True):
+                target = safe_target(staging, f.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    shutil.copyfile(path, target)  # a kernel copy of the verified cached file
+                except OSError as exc:  # named after what the user asked for, not the cache
+                    raise OSError(exc.errno, exc.strerror, str(safe_target(root, f.path))) from None
+                staged.append((target, safe_target(root, f.path)))
+            for target, final in staged:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if made_root:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        return [final for _, final in staged]
 
 
 def _suite(

@@ -153,19 +153,21 @@ class Transfer:
     # --- reading -------------------------------------------------------------------------
 
     def fetch(self, digests: Sequence[str]) -> dict[str, Path]:
-        """Local, verified paths of blobs of the project (downloaded once into the cache)."""
+        """Local, verified paths of blobs of the project (downloaded into the cache once,
+        and again if a cached copy was written to since: see :func:`_verified_copy`)."""
         out: dict[str, Path] = {}
         cache = self._client.settings.home / "cache" / "blobs"
         for digest in digests:
             check_hash(digest)
             target = cache / digest[:2] / digest
-            if not target.exists():
+            if not _verified_copy(target):
                 self._api.download_verified(
                     f"/projects/{self._project}/dataset-blobs/{digest}",
                     target,
                     f"dataset file {digest}",
                     expected=digest,
                 )
+                _mark_verified(target)
             out[digest] = target
         return out
 
@@ -176,6 +178,27 @@ class Transfer:
             f"dataset blob {digest}",
             expected=digest,
         )
+
+
+VERIFIED_MTIME_NS = 86_400 * 10**9
+"""The modification time (1970-01-02) a cached blob gets once its download is verified:
+any later write to it (a user's, through a path ``open()`` handed out) changes its
+time, and the copy is fetched and verified again rather than trusted."""
+
+
+def _verified_copy(path: Path) -> bool:
+    """Whether ``path`` is a cached blob as verified: present, untouched since."""
+    try:
+        return path.stat().st_mtime_ns == VERIFIED_MTIME_NS
+    except FileNotFoundError:
+        return False
+
+
+def _mark_verified(path: Path) -> None:
+    """Stamp a just-verified cached blob (see :data:`VERIFIED_MTIME_NS`), read-only: its
+    path is handed to readers, who have no business writing to it."""
+    path.chmod(0o444)
+    os.utime(path, ns=(VERIFIED_MTIME_NS, VERIFIED_MTIME_NS))
 
 
 HASHES_PER_REQUEST = 10_000

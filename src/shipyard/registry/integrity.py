@@ -12,10 +12,10 @@ def safe_target(root: Path, rel: str) -> Path:
     """``root / rel`` for a relative path from the server; IntegrityError if it would escape."""
     parts = PurePosixPath(rel).parts
     if not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts):
-        raise IntegrityError(f"refusing model file path {rel[:200]!r}")
+        raise IntegrityError(f"refusing the file path {rel[:200]!r} from the server")
     target = root.joinpath(*parts)
     if not target.resolve().is_relative_to(root.resolve()):
-        raise IntegrityError(f"refusing model file path {rel[:200]!r}")
+        raise IntegrityError(f"refusing the file path {rel[:200]!r} from the server")
     return target
 
 
