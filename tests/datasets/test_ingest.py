@@ -682,12 +682,12 @@ def test_append_keeps_the_parents_files(client: Client, tmp_path: Path) -> None:
     v2 = client.datasets.append("d", write_csv(tmp_path / "two" / "data.csv", second))
     assert (v2.version, v2.rows) == (2, 1000)
     detail = client.datasets.get_version("d", 2)
-    # Files are listed by path, so the parent's are not necessarily first.
-    new = [f for f in detail.files if f not in parent.files]
-    assert [f for f in detail.files if f in parent.files] == parent.files
-    assert len(new) == 1 and new[0].rows == 400 and len(detail.files) == len(parent.files) + 1
+    # The parent's files first, then the appended one, whatever their names.
+    assert detail.files[: len(parent.files)] == parent.files
+    new = detail.files[len(parent.files) :]
+    assert len(new) == 1 and new[0].rows == 400
     assert new[0].path != parent.files[0].path  # the clashing name took the hash
-    assert by_id(rows(client, "d")) == first.to_pylist() + second.to_pylist()
+    assert rows(client, "d") == first.to_pylist() + second.to_pylist()
     assert detail.profile is not None and detail.profile.rows == 1000
     score = column(detail, "score")
     assert (score.nulls, score.min, score.max) == (100, 0.5, 499.5)
@@ -915,3 +915,32 @@ def test_ints_wider_than_64_bits_in_expectations_are_refused(
     assert "64-bit" in reply.text or "less than" in reply.text
     with pytest.raises(NotFound):
         client.datasets.get("wide")
+
+
+# --- quarantine of what cannot be judged row by row ----------------------------------------
+
+
+def test_quarantine_refuses_a_row_check_on_a_missing_column(client: Client, tmp_path: Path) -> None:
+    """Under quarantine, a row-level expectation whose column is missing judged no row:
+    none is known good, so the version fails as a whole, with its report, as a failed
+    whole-version check does; nothing is left behind."""
+    source = write_csv(tmp_path / "in.csv", sample(50))  # id, score, city: no customer_id
+    client.datasets.create("d", expectations=ROW_CHECKS[:1], policy="quarantine")
+    client.datasets.ingest("d", source)  # not_null(score): 5 rows moved aside
+    assert numbers(client, "d") == [1, 2]
+    before = blobs(client)
+    for missing in (
+        {"kind": "not_null", "column": "customer_id"},
+        {"kind": "range", "column": "customer_id", "min": 0},
+        {"kind": "allowed_values", "column": "customer_id", "values": [1]},
+        {"kind": "regex", "column": "customer_id", "pattern": "^c"},
+    ):
+        client.datasets.update("d", expectations=[ROW_CHECKS[0], missing])
+        with pytest.raises(ValidationFailed, match="no version was made") as caught:
+            client.datasets.ingest("d", source)
+        report = report_of(caught.value)
+        assert report.policy == "quarantine" and not report.passed
+        assert failed(report) == {"not_null": 5} | {missing["kind"]: 0}
+        assert report.results[1].message == "column 'customer_id' does not exist"
+        assert numbers(client, "d") == [1, 2], missing["kind"]
+        assert blobs(client) == before, missing["kind"]

@@ -738,3 +738,21 @@ def test_bounds_and_value_sets_are_built_without_pandas(tmp_path: Path) -> None:
     # The second row breaks each expectation but the timestamp's: 01:00+02:00 is
     # 2023-12-31T23:00 UTC, before both rows.
     assert out == {"pandas": False, "failed": [1, 1, 1, 2, 1, 1, 1, 1, 1]}
+
+
+def test_judged_by_row_leaves_out_expectations_on_missing_columns() -> None:
+    """What a quarantine may move aside: the row-level expectations judged on rows (SQL
+    included), not those whose column is missing nor the whole-version ones."""
+    v = Validator(
+        suite(
+            {"kind": "not_null", "column": "x"},
+            {"kind": "not_null", "column": "gone"},
+            {"kind": "unique", "columns": ["x"]},
+            {"kind": "range", "column": "x", "min": 0},
+            {"kind": "regex", "column": "gone", "pattern": "a"},
+            {"kind": "sql", "predicate": "x > 0"},
+        ),
+        pa.schema([("x", pa.int64())]),
+    )
+    assert v.judged_by_row == {0, 3, 5}
+    v.close()

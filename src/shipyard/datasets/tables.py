@@ -61,6 +61,10 @@ class DatasetFileRow(Base):
         ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True
     )
     path: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    # Where the file stands in its version's manifest (0, 1, ...; migration 0014): rows
+    # are read in this order, so an append's files come after its parent's whatever
+    # their names.
+    position: Mapped[int] = mapped_column(Integer)
     blob_hash: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     rows: Mapped[int] = mapped_column(BigInteger)

@@ -32,15 +32,27 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
+def is_latest(name: str) -> bool:
+    """Whether ``name`` selects the automatic :data:`LATEST` version: in any case, as
+    people type it. Selectors and :func:`check_tag` share this one rule, so no tag can be
+    set that a selector would never reach."""
+    return name.lower() == LATEST
+
+
 def check_tag(tag: str) -> str:
-    """Refuse tag names that could be read as a version number, and the automatic one."""
+    """Refuse tag names that could be read as a version number, and the automatic one
+    (in any case)."""
     if not isinstance(tag, str) or not _TAG_RE.match(tag):
         raise InvalidInput(
             f"invalid tag {str(tag)[:120]!r}: use 1-100 letters, digits, '_', '.' or '-', "
             "starting with a letter"
         )
-    if tag == LATEST:
-        raise InvalidInput(f"tag {LATEST!r} moves by itself to the newest version")
+    if is_latest(tag):
+        raise InvalidInput(
+            f"tag {tag!r} is reserved: {LATEST!r}, in any case, names the newest version "
+            "and moves by itself",
+            {"tag": tag},
+        )
     return tag
 
 

@@ -399,6 +399,13 @@ class Validator:
         """Whether any row-level expectation will be judged (so batches are worth passing)."""
         return bool(self._row)
 
+    @property
+    def judged_by_row(self) -> frozenset[int]:
+        """The expectations judged on each row (their places in the suite, as in the
+        report's results): those whose failing rows a quarantine can move aside. A
+        row-level expectation on a missing column is not among them: it judged no row."""
+        return frozenset(check.index for check in self._row)
+
     def _prepare(self, i: int, name: str, exp: Expectation) -> None:
         if isinstance(exp, SchemaExpectation):
             problems, samples = _judge_schema(exp, self.schema)

@@ -41,8 +41,9 @@ from shipyard.datasets.types import (
     VersionRef,
     check_dataset_name,
     check_tag,
+    is_latest,
 )
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.projects.tables import ProjectRow
@@ -68,7 +69,7 @@ def parse_selector(selector: str | int) -> int | str:
         if len(text) > 9:  # beyond any version number a dataset can reach (and int32)
             raise NotFound(f"no version {text[:40]}")
         return int(text)
-    if text.lower() == LATEST:
+    if is_latest(text):
         return LATEST
     return check_tag(text)
 
@@ -161,11 +162,12 @@ def _version_to_api(
 
 
 def files_of(session: Session, version_id: int) -> list[DataFile]:
-    """A version's files in path order."""
+    """A version's files in the order its manifest listed them (an append's after its
+    parent's): the order its rows are read in."""
     rows = session.scalars(
         select(DatasetFileRow)
         .where(DatasetFileRow.version_id == version_id)
-        .order_by(DatasetFileRow.path)
+        .order_by(DatasetFileRow.position)
     )
     return [DataFile(path=f.path, hash=f.blob_hash, size=f.size, rows=f.rows) for f in rows]
 
@@ -287,6 +289,31 @@ def _recorded_parents(
     return list(recorded.values())
 
 
+def _check_append_base(
+    session: Session, dataset: DatasetRow, parents: Sequence[tuple[DatasetVersionRow, str]]
+) -> None:
+    """Conflict when an append's parent is not the dataset's latest version: the new
+    version would leave out what was appended since the client read its parent. The
+    dataset row is locked, so no version can be recorded between this check and the
+    new one. The details name both versions, for the client to rebuild its append on
+    the latest one."""
+    bases = [parent for parent, relation in parents if relation == "append"]
+    if not bases:
+        return
+    latest = session.scalar(
+        select(func.max(DatasetVersionRow.version)).where(
+            DatasetVersionRow.dataset_id == dataset.id, DatasetVersionRow.kind == "data"
+        )
+    )
+    for parent in bases:
+        if parent.version != latest:
+            raise Conflict(
+                f"cannot append to version {parent.version} of {dataset.name!r}: its latest "
+                f"version is {latest} now",
+                {"dataset": dataset.name, "parent": parent.version, "latest": latest},
+            )
+
+
 def _check_same_schema(parent: DatasetVersionRow, columns: Sequence[ColumnSchema]) -> None:
     """Conflict when appended data's columns (names and types) differ from its parent's."""
     old = [(c["name"], c["type"]) for c in parent.columns]
@@ -297,8 +324,9 @@ def _check_same_schema(parent: DatasetVersionRow, columns: Sequence[ColumnSchema
 
 def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> DatasetVersion:
     """Record a new version of ``name`` from files the project has stored; its number is
-    the next one. The files, schema, profile and report are kept as given; the file
-    hashes and sizes are checked against the project's stored blobs."""
+    the next one. The files (in the order given), schema, profile and report are kept as
+    given; the file hashes and sizes are checked against the project's stored blobs. An
+    append (``parents``) must name the dataset's latest version: Conflict otherwise."""
     assert ctx.project_id is not None
     if not spec.columns:
         raise InvalidInput("a version needs at least one column")
@@ -322,6 +350,7 @@ def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> Datas
             (_resolve_parent(session, ctx.project_id, dataset, ref), relation)
             for ref, relation in parents
         ]
+        _check_append_base(session, dataset, parent_rows)
         for parent, relation in parent_rows:
             if relation == "append":
                 _check_same_schema(parent, spec.columns)
@@ -364,11 +393,12 @@ def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> Datas
                 {
                     "version_id": row.id,
                     "path": f.path,
+                    "position": position,
                     "blob_hash": f.hash,
                     "size": f.size,
                     "rows": f.rows,
                 }
-                for f in spec.files
+                for position, f in enumerate(spec.files)
             ],
         )
         seen: set[int] = set()
@@ -511,7 +541,10 @@ def set_tag(ctx: RequestContext, name: str, tag: str, selector: str | int) -> Da
 def delete_tag(ctx: RequestContext, name: str, tag: str) -> None:
     """Remove a tag; NotFound when the dataset has no such tag."""
     assert ctx.project_id is not None
-    check_tag(tag)
+    if tag == LATEST or not is_latest(tag):
+        # A tag 'LATEST' (any case but 'latest') could be set before that was refused:
+        # it can still be removed.
+        check_tag(tag)
     with ctx.platform.db.write() as session:
         dataset = dataset_row(session, ctx.project_id, name, lock=True)
         gone = session.execute(
