@@ -36,7 +36,7 @@ from tests.conftest import (
 from shipyard.blobs.store import s3_filesystem
 from shipyard.client import Client
 from shipyard.datasets.types import DatasetVersionDetail, ValidationReport
-from shipyard.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from shipyard.errors import Conflict, InvalidInput, NotFound, Unavailable, ValidationFailed
 
 CITIES = ["oslo", "lima", "rome", "kyiv", "pune"]
 
@@ -944,3 +944,37 @@ def test_quarantine_refuses_a_row_check_on_a_missing_column(client: Client, tmp_
         assert report.results[1].message == "column 'customer_id' does not exist"
         assert numbers(client, "d") == [1, 2], missing["kind"]
         assert blobs(client) == before, missing["kind"]
+
+
+@pytest.mark.parametrize("failure", ["full disk", "file gone", "interrupted"])
+def test_a_parquet_folder_that_fails_midway_leaves_nothing_behind(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Files stored as they are were put into the store as each was taken: a failure
+    after some (a full disk, a file removed meanwhile, Ctrl-C) left them there, claimed
+    by nothing. They are staged until every file is taken, and dropped on a failure."""
+    from shipyard.datasets.transfer import Transfer
+
+    folder = tmp_path / "pq"
+    for i in range(6):
+        write_parquet(folder / f"f{i}.parquet", ints(2000, start=2000 * i))
+    client.datasets.ingest("d", write_csv(tmp_path / "data.csv", sample(10)))
+    before = blobs(client)
+    stage, calls = Transfer.stage, []
+
+    def stage_then_fail(self: Transfer, path: Path) -> Any:
+        calls.append(path)
+        if len(calls) == 4:
+            if failure == "full disk":
+                raise OSError(28, "No space left on device", str(path))
+            if failure == "interrupted":
+                raise KeyboardInterrupt
+            path.unlink()  # "file gone": removed by another program meanwhile
+        return stage(self, path)
+
+    monkeypatch.setattr(Transfer, "stage", stage_then_fail)
+    expected = {"full disk": Unavailable, "file gone": InvalidInput}.get(failure, KeyboardInterrupt)
+    with pytest.raises(expected):
+        client.datasets.ingest("d", folder)
+    assert numbers(client, "d") == [1]
+    assert blobs(client) == before

@@ -62,6 +62,16 @@ class BlobRef:
     size: int
 
 
+@dataclass(frozen=True)
+class StagedBlob:
+    """A file copied into a local store's temporary folder and hashed, not stored yet
+    (:meth:`BlobStore.stage_file`): stored by :meth:`BlobStore.install_staged`, or
+    dropped by :meth:`BlobStore.discard_staged` when what it was for fails."""
+
+    tmp: str
+    ref: BlobRef
+
+
 def check_hash(value: object) -> str:
     """Refuse anything that is not a 64-char lowercase hex digest (it becomes a path)."""
     if not isinstance(value, str) or _HASH.fullmatch(value) is None:
@@ -202,18 +212,52 @@ class BlobStore:
             if move:
                 Path(path).unlink()
             return blob
+        if not move:
+            staged = self.stage_file(path)
+            try:
+                return self.install_staged(staged)
+            except BaseException:
+                self.discard_staged(staged)
+                raise
         tmp = self._new_tmp()
         try:
-            if not (move and _renamed(path, tmp)):
+            if not _renamed(path, tmp):
                 shutil.copyfile(path, tmp)
-                if move:
-                    Path(path).unlink()
+                Path(path).unlink()
             digest, size = hash_file(tmp, mapped=True), os.path.getsize(tmp)
             self._install_content(tmp, digest, size)
         except BaseException:
             self._remove_quietly(tmp)
             raise
         return BlobRef(digest, size)
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a local folder (files can be staged in it)."""
+        return self._local
+
+    def stage_file(self, path: str | os.PathLike[str]) -> StagedBlob:
+        """Copy a local file into a local store's temporary folder and hash the copy
+        (as :meth:`put_file` does), without storing it yet: a caller storing many files
+        as one unit (a version's) installs them once every one is read, and drops them
+        if one fails, so nothing of a failed unit is left in the store."""
+        assert self._local, "only a local store stages files"
+        tmp = self._new_tmp()
+        try:
+            shutil.copyfile(path, tmp)
+            return StagedBlob(tmp, BlobRef(hash_file(tmp, mapped=True), os.path.getsize(tmp)))
+        except BaseException:
+            self._remove_quietly(tmp)
+            raise
+
+    def install_staged(self, staged: StagedBlob) -> BlobRef:
+        """Store a staged file under its digest (a rename)."""
+        self._install_content(staged.tmp, staged.ref.hash, staged.ref.size)
+        return staged.ref
+
+    def discard_staged(self, staged: StagedBlob) -> None:
+        """Drop a staged file (nothing if it was installed meanwhile)."""
+        self._remove_quietly(staged.tmp)
 
     def put_file_in_pieces(
         self, path: str | os.PathLike[str], cuts: Iterable[int], *, max_piece: int = PIECE_MAX

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from shipyard.blobs import StagedBlob
 from shipyard.clock import now_ms
 from shipyard.datasets.profile_groups import merge_files
 from shipyard.datasets.profiles import (
@@ -275,11 +276,18 @@ class Ingest:
                 where = str(item.path)
                 raise InvalidInput(f"{where}: {exc.message}", {"file": where}) from None
 
+        # Copies staged in an embedded store, installed once every file is taken: a
+        # failure on the way (a full disk, a file gone, Ctrl-C) drops them all.
+        staged: list[StagedBlob] = []
+
         def take(
             job: tuple[tuple[int, ParquetInput], tuple[PartialProfile, pa.Schema]],
         ) -> tuple[ParquetInput, CachedFile]:
             (_, item), (partial, schema) = job
-            blob = self._transfer.put(item.path) if store_now else None
+            blob = self._transfer.stage(item.path) if store_now else None
+            if isinstance(blob, StagedBlob):
+                staged.append(blob)
+                blob = blob.ref
             digest = blob.hash if blob else hash_file(item.path)
             hit = CachedFile(
                 stats[str(item.path)],
@@ -301,13 +309,22 @@ class Ingest:
             else:  # unchanged: not read again
                 results.append((item, hit))
                 advance(item.size)
-        with ThreadPoolExecutor(WORKERS) as pool:
+        pool = ThreadPoolExecutor(WORKERS)
+        try:
             # Every new file is read (footer, sample) before any is stored: an unreadable
             # one refuses the version with nothing left in the store.
             profiled = list(pool.map(profile, todo))
             taken_now = pool.map(take, zip(todo, profiled, strict=True))
             for (index, _), done in zip(todo, taken_now, strict=True):
                 results[index] = done
+            pool.shutdown()
+            for blob in staged:
+                self._transfer.install(blob)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the files not begun are not copied
+            for blob in staged:
+                self._transfer.discard(blob)
+            raise
         taken = [r for r in results if r is not None]
         cache.remember([hit for item, hit in taken if str(item.path) not in known])
         for item, hit in taken:

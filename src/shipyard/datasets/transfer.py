@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
-from shipyard.blobs import BlobRef
+from shipyard.blobs import BlobRef, StagedBlob
 from shipyard.blobs.pieces import hash_pieces, piece_bounds
 from shipyard.blobs.store import CHUNK, check_hash
 from shipyard.client.api import segment
@@ -58,6 +58,25 @@ class Transfer:
         if not move and (cuts := _piece_cuts(path)):
             return self._store.put_file_in_pieces(path, cuts)
         return self._store.put_file(path, move=move)
+
+    def stage(self, path: Path) -> StagedBlob | BlobRef:
+        """:meth:`put`, except that into an embedded local store the copy is only staged
+        (:meth:`BlobStore.stage_file`): the caller then installs or discards it. Where
+        nothing can be staged (remote: hashed only; S3; a large file stored in pieces),
+        what :meth:`put` returns."""
+        if self._store is None or not self._store.is_local or _piece_cuts(path):
+            return self.put(path)
+        return self._store.stage_file(path)
+
+    def install(self, staged: StagedBlob) -> BlobRef:
+        """Store a file :meth:`stage` staged."""
+        assert self._store is not None
+        return self._store.install_staged(staged)
+
+    def discard(self, staged: StagedBlob) -> None:
+        """Drop a file :meth:`stage` staged."""
+        assert self._store is not None
+        self._store.discard_staged(staged)
 
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store a small value (embedded) or just hash it (remote)."""
