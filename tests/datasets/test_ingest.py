@@ -978,3 +978,24 @@ def test_a_parquet_folder_that_fails_midway_leaves_nothing_behind(
         client.datasets.ingest("d", folder)
     assert numbers(client, "d") == [1]
     assert blobs(client) == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"tags": ["bad tag"]}, InvalidInput),
+        ({"parents": ["nosuch@1"]}, NotFound),
+        ({"parents": ["d@9"]}, NotFound),
+    ],
+)
+def test_a_bad_tag_or_parent_is_refused_before_any_data_is_stored(
+    client: Client, tmp_path: Path, kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    """Checked only when the version was recorded, they left the converted data stored
+    and claimed by the project."""
+    client.datasets.ingest("d", write_csv(tmp_path / "a.csv", sample(10)))
+    before = blobs(client)
+    with pytest.raises(error):
+        client.datasets.ingest("d", write_csv(tmp_path / "b.csv", sample(10, start=10)), **kwargs)
+    assert numbers(client, "d") == [1]
+    assert blobs(client) == before

@@ -30,6 +30,7 @@ from shipyard.datasets.types import (
     VersionDiff,
     VersionPage,
     check_dataset_name,
+    check_tag,
 )
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.heap import older_objects_frozen
@@ -193,10 +194,19 @@ class DatasetsClient:
 
         check_dataset_name(name)
         project = self._project(project)
+        # What the server would refuse when the version is recorded is asked first: a
+        # bad tag or parent found there cost the whole conversion, and left its blobs.
+        for tag in tags:
+            check_tag(tag)
         try:
             dataset: Dataset | None = self.get(name, project)
         except NotFound:
             dataset = None  # made with the version, so a failed ingest leaves nothing
+        for ref in parents:
+            other, at, selector = str(ref).partition("@")
+            if not at and dataset is None:
+                raise NotFound(f"parent {str(ref)[:100]!r}: dataset {name!r} has no versions")
+            self.get_version(other if at else name, selector if at else ref, project=project)
         suite = dataset.expectations if dataset else ExpectationSuite()
         row_checks = any(e.kind in ROW_LEVEL_KINDS for e in suite.expectations)
         parent = None
