@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from shipyard.errors import InvalidInput
+from shipyard.int64 import parse_int64
 
 
 def encode_page_token(offset: int) -> str:
@@ -14,14 +15,16 @@ def encode_page_token(offset: int) -> str:
 
 
 def decode_page_token(token: str | None) -> int:
-    """The offset a token stands for (0 for none); InvalidInput if it is not ours."""
+    """The offset a token stands for (0 for none); InvalidInput if it is not ours: one
+    that does not decode, or whose offset is negative or past the 64-bit range (every
+    caller binds it into SQL)."""
     if not token:
         return 0
     try:
-        offset = int(base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii"))
+        offset = parse_int64(base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii"))
     except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidInput(f"invalid page_token {token[:100]!r}") from None
-    if offset < 0:
+        offset = None
+    if offset is None or offset < 0:
         raise InvalidInput(f"invalid page_token {token[:100]!r}")
     return offset
 

@@ -133,3 +133,12 @@ def test_project_roles_from_the_shell(cli: CliRunner) -> None:
         result = cli.invoke(app, ["projects", "grant", *args])
         assert result.exit_code == 1 and result.stderr.startswith("error"), result.output
     assert "ann" not in [m["username"] for m in _json(cli, ["projects", "members", "vision"])]  # type: ignore[union-attr]
+
+
+def test_an_all_digit_project_name_is_one_error_line(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["projects", "create", "1234"])
+    assert result.exit_code == 1 and result.stderr.startswith("error"), result.output
+    assert "must contain a character other than a digit" in result.stderr
+    assert "Traceback" not in result.output
+    projects = _json(cli, ["projects", "list"])
+    assert isinstance(projects, list) and [p["name"] for p in projects] == ["default"]

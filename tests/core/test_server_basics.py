@@ -167,6 +167,57 @@ def test_error_classes_round_trip() -> None:
     assert isinstance(ShipyardError.from_payload(404, "plain text"), NotFound)
 
 
+def test_an_error_whose_details_orjson_refuses_is_still_answered() -> None:
+    """An error is answered with its status whatever its details hold: integers past
+    64 bits, lone surrogates, objects and huge values are rendered as text, cut short."""
+    from shipyard.server.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+    details = {
+        "points": 10**30,
+        "huge": 10**5000,
+        "text": "a\ud800b",
+        "object": object(),
+        "long": "x" * 2_000_000,
+        "many": list(range(1000)),
+        5: "a non-str key",
+    }
+
+    @app.get("/native")
+    def native() -> None:
+        raise InvalidInput("bad points \udfff", details)
+
+    @app.get("/api/2.0/mlflow/thing")
+    def mlflow() -> None:
+        raise InvalidInput("bad \udfff thing", details)
+
+    @app.get("/fine")
+    def fine() -> None:
+        raise InvalidInput("as it is", {"n": 2**63 - 1, "many": list(range(1000))})
+
+    http = httpx.Client(transport=InProcessTransport(app), base_url="http://t")
+    answer = http.get("/native")
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_input" and error["message"] == "bad points \\udfff"
+    got = error["details"]
+    assert got["points"] == str(10**30) and got["huge"] == "(16610-bit integer)"
+    assert got["text"] == "a\\ud800b" and got["object"].startswith("<object object")
+    assert got["long"] == "x" * 2000 + "..." and got["many"] == list(range(100))
+    assert got["5"] == "a non-str key"
+    assert len(answer.content) < 10_000
+    answer = http.get("/api/2.0/mlflow/thing")
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "bad \\udfff thing",
+    }
+    # Details orjson takes go out exactly as they are.
+    answer = http.get("/fine")
+    assert answer.json()["error"]["details"] == {"n": 2**63 - 1, "many": list(range(1000))}
+
+
 echo_app = FastAPI()
 
 

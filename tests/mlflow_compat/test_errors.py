@@ -3,6 +3,7 @@ MLflow users expect), a message that says what is wrong, and nothing changed."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -146,3 +147,43 @@ def test_client_raises_mlflow_exceptions(existing: tuple[str, str], mlflow_clien
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
     assert mlflow_client.get_experiment(eid).name == "errors"
     assert mlflow_client.get_run(run_id).data.params == {"p": "1"}
+
+
+def test_wrong_types_and_numbers_past_64_bits_are_invalid_and_change_nothing(
+    existing: tuple[str, str], mlflow_target: MlflowTarget
+) -> None:
+    eid, run_id = existing
+    before = _counts(mlflow_target)
+    huge = "99999999999999999999999"
+    token = base64.urlsafe_b64encode(huge.encode()).decode()
+    runs = {"experiment_ids": [eid]}
+    history = {"run_id": run_id, "metric_key": "m", "max_results": "1"}
+    cases: list[tuple[str, str, dict[str, Any], str]] = [
+        # Fields of the wrong JSON type.
+        ("POST", "/runs/search", {**runs, "filter": 1}, "'filter'"),
+        ("POST", "/runs/search", {**runs, "filter": ["x"]}, "'filter'"),
+        ("POST", "/runs/search", {**runs, "page_token": 1}, "'page_token'"),
+        ("POST", "/runs/search", {**runs, "order_by": [1]}, "order_by[0]"),
+        ("POST", "/experiments/search", {"filter": ["x"]}, "'filter'"),
+        ("POST", "/experiments/search", {"filter": {"a": 1}}, "'filter'"),
+        ("POST", "/experiments/search", {"page_token": 1}, "'page_token'"),
+        ("POST", "/experiments/search", {"order_by": 5}, "order_by[0]"),
+        ("POST", "/experiments/search", {"order_by": [{}]}, "order_by[0]"),
+        # Numbers no 64-bit column holds.
+        ("POST", "/runs/search", {**runs, "filter": f"metrics.m > {huge}"}, huge),
+        ("POST", "/runs/search", {**runs, "page_token": token}, "invalid page_token"),
+        ("POST", "/experiments/search", {"page_token": token}, "invalid page_token"),
+        ("POST", "/experiments/search", {"filter": f"creation_time > {huge}"}, huge),
+        ("GET", "/experiments/get", {"experiment_id": huge}, f"experiment id {huge}"),
+        ("GET", "/metrics/get-history", {**history, "page_token": token}, "invalid page_token"),
+        ("GET", "/metrics/get-history", {**history, "max_results": huge}, "'max_results'"),
+        ("POST", "/runs/create", {"experiment_id": eid, "start_time": 1e23}, "start_time"),
+    ]
+    for method, path, message, said in cases:
+        extra = {"params": message} if method == "GET" else {"json": message}
+        response = httpx.request(method, f"{mlflow_target.url}{API}{path}", **extra)
+        payload = response.json()
+        got = (response.status_code, payload.get("error_code"))
+        assert got == (400, "INVALID_PARAMETER_VALUE"), (method, path, message, payload)
+        assert said in payload["message"], (path, message, payload)
+    assert _counts(mlflow_target) == before

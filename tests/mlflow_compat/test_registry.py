@@ -158,6 +158,9 @@ def test_bad_model_requests_change_nothing(mlflow_target: MlflowTarget, mlflow_c
         lambda: client.rename_registered_model("kept", "bad@name"),
         lambda: client.set_registered_model_tag("kept", "", "x"),
         lambda: client.set_registered_model_tag("kept", "k" * 251, "x"),
+        lambda: client.set_registered_model_tag("kept", "k", "a\x00b"),  # both databases
+        lambda: client.set_registered_model_tag("kept", "k", "v" * 8001),
+        lambda: client.update_registered_model("kept", description="a\x00b"),
         lambda: client.set_registered_model_alias("kept", "champion", "abc"),
     ):
         with pytest.raises(MlflowException) as bad:

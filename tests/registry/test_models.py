@@ -136,3 +136,39 @@ def test_delete_model_removes_versions(client: Client, tmp_path: Path) -> None:
     assert client.models.create_version("m", run_id).version == 1
     # The run's artifacts are untouched.
     assert client.artifacts.read_bytes(run_id, "model/shipyard-model.json")
+
+
+BAD_TAGS = [
+    ({"k": "a\x00b"}, "NUL"),
+    ({"k\x00": "v"}, "NUL"),
+    ({"k": "v" * 8001}, "8000"),
+    ({"a..b": "v"}, "'..'"),
+    ({"/abs": "v"}, "start with '/'"),
+    ({"k" * 251: "v"}, "longer than 250"),
+]
+
+
+@pytest.mark.parametrize(("tags", "problem"), BAD_TAGS)
+def test_tags_follow_the_rules_of_run_tags(
+    client: Client, tags: dict[str, str], problem: str
+) -> None:
+    # The same on SQLite and PostgreSQL (whose text holds no NUL), as for run tags.
+    client.models.create("m", "kept", tags={"team": "risk"})
+    with pytest.raises(InvalidInput, match=problem):
+        client.models.set_tags("m", {"ok": "v", **tags})
+    with pytest.raises(InvalidInput, match=problem):
+        client.models.create("m2", tags=tags)
+    assert client.models.get("m").tags == {"team": "risk"}
+    assert [m.name for m in client.models.list()] == ["m"]
+    # The longest value a run tag may hold is fine.
+    assert client.models.set_tag("m", "long", "v" * 8000) is None
+
+
+def test_descriptions_refuse_nul_on_both_databases(client: Client) -> None:
+    client.models.create("m", "kept")
+    with pytest.raises(InvalidInput, match="NUL"):
+        client.models.update("m", "a\x00b")
+    with pytest.raises(InvalidInput, match="NUL"):
+        client.models.create("m2", "a\x00b")
+    assert client.models.get("m").description == "kept"
+    assert [m.name for m in client.models.list()] == ["m"]

@@ -146,6 +146,30 @@ def test_update_tag_and_delete_version(client: Client, run_id: str) -> None:
         client.models.delete_version("m", 3)
 
 
+def test_version_tags_and_descriptions_follow_the_rules_of_run_tags(
+    client: Client, run_id: str
+) -> None:
+    client.models.create("m")
+    client.models.create_version("m", run_id, description="kept", tags={"team": "risk"})
+    for tags, problem in (
+        ({"k": "a\x00b"}, "NUL"),
+        ({"k\x00": "v"}, "NUL"),
+        ({"k": "v" * 8001}, "8000"),
+        ({"a..b": "v"}, "'..'"),
+    ):
+        with pytest.raises(InvalidInput, match=problem):
+            client.models.set_version_tags("m", 1, {"ok": "v", **tags})
+        with pytest.raises(InvalidInput, match=problem):
+            client.models.create_version("m", run_id, tags=tags)
+    with pytest.raises(InvalidInput, match="NUL"):
+        client.models.update_version("m", 1, "a\x00b")
+    with pytest.raises(InvalidInput, match="NUL"):
+        client.models.create_version("m", run_id, description="a\x00b")
+    version = client.models.get_version("m", 1)
+    assert (version.description, version.tags) == ("kept", {"team": "risk"})
+    assert [v.version for v in client.models.list_versions("m")] == [1]
+
+
 def test_download_of_unknown_file_is_404(client: Client, run_id: str) -> None:
     client.models.create("m")
     client.models.create_version("m", run_id)

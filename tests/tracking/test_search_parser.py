@@ -65,6 +65,12 @@ def test_single_comparisons_and_operators() -> None:
     assert parsed("metrics.acc is not null") == cmp("metric", "acc", "IS NOT NULL", None)
 
 
+def test_the_64_bit_range_and_larger_decimals_parse() -> None:
+    assert parsed(f"metrics.a > {2**63 - 1}") == cmp("metric", "a", ">", 2**63 - 1)
+    assert parsed(f"metrics.a > {-(2**63)}") == cmp("metric", "a", ">", -(2**63))
+    assert parsed("metrics.a > 1e30") == cmp("metric", "a", ">", 1e30)
+
+
 def test_numbers_keep_their_type_and_text() -> None:
     expr = parse_filter("params.epochs = 10")
     assert isinstance(expr, Comparison)
@@ -287,6 +293,15 @@ def error(source: str) -> str:
         ("metrics.a > 1e", "filter: malformed number '1e' at position 12"),
         ("metrics.a > 12abc", "filter: malformed number '12a' at position 12"),
         ("metrics.a > -x", "filter: unexpected character '-' at position 12"),
+        # Integers every column can hold; ASCII digits only; text a database can store.
+        (
+            "metrics.a > 9223372036854775808",
+            "filter: integer 9223372036854775808 is out of the 64-bit range",
+        ),
+        ("params.a IN (1, -9223372036854775809)", "integer -9223372036854775809 is out of"),
+        ("metrics.a > " + "9" * 5000, "is out of the 64-bit range (-9223372036854775808 to"),
+        ("metrics.a > \u0662", "filter: unexpected character '\u0662' at position 12"),
+        ("params.a = 'x\ud800'", "filter: lone UTF-16 surrogate at position 13"),
         (
             "not",
             "filter: expected a field (metrics.<key>, params.<key>, tags.<key> or an "

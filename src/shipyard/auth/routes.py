@@ -30,7 +30,7 @@ from shipyard.auth.types import (
 )
 from shipyard.platform import Platform
 from shipyard.projects.service import resolve_project_id
-from shipyard.tracking.types import INT64_MAX
+from shipyard.tracking.types import INT64_MAX, Id
 
 router = APIRouter(tags=["auth"])
 
@@ -75,9 +75,7 @@ def list_tokens(
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(
-    token_id: int, ctx: RequestContext = require(Action.AUTHENTICATED)
-) -> TokenRevoked:
+def revoke_token(token_id: Id, ctx: RequestContext = require(Action.AUTHENTICATED)) -> TokenRevoked:
     return service.revoke_token(ctx, token_id)
 
 

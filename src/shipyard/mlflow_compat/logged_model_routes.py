@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from shipyard.auth.authz import RequestContext, require
 from shipyard.auth.principal import Action
+from shipyard.int64 import numeric_id
 from shipyard.mlflow_compat import inputs
 from shipyard.mlflow_compat.artifact_routes import file_infos, model_artifact_uri
 from shipyard.mlflow_compat.protocol import (
@@ -31,6 +32,7 @@ from shipyard.mlflow_compat.protocol import (
     list_field,
     message_of,
     run_message,
+    text_field,
     url_message,
 )
 from shipyard.mlflow_compat.tracking import (
@@ -156,18 +158,6 @@ def _pairs(message: Message, name: str) -> dict[str, str]:
     return dict(key_values(message, name))
 
 
-def _text(message: Message, name: str) -> str | None:
-    """An optional string field (None when absent or empty)."""
-    value = message.get(name)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise fail(
-            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r:.100} for parameter '{name}'."
-        )
-    return value
-
-
 # --- logged models ----------------------------------------------------------------------------
 
 
@@ -182,9 +172,9 @@ def create_logged_model(
         model = logged_models.create_logged_model(
             ctx,
             experiment_id,
-            name=_text(msg, "name"),
-            model_type=_text(msg, "model_type") or "",
-            run_id=_text(msg, "source_run_id"),
+            name=text_field(msg, "name"),
+            model_type=text_field(msg, "model_type") or "",
+            run_id=text_field(msg, "source_run_id"),
             params=_pairs(msg, "params"),
             tags=_pairs(msg, "tags"),
         )
@@ -265,7 +255,7 @@ def list_logged_model_artifacts(
     request: Request, model_id: str, ctx: RequestContext = require(Action.READ, model_message)
 ) -> FastJSON:
     """The files and folders in one folder of the model (paths from the model's root)."""
-    path = _text(message_of(request), "artifact_directory_path") or ""
+    path = text_field(message_of(request), "artifact_directory_path") or ""
     model = logged_models.get_logged_model(ctx.platform, model_id)
     found = logged_models.list_files(ctx.platform, model_id, path)
     return FastJSON(
@@ -287,9 +277,10 @@ def _search_experiments(ctx: RequestContext, raw_ids: list[Any]) -> list[int]:
         if text == DEFAULT_EXPERIMENT_ID:
             ids.append(default_experiment_id(ctx))
             continue
-        if not text.isdigit() or experiment_project.resolve(ctx.platform, text) != ctx.project_id:
-            raise fail("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={text} exists")
-        ids.append(int(text))
+        number = numeric_id(text, "experiment id")
+        if number is None or experiment_project.resolve(ctx.platform, text) != ctx.project_id:
+            raise fail("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={text[:100]} exists")
+        ids.append(number)
     return ids
 
 
@@ -330,11 +321,11 @@ def search_logged_models(
     models, token = logged_models.search_logged_models(
         ctx.platform,
         experiment_ids,
-        filter_string=_text(msg, "filter"),
+        filter_string=text_field(msg, "filter"),
         datasets=_datasets(list_field(msg, "datasets")),
         order_by=_order_by(list_field(msg, "order_by")),
         max_results=int_field(msg, "max_results"),
-        page_token=_text(msg, "page_token"),
+        page_token=text_field(msg, "page_token"),
     )
     body: dict[str, Any] = {"models": models_to_mlflow(ctx.platform, models)}
     if token:

@@ -19,6 +19,7 @@ import orjson
 from fastapi import Request
 
 from shipyard.auth.resolvers import CachedResolver
+from shipyard.int64 import INT64_MAX, INT64_MIN, parse_int64
 from shipyard.mlflow_compat.errors import fail
 from shipyard.platform import Platform
 from shipyard.projects.resolvers import project_from_path
@@ -77,17 +78,36 @@ def field(message: Message, name: str, *aliases: str, required: bool = True) -> 
 
 
 def int_of(value: Any, name: str, default: int | None = None) -> int | None:
-    """An int64 field: a JSON number or a decimal string (protobuf's spelling)."""
+    """An int64 field: a JSON number or a decimal string (protobuf's spelling), in the
+    64-bit range (JSON numbers past it arrive as floats)."""
     if value in (None, ""):
         return default
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-        raise fail("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'.")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    number: int | None = None
+    if isinstance(value, str):
+        number = parse_int64(value.strip())
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    if number is None or not INT64_MIN <= number <= INT64_MAX:
         raise fail(
-            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{name}'."
-        ) from None
+            "INVALID_PARAMETER_VALUE",
+            f"Invalid value {value!r:.100} for parameter '{name}': expected a 64-bit integer.",
+        )
+    return number
+
+
+def text_field(message: Message, name: str) -> str | None:
+    """An optional string field (None when absent or empty); INVALID_PARAMETER_VALUE
+    naming the field when the message holds another JSON type there."""
+    value = message.get(name)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise fail(
+            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r:.100} for parameter '{name}'."
+        )
+    return value
 
 
 def int_field(message: Message, name: str, *, default: int | None = None) -> int | None:

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.int64 import numeric_id, parse_int64
 from shipyard.mlflow_compat.artifact_routes import model_artifact_uri, parse_target
 from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.tracking import run_artifact_uri
@@ -164,9 +165,13 @@ class _FilterParser(TokenCursor):
     def number(self) -> int:
         tok = self.advance()
         text = tok.text if tok.kind in ("number", "string") else ""
-        if not re.fullmatch(r"\d+", text):
+        try:
+            number = numeric_id(text, "version number")
+        except InvalidInput as exc:  # past 64 bits
+            raise self.fail(exc.message) from None
+        if number is None:
             raise self.fail(f"expected a version number, got {tok.shown()}")
-        return int(text)
+        return number
 
     def values(self, *, number: bool) -> tuple[str | int, ...]:
         if self.advance().kind != "lparen":
@@ -233,13 +238,15 @@ def version_selector(raw: Any) -> str:
     """A version number as the native services take it; INVALID_PARAMETER_VALUE when it is
     not an integer (as MLflow answers), RESOURCE_DOES_NOT_EXIST when it is below 1."""
     text = str(raw).strip()
-    if not re.fullmatch(r"[+-]?\d+", text):
+    number = parse_int64(text)
+    if number is None:
         raise fail(
-            "INVALID_PARAMETER_VALUE", f"Parameter 'version' must be an integer, got {raw!r:.50}."
+            "INVALID_PARAMETER_VALUE",
+            f"Parameter 'version' must be a 64-bit integer, got {raw!r:.50}.",
         )
-    if int(text) < 1:
+    if number < 1:
         raise NotFound(f"model version {text} not found: versions start at 1")
-    return str(int(text))
+    return str(number)
 
 
 # --- version sources --------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from shipyard.auth.principal import Action
 from shipyard.mlflow_compat import registry as translate
 from shipyard.mlflow_compat.protocol import (
     Message,
-    fail,
     field,
     int_field,
     list_field,
     message_of,
+    text_field,
     url_message,
 )
 from shipyard.mlflow_compat.tracking import key_values, validated
@@ -59,12 +59,8 @@ def _name(message: Message, key: str = "name") -> str:
 
 
 def _text(message: Message, key: str) -> str:
-    value = message.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise fail("INVALID_PARAMETER_VALUE", f"Parameter '{key}' must be a string.")
-    return value
+    """An optional string field, "" when absent (see :func:`text_field`)."""
+    return text_field(message, key) or ""
 
 
 def _model(ctx: RequestContext, name: str) -> dict[str, Any]:

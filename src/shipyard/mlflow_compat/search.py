@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import InvalidInput
-from shipyard.tracking.search_parser import Token, TokenCursor, tokenize
+from shipyard.tracking.search_parser import Token, TokenCursor, number_value, tokenize
 from shipyard.tracking.types import Experiment
 
 # --- runs -------------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ class _ExperimentParser(TokenCursor):
         if numeric:
             if tok.kind != "number":
                 raise self.fail(f"expected a number, got {tok.shown()}")
-            return float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            return number_value(tok)
         if tok.kind == "string" and tok.quote in "'\"":
             return tok.text
         raise self.fail(f"expected a quoted string, got {tok.shown()}")

@@ -27,6 +27,7 @@ from shipyard.mlflow_compat.protocol import (
     message_of,
     project_of_url,
     run_message,
+    text_field,
     url_message,
 )
 from shipyard.mlflow_compat.tracking import (
@@ -87,6 +88,7 @@ MAX_BATCH_PARAMS = 100
 MAX_BATCH_TAGS = 100
 MAX_BULK_RUNS = 100
 MAX_BULK_RESULTS = 2_500
+_MAX_HISTORY_PAGE = 2**62
 
 
 def _ok() -> FastJSON:
@@ -167,9 +169,9 @@ def search_experiments(
     msg = message_of(request)
     max_results = _max_results(msg, DEFAULT_EXPERIMENT_RESULTS, MAX_RESULTS_LIMIT)
     view = view_type_of(msg.get("view_type"))
-    matches = search.experiment_filter(field(msg, "filter", required=False))
+    matches = search.experiment_filter(text_field(msg, "filter"))
     sort_key = search.experiment_sort_key(list_field(msg, "order_by"))
-    offset = decode_page_token(field(msg, "page_token", required=False))
+    offset = decode_page_token(text_field(msg, "page_token"))
     found = [
         e
         for e in experiments.list_experiments(ctx.platform, _project(ctx), include_deleted=True)
@@ -457,10 +459,10 @@ def search_runs(
         RunSearch,
         {
             "experiment_ids": experiment_ids,
-            "filter": search.run_filter(field(msg, "filter", required=False)),
+            "filter": search.run_filter(text_field(msg, "filter")),
             "order_by": order_by or None,
             "max_results": max_results,
-            "page_token": field(msg, "page_token", required=False),
+            "page_token": text_field(msg, "page_token"),
             "include_deleted": view != "ACTIVE_ONLY",
         },
     )
@@ -491,10 +493,13 @@ def get_metric_history(
             f"Invalid value {limit} for parameter 'max_results' supplied. "
             "It must be a positive integer.",
         )
-    offset = decode_page_token(field(msg, "page_token", required=False))
+    offset = decode_page_token(text_field(msg, "page_token"))
     if limit is None:
         history = metrics.metric_history(ctx.platform, run_id, key)
         return FastJSON({"metrics": history_page(history, offset, None)})
+    # No metric holds 2**62 points, so this changes no answer: it keeps the page's SQL
+    # LIMIT (limit + 2 at most) within the 64 bits a bound integer may have.
+    limit = min(limit, _MAX_HISTORY_PAGE)
     points, more = history_slice(ctx.platform, run_id, key, offset, limit)
     body: dict[str, Any] = {"metrics": points}
     if more:

@@ -30,7 +30,7 @@ def get_project(
     project: str, ctx: RequestContext = require(Action.READ, project_from_path)
 ) -> Project:
     assert ctx.project_id is not None
-    return service.get_project(ctx.platform, ctx.project_id)
+    return service.get_project(ctx.platform, ctx.project_id, ctx.principal)
 
 
 @router.get("/projects/{project}/members")

@@ -6,11 +6,12 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.auth.authz import RequestContext
+from shipyard.auth.authz import RequestContext, role_on
 from shipyard.auth.principal import Principal, Role
 from shipyard.auth.tables import RoleBindingRow, UserRow
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, NotFound
+from shipyard.int64 import numeric_id
 from shipyard.platform import Platform
 from shipyard.projects.tables import ProjectRow
 from shipyard.projects.types import Member, MemberSet, Project, ProjectCreate
@@ -28,11 +29,13 @@ def _to_api(row: ProjectRow, role: str | None = None) -> Project:
 
 
 def resolve_project_id(platform: Platform, ref: str) -> int:
-    """A project's id from its name (or its numeric id); NotFound otherwise."""
+    """A project's id from its name, or from its id when ``ref`` is ASCII digits (no
+    project name is all digits); NotFound otherwise, InvalidInput for an id past 64 bits."""
+    number = numeric_id(ref, "project id")
     with platform.db.read() as session:
         stmt = select(ProjectRow.id)
-        if ref.isdigit():
-            stmt = stmt.where(ProjectRow.id == int(ref))
+        if number is not None:
+            stmt = stmt.where(ProjectRow.id == number)
         else:
             stmt = stmt.where(ProjectRow.name == ref)
         project_id = session.scalar(stmt)
@@ -86,13 +89,15 @@ def list_projects(platform: Platform, principal: Principal) -> list[Project]:
         return [_to_api(r, role) for r, role in rows]
 
 
-def get_project(platform: Platform, project_id: int) -> Project:
-    """One project by id."""
+def get_project(platform: Platform, project_id: int, principal: Principal | None = None) -> Project:
+    """One project by id; with ``principal``, ``role`` is theirs on it, as the
+    authorization check computes it (:func:`~shipyard.auth.authz.role_on`)."""
+    role = role_on(platform, principal, project_id) if principal is not None else None
     with platform.db.read() as session:
         row = session.get(ProjectRow, project_id)
         if row is None:
             raise NotFound(f"project {project_id} not found")
-        return _to_api(row)
+        return _to_api(row, role.value if role is not None else None)
 
 
 def list_members(platform: Platform, project_id: int) -> list[Member]:

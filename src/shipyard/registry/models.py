@@ -29,7 +29,9 @@ from shipyard.registry.types import (
     ModelPage,
     RegisteredModel,
     RegisteredModelCreate,
+    check_description,
     check_model_name,
+    check_tags,
 )
 from shipyard.tracking.search import CaseSensitiveLike
 
@@ -43,14 +45,6 @@ _ORDER_FIELDS = {
     "updated_at": RegisteredModelRow.updated_at,
     "created_at": RegisteredModelRow.created_at,
 }
-
-
-def check_tags(tags: dict[str, str]) -> dict[str, str]:
-    """Refuse empty or over-long tag keys (the key column holds 250 characters)."""
-    for key in tags:
-        if not key or len(key) > 250:
-            raise InvalidInput(f"invalid tag key {key[:80]!r}: 1 to 250 characters")
-    return tags
 
 
 def model_row(
@@ -280,6 +274,7 @@ def search_models(
 def update_model(ctx: RequestContext, name: str, description: str) -> RegisteredModel:
     """Change a model's description."""
     assert ctx.project_id is not None
+    check_description(description)
     with ctx.platform.db.write() as session:
         row = model_row(session, ctx.project_id, name)
         row.description = description

@@ -20,6 +20,7 @@ from shipyard.registry.types import (
     AliasSet,
     DescriptionUpdate,
     ModelPage,
+    ModelTags,
     ModelVersion,
     ModelVersionCreate,
     RegisteredModel,
@@ -100,7 +101,7 @@ def delete_model(
 def set_model_tags(
     project: str,
     name: str,
-    tags: dict[str, str],
+    tags: ModelTags,
     ctx: RequestContext = require(Action.WRITE, project_from_path),
 ) -> RegisteredModel:
     return models.set_model_tags(ctx, name, tags)
@@ -177,7 +178,7 @@ def set_version_tags(
     project: str,
     name: str,
     version: str,
-    tags: dict[str, str],
+    tags: ModelTags,
     ctx: RequestContext = require(Action.WRITE, project_from_path),
 ) -> ModelVersion:
     return versions.set_version_tags(ctx, name, version, tags)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from shipyard.errors import InvalidInput
-from shipyard.tracking.types import INT64_MAX
+from shipyard.int64 import numeric_id
+from shipyard.tracking.types import INT64_MAX, Key, StoredText, TagValue
 
 # No '@' or '/' in a model name: "name@alias" and "name/3" must parse one way only.
 # Spaces are allowed inside a name ("Churn Model", common in MLflow registries), not at
@@ -25,6 +26,42 @@ DELETED_STATUS = "deleted"
 # ``models:/name/Production`` and get-latest-versions keep working; no tag means "None".
 STAGE_TAG = "mlflow.stage"
 STAGES = ("None", "Staging", "Production", "Archived")
+MAX_DESCRIPTION_LENGTH = 100_000
+
+ModelTags = dict[Key, TagValue]
+"""Tags of a model or a version: run tags' rules (key, value length, no NUL, no lone
+surrogate), so that both databases take the same tags."""
+
+Description = Annotated[StoredText, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+"""The description of a model or a version."""
+
+_TAGS: TypeAdapter[dict[str, str]] = TypeAdapter(ModelTags)
+_DESCRIPTION: TypeAdapter[str] = TypeAdapter(Description)
+T = TypeVar("T")
+
+
+def _checked(adapter: TypeAdapter[T], value: object, what: str) -> T:
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        loc = first["loc"]
+        if len(loc) == 1:  # a tag's value: name its key (a key's message names it)
+            what = f"{what} {str(loc[0])[:60]!r}"
+        raise InvalidInput(f"invalid {what}: {message}") from None
+
+
+def check_tags(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` when they follow :data:`ModelTags`; InvalidInput naming the first bad
+    key or value otherwise. The services check what every route hands them (MLflow's
+    routes pass tags through as sent)."""
+    return _checked(_TAGS, tags, "tag")
+
+
+def check_description(description: str) -> str:
+    """``description`` when it is a :data:`Description`; InvalidInput otherwise."""
+    return _checked(_DESCRIPTION, description, "description")
 
 
 def check_alias(alias: str) -> str:
@@ -115,13 +152,14 @@ class ModelRef:
             name, _, version = ref.partition("/")
             if version == "latest":
                 return cls(check_model_name(name), "latest")
-            if not version.isdigit() or int(version) < 1:
+            number = numeric_id(version, "version")
+            if number is None or number < 1:
                 raise InvalidInput(
                     f"invalid model reference {given!r}: the version must be a number "
                     f">= 1; {ACCEPTED_REFERENCES}",
                     {"reference": given},
                 )
-            return cls(check_model_name(name), str(int(version)))
+            return cls(check_model_name(name), str(number))
         return cls(check_model_name(ref), "latest")
 
     def __str__(self) -> str:
@@ -135,14 +173,14 @@ class RegisteredModelCreate(BaseModel):
     """Input of model registration."""
 
     name: str = Field(pattern=MODEL_NAME_PATTERN, description="Unique in the project.")
-    description: str = Field(default="", max_length=100_000)
-    tags: dict[str, str] = Field(default_factory=dict)
+    description: Description = ""
+    tags: ModelTags = Field(default_factory=dict)
 
 
 class DescriptionUpdate(BaseModel):
     """Input of a description change (models and versions)."""
 
-    description: str = Field(max_length=100_000)
+    description: Description
 
 
 class RegisteredModel(BaseModel):
@@ -182,8 +220,8 @@ class ModelVersionCreate(BaseModel):
         max_length=1000,
         description="Folder of the source: default 'model' in a run, all of a logged model.",
     )
-    description: str = Field(default="", max_length=100_000)
-    tags: dict[str, str] = Field(default_factory=dict)
+    description: Description = ""
+    tags: ModelTags = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _has_source(self) -> ModelVersionCreate:

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from shipyard.auth.authz import RequestContext
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.int64 import numeric_id
 from shipyard.paging import next_token, page_offset
 from shipyard.platform import Platform
 from shipyard.registry.models import (
     MAX_RESULTS,
-    check_tags,
     compare,
     model_row,
     order_clauses,
@@ -47,12 +47,13 @@ from shipyard.registry.types import (
     VersionPage,
     canonical_stage,
     check_alias,
+    check_description,
+    check_tags,
 )
 from shipyard.tracking.artifacts import files_under
 from shipyard.tracking.logged_models import logged_model_files, logged_model_row
 from shipyard.tracking.paths import normalize_artifact_prefix
 from shipyard.tracking.tables import ExperimentRow, LoggedModelRow, RunRow
-from shipyard.tracking.types import INT64_MAX
 
 # Concurrent creators may pick the same next number; the unique constraint
 # refuses all but one and the others try again.
@@ -73,11 +74,10 @@ def version_row(session: Session, model: RegisteredModelRow, selector: str) -> M
     stmt = select(ModelVersionRow).where(
         ModelVersionRow.model_id == model.id, ModelVersionRow.status != DELETED_STATUS
     )
-    if selector.isdigit():
-        what = f"version {int(selector)}"
-        if int(selector) > INT64_MAX:  # no version is numbered past what a column holds
-            raise NotFound(f"registered model {model.name!r} has no {what}", {"model": model.name})
-        stmt = stmt.where(ModelVersionRow.version == int(selector))
+    number = numeric_id(selector, "version")
+    if number is not None:
+        what = f"version {number}"
+        stmt = stmt.where(ModelVersionRow.version == number)
     elif selector == "latest":
         stmt = stmt.order_by(ModelVersionRow.version.desc()).limit(1)
         what = "any version"
@@ -566,6 +566,7 @@ def version_file(
 def update_version(ctx: RequestContext, name: str, selector: str, description: str) -> ModelVersion:
     """Change a version's description."""
     assert ctx.project_id is not None
+    check_description(description)
     with ctx.platform.db.write() as session:
         model = model_row(session, ctx.project_id, name)
         row = version_row(session, model, selector)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, OperationalError
@@ -14,13 +15,59 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shipyard.auth.loopback import IN_PROCESS
 from shipyard.blobs.http import BodyCut
 from shipyard.errors import IntegrityError, InvalidInput, NotFound, ShipyardError, Unavailable
+from shipyard.int64 import INT64_MAX, INT64_MIN
 from shipyard.mlflow_compat.errors import MLFLOW_CODE, is_mlflow_path, mlflow_error
-from shipyard.server.responses import FastJSON
 from shipyard.ui.page_route import is_page
 
 log = logging.getLogger("shipyard.server")
 
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+
+
+# An error answer past this size is rendered with its details cut (see _renderable).
+_MAX_ERROR_BYTES = 1 << 20
+_MAX_TEXT = 2_000
+_MAX_ITEMS = 100
+_MAX_DEPTH = 8
+
+
+def _renderable(value: Any, depth: int = 0) -> Any:
+    """``value`` cut down to JSON that orjson always encodes: an integer past 64 bits
+    as text, a lone surrogate as its escape, text cut to 2,000 characters,
+    containers to 100 items and 8 levels, anything else as its ``repr``."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        # str() of an int raises past 4,300 digits.
+        return str(value) if value.bit_length() < 1000 else f"({value.bit_length()}-bit integer)"
+    if isinstance(value, str):
+        text = value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + "..."
+        # A lone surrogate is no character (UTF-8 has none): written as its escape.
+        return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
+    if depth >= _MAX_DEPTH:
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())[:_MAX_ITEMS]
+        return {_renderable(str(k)): _renderable(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_renderable(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]
+    return _renderable(repr(value))
+
+
+def _error_json(payload: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    """``payload`` (an error) as a JSON response that always renders: an error must
+    reach its caller even when its details hold what orjson refuses (an integer past
+    64 bits, a lone surrogate, an object) or a refused value copied whole. Those are
+    rendered through :func:`_renderable`; any other error goes out exactly as it is."""
+    try:
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        body = b""
+    if not body or len(body) > _MAX_ERROR_BYTES:
+        body = orjson.dumps(_renderable(payload))
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def error_response(err: ShipyardError, request: Request | None = None) -> Response:
@@ -33,8 +80,8 @@ def error_response(err: ShipyardError, request: Request | None = None) -> Respon
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
     if request is not None and is_mlflow_path(request.url.path):
         payload, status = mlflow_error(err)
-        return FastJSON(payload, status_code=status, headers=headers)
-    return FastJSON(err.to_payload(), status_code=err.status, headers=headers)
+        return _error_json(payload, status, headers)
+    return _error_json(err.to_payload(), err.status, headers)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -150,7 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
         err = ShipyardError(str(exc.detail))
         payload = err.to_payload()
         payload["error"]["code"] = _STATUS_CODES.get(exc.status_code, "http_error")
-        return FastJSON(payload, status_code=exc.status_code)
+        return _error_json(payload, exc.status_code)
 
     @app.exception_handler(DataError)
     async def _bad_value(request: Request, exc: DataError) -> Response:

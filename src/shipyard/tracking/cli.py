@@ -73,13 +73,15 @@ def _experiment(client: Client, name_or_id: str) -> Experiment:
     """The experiment a command-line value names: by its name, or else, when the value
     is a number, by its id (an experiment may be called "2024")."""
     from shipyard.errors import NotFound
+    from shipyard.int64 import numeric_id
 
     try:
         return client.experiments.get_by_name(name_or_id)
     except NotFound:
-        if not name_or_id.isdigit():
+        number = numeric_id(name_or_id, "experiment id")
+        if number is None:
             raise
-        return client.experiments.get(int(name_or_id))
+        return client.experiments.get(number)
 
 
 def _common_keys(dicts: list[dict[str, Any]], limit: int) -> list[str]:

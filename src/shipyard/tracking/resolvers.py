@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from shipyard.auth.resolvers import CachedResolver
 from shipyard.errors import NotFound
+from shipyard.int64 import numeric_id
 from shipyard.platform import Platform
 from shipyard.tracking.tables import ExperimentRow, RunRow
 
@@ -27,11 +28,12 @@ def _lookup_run(platform: Platform, run_id: str) -> int:
 
 
 def _lookup_experiment(platform: Platform, raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"experiment {raw!r} not found")
+    experiment_id = numeric_id(raw, "experiment id")
+    if experiment_id is None:
+        raise NotFound(f"experiment {raw[:100]!r} not found")
     with platform.db.read() as session:
         project_id = session.scalar(
-            select(ExperimentRow.project_id).where(ExperimentRow.id == int(raw))
+            select(ExperimentRow.project_id).where(ExperimentRow.id == experiment_id)
         )
     if project_id is None:
         raise NotFound(f"experiment {raw} not found")

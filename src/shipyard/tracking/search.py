@@ -42,6 +42,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean, TypeDecorator
 
 from shipyard.errors import InvalidInput
+from shipyard.int64 import numeric_id
 from shipyard.tracking.search_parser import (
     And,
     Comparison,
@@ -320,9 +321,14 @@ def _coerce(
     if isinstance(value, Number):
         return value.value
     # MLflow clients send experiment ids as strings: accept digits there only.
-    if cmp.field.key == "experiment_id" and cmp.field.kind == "attribute" and value.isdigit():
-        return int(value)
-    _fail(cmp, f"{cmp.field.label} compares to numbers, got the string {value!r}")
+    if cmp.field.key == "experiment_id" and cmp.field.kind == "attribute":
+        try:
+            number = numeric_id(value, cmp.field.label)
+        except InvalidInput as exc:
+            _fail(cmp, exc.message)
+        if number is not None:
+            return number
+    _fail(cmp, f"{cmp.field.label} compares to numbers, got the string {value[:100]!r}")
 
 
 def _ends_with_escape(pattern: str) -> bool:

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import Literal, NoReturn
 
 from shipyard.errors import InvalidInput
+from shipyard.int64 import INT64_MAX, INT64_MIN, parse_int64
+from shipyard.tracking.types import text_problem
 
 FieldKind = Literal["metric", "param", "tag", "attribute", "dataset"]
 
@@ -79,8 +81,9 @@ _KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "like", "ilike", 
 _CMP_OPS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OPERATORS_HINT = "an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL)"
 
-# Tokenizing with a regex is fine: its output only ever becomes bound values.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# Tokenizing with a regex is fine: its output only ever becomes bound values. ASCII
+# digits only (\d would take '٢' too, which float() and int() read as 2).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _WORD_CHAR = re.compile(r"[A-Za-z0-9_]")
 
@@ -191,8 +194,10 @@ def tokenize(source: str, what: str = "filter") -> list[Token]:
     """Split ``source`` into tokens; InvalidInput on a character that starts none."""
     tokens: list[Token] = []
     i, n = 0, len(source)
-    if (nul := source.find("\x00")) >= 0:  # no stored text holds one
-        parse_error(what, "NUL character (\\x00)", nul)
+    if text_problem(source) is not None:  # no stored text holds NUL or a lone surrogate
+        pos = next(at for at, ch in enumerate(source) if text_problem(ch) is not None)
+        bad = "NUL character (\\x00)" if source[pos] == "\x00" else "lone UTF-16 surrogate"
+        parse_error(what, bad, pos)
     while i < n:
         ch = source[i]
         if ch.isspace():
@@ -407,7 +412,7 @@ class Parser(TokenCursor):
             return tok.text
         if tok.kind == "number":
             self.advance()
-            return Number(_to_number(tok.text), tok.text)
+            return Number(number_value(tok, self.what), tok.text)
         if tok.kind == "string":  # backticks quote keys, never values
             self.expected("a value", after, hint="backticks quote keys; quote strings with '...'")
         self.expected("a value", after)
@@ -430,10 +435,22 @@ class Parser(TokenCursor):
             self.expected(what)
 
 
-def _to_number(text: str) -> int | float:
+def number_value(tok: Token, what: str = "filter") -> int | float:
+    """The value of a number token: a float when written with a point or an exponent,
+    else an int, which must fit 64 bits (every integer column does; InvalidInput
+    naming the literal otherwise)."""
+    text = tok.text
     if any(c in text for c in ".eE"):
         return float(text)
-    return int(text)
+    value = parse_int64(text)
+    if value is None:
+        parse_error(
+            what,
+            f"integer {text[:40]} is out of the 64-bit range ({INT64_MIN} to {INT64_MAX})",
+            tok.pos,
+            "write a larger number with a decimal point or an exponent (e.g. 1e30)",
+        )
+    return value
 
 
 def parse_filter(source: str) -> Expr | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shipyard.errors import InvalidInput
+from shipyard.int64 import INT64_MAX, INT64_MIN
 
 LARGEST_DOUBLE = sys.float_info.max
 
@@ -35,7 +37,7 @@ MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 MAX_SEARCH_RESULTS = 10_000
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_DESCRIPTION_LENGTH = 10_000
 
 
 def key_problem(key: str) -> str | None:
@@ -48,23 +50,37 @@ def key_problem(key: str) -> str | None:
         return "must not start with '/'"
     if ".." in key:
         return "must not contain '..'"
-    if "\x00" in key:
-        return NUL_PROBLEM
-    return None
+    return text_problem(key)
 
 
 NUL_PROBLEM = "must not contain NUL characters (\\x00)"
 """PostgreSQL's text holds none, so neither backend takes them."""
 
+SURROGATE_PROBLEM = "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+"""JSON's ``"\\ud800"`` escape decodes to one; it is no character, and UTF-8 (so
+either database) cannot encode it."""
 
-def _no_nul(text: str) -> str:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why neither backend can store ``text``, or None when both can."""
     if "\x00" in text:
-        raise ValueError(NUL_PROBLEM)
+        return NUL_PROBLEM
+    if not text.isascii() and _SURROGATE.search(text):
+        return SURROGATE_PROBLEM
+    return None
+
+
+def _storable(text: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
     return text
 
 
-StoredText = Annotated[str, AfterValidator(_no_nul)]
-"""A string an API stores as text: anything but NUL."""
+StoredText = Annotated[str, AfterValidator(_storable)]
+"""A string an API stores as text: anything but NUL and lone surrogates."""
 
 
 def _shown(key: str) -> str:
@@ -110,7 +126,7 @@ class ExperimentCreate(_Input):
     """Input of experiment creation."""
 
     name: ExperimentName = Field(description="Unique in the project.")
-    description: str = Field(default="", max_length=10_000)
+    description: StoredText = Field(default="", max_length=MAX_DESCRIPTION_LENGTH)
     tags: dict[Key, TagValue] = Field(default_factory=dict)
 
 
@@ -118,7 +134,7 @@ class ExperimentUpdate(_Input):
     """Fields of an experiment that can change (None leaves a field as it is)."""
 
     name: ExperimentName | None = None
-    description: str | None = Field(default=None, max_length=10_000)
+    description: StoredText | None = Field(default=None, max_length=MAX_DESCRIPTION_LENGTH)
 
 
 class Experiment(BaseModel):
@@ -155,7 +171,7 @@ class RunUpdate(_Input):
     status: RunStatus | None = None
     end_time: Time | None = None
     name: StoredText | None = Field(default=None, min_length=1, max_length=250)
-    description: StoredText | None = Field(default=None, max_length=10_000)
+    description: StoredText | None = Field(default=None, max_length=MAX_DESCRIPTION_LENGTH)
 
 
 class Run(BaseModel):
