@@ -178,6 +178,8 @@ def test_wrong_types_and_numbers_past_64_bits_are_invalid_and_change_nothing(
         ("GET", "/metrics/get-history", {**history, "page_token": token}, "invalid page_token"),
         ("GET", "/metrics/get-history", {**history, "max_results": huge}, "'max_results'"),
         ("POST", "/runs/create", {"experiment_id": eid, "start_time": 1e23}, "start_time"),
+        ("POST", "/runs/search", {"experiment_ids": [huge]}, f"experiment id {huge}"),
+        ("POST", "/experiments/search", {"view_type": "\u00b2"}, "view type"),
     ]
     for method, path, message, said in cases:
         extra = {"params": message} if method == "GET" else {"json": message}
@@ -187,3 +189,6 @@ def test_wrong_types_and_numbers_past_64_bits_are_invalid_and_change_nothing(
         assert got == (400, "INVALID_PARAMETER_VALUE"), (method, path, message, payload)
         assert said in payload["message"], (path, message, payload)
     assert _counts(mlflow_target) == before
+    # Other digits than ASCII's are no id: an experiment that does not exist.
+    r = httpx.post(f"{mlflow_target.url}{API}/runs/search", json={"experiment_ids": ["\u00b2"]})
+    assert r.json().get("error_code") == "RESOURCE_DOES_NOT_EXIST", r.text

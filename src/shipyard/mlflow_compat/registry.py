@@ -383,7 +383,7 @@ def _models_source(
     # models:/<name>/<version|latest> or models:/<name>@<alias>: a copy of another version.
     if len(parts) == 1:
         reference = parts[0]
-    elif parts[1].isdigit():
+    elif parts[1].isascii() and parts[1].isdigit():
         reference = f"{parts[0]}/{parts[1]}"
     elif parts[1].lower() == "latest":
         reference = parts[0]

@@ -33,7 +33,8 @@ from shipyard.auth.authz import RequestContext, authorize
 from shipyard.auth.principal import Action
 from shipyard.clock import now_ms
 from shipyard.db.driver import driver_cursor, driver_sql
-from shipyard.errors import Conflict, NotFound, PermissionDenied
+from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from shipyard.int64 import numeric_id, parse_int64
 from shipyard.mlflow_compat.errors import fail
 from shipyard.mlflow_compat.protocol import DEFAULT_EXPERIMENT_ID, Message
 from shipyard.paging import decode_page_token, encode_page_token
@@ -127,8 +128,9 @@ def view_type_of(value: Any) -> str:
     """MLflow's ViewType name (ACTIVE_ONLY, DELETED_ONLY, ALL) from a name or number."""
     if value in (None, ""):
         return "ACTIVE_ONLY"
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        name = _VIEW_NUMBERS.get(int(value), "")
+    number = value if isinstance(value, int) else parse_int64(str(value))
+    if number is not None:
+        name = _VIEW_NUMBERS.get(number, "")
     else:
         name = str(value).upper()
     if name not in _VIEW_NUMBERS.values():
@@ -215,9 +217,13 @@ def experiment_id_of(ctx: RequestContext, raw: Any) -> int:
     text = str(raw)
     if text == DEFAULT_EXPERIMENT_ID:
         return default_experiment_id(ctx)
-    if not text.isdigit():
-        raise fail("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={text} exists")
-    return int(text)
+    try:
+        number = numeric_id(text, "experiment id")
+    except InvalidInput as exc:
+        raise fail("INVALID_PARAMETER_VALUE", exc.message) from None
+    if number is None:
+        raise fail("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={text[:100]} exists")
+    return number
 
 
 def experiment_artifact_location(experiment_id: int) -> str:
