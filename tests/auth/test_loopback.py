@@ -88,3 +88,31 @@ def test_an_open_server_refuses_requests_for_other_hosts(
         # Public routes carry nothing of the platform's and still answer.
         assert http.get("/healthz", headers=rebound).status_code == 200
     assert [p.name for p in Client(srv.url).projects.list()] == ["default"]
+
+
+@pytest.mark.parametrize(
+    ("peer", "host", "allowed"),
+    [
+        (("127.0.0.1", 5000), "localhost:8080", True),
+        (("::1", 5000), "[::1]:8080", True),
+        (None, "localhost", True),  # a Unix socket: this machine
+        (("192.0.2.10", 5000), "localhost:8080", False),  # the network, naming localhost
+        (("10.1.2.3", 5000), "127.0.0.1", False),
+    ],
+)
+def test_an_open_server_answers_callers_on_this_machine_only(
+    peer: tuple[str, int] | None, host: str, allowed: bool
+) -> None:
+    """An app served by hand on another interface (or behind a local proxy that
+    forwards the caller's address) with auth off: Host alone is the caller's to say."""
+    from starlette.requests import Request
+
+    from shipyard.auth.loopback import check_local_caller
+    from shipyard.errors import PermissionDenied
+
+    scope = {"type": "http", "headers": [(b"host", host.encode())], "client": peer}
+    if allowed:
+        check_local_caller(Request(scope))
+    else:
+        with pytest.raises(PermissionDenied, match="callers on this machine"):
+            check_local_caller(Request(scope))

@@ -38,9 +38,22 @@ def host_name(host_header: str) -> str | None:
 
 
 def check_local_caller(request: Request) -> None:
-    """Refuse the local user to a request that names a host other than loopback."""
+    """Refuse the local user to a request from another machine, or that names a host
+    other than loopback.
+
+    The peer's address is checked as well as ``Host``: the settings refuse auth off for
+    a server bound to another interface, but an app served by hand (``uvicorn
+    shipyard.server.asgi:app --host 0.0.0.0``) or behind a proxy on this machine can
+    still be reached from the network, where anyone can send ``Host: localhost``."""
     if request.scope.get(IN_PROCESS):
         return
+    client = request.scope.get("client")
+    peer = client[0] if client else None  # none on a Unix socket: this machine
+    if peer is not None and not is_loopback_host(str(peer)):
+        raise PermissionDenied(
+            f"this server runs with auth off and answers only callers on this machine; "
+            f"got a request from {str(peer)[:100]}"
+        )
     host = request.headers.get("host", "")
     name = host_name(host)
     if name is None or not is_loopback_host(name):
