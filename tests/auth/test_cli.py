@@ -119,7 +119,8 @@ def test_remote_commands_use_the_token(
 
 def test_project_roles_from_the_shell(cli: CliRunner) -> None:
     _ok(cli, ["users", "create", "ann", "--password-stdin"], "pw-ann-12\n")
-    _ok(cli, ["projects", "create", "vision"])
+    created = _json(cli, ["projects", "create", "vision"])
+    assert isinstance(created, dict) and created["name"] == "vision"  # the object, not a list
     granted = _json(cli, ["projects", "grant", "vision", "ann", "viewer"])
     assert granted == {"username": "ann", "role": "viewer"}
     assert "ann is editor of vision" in _ok(cli, ["projects", "grant", "vision", "ann", "editor"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from shipyard.cli.common import JsonOption, command, get_client
-from shipyard.cli.output import console, print_error, print_json, print_table
+from shipyard.cli.output import console, print_error, print_json, print_record, print_table
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects: namespaces with their own roles.", no_args_is_help=True)
@@ -153,7 +153,7 @@ def projects_create(
 ) -> None:
     """Create a project (you become its admin)."""
     project = get_client().projects.create(name, description)
-    print_table([project], ["id", "name", "description"], title="Created", as_json=as_json)
+    print_record(project, title="Created", as_json=as_json)
 
 
 @projects_app.command("members")
