@@ -259,12 +259,30 @@ def test_the_code_stamp_follows_the_files(tmp_path: Path) -> None:
     module.write_text("x = 1\n")
     before = code_stamp(tmp_path)
     assert before == code_stamp(tmp_path)
-    os.utime(module, ns=(before[1] + 10**9, before[1] + 10**9))
+    time.sleep(0.01)
+    module.touch()
     touched = code_stamp(tmp_path)
     assert touched[1] > before[1]
     (tmp_path / "pkg" / "b.py").write_text("")
-    os.utime(tmp_path / "pkg" / "b.py", ns=(0, 0))  # older than the rest: counted anyway
-    assert code_stamp(tmp_path) == (2, touched[1])
+    os.utime(tmp_path / "pkg" / "b.py", ns=(0, 0))  # an old mtime: counted, and seen anyway
+    assert code_stamp(tmp_path)[0] == 2
+    assert code_stamp(tmp_path)[1] > touched[1]
+
+
+def test_a_new_version_of_a_file_that_keeps_its_old_mtime_is_seen(tmp_path: Path) -> None:
+    # rsync -a, cp -p, tar x, unzip: the new content arrives with the file's own mtime,
+    # which the newest mtime and the count of files did not see.
+    module = tmp_path / "a.py"
+    other = tmp_path / "b.py"
+    module.write_text("x = 1\n")
+    other.write_text("")
+    mtime = module.stat().st_mtime_ns
+    os.utime(other, ns=(mtime + 10**9, mtime + 10**9))  # the newest mtime is elsewhere
+    before = code_stamp(tmp_path)
+    time.sleep(0.01)
+    module.write_text("x = 2\n")
+    os.utime(module, ns=(mtime, mtime))  # set back, as the copying tool does
+    assert code_stamp(tmp_path) != before
 
 
 def test_after_a_code_change_it_declines_and_exits(daemon: dict[str, str], tmp_path: Path) -> None:
@@ -309,6 +327,7 @@ def ask_to_run(env: dict[str, str], **changes: object) -> tuple[bytes, bytes]:
         stream = sock.makefile("rb")
         frame = daemon_link.read_frame(stream)
         if frame is not None and frame[0] == daemon_link.ACCEPTED:
+            daemon_link.send_frame(sock, daemon_link.GO)
             # Read to the end: a caller that leaves mid-command interrupts it.
             while (following := daemon_link.read_frame(stream)) is not None:
                 if following[0] == daemon_link.EXIT:
@@ -502,6 +521,9 @@ def test_an_idle_daemon_exits_when_its_home_is_deleted(
         ("shipyard_blob_url", "blobs", True),
         ("SHIPYARD_BLOB_URL", "/srv/blobs", False),
         ("SHIPYARD_BLOB_URL", "s3://bucket/prefix", False),
+        # The settings do not expand ~: a folder named ~ under the current one.
+        ("SHIPYARD_BLOB_URL", "~/blobs", True),
+        ("SHIPYARD_BLOB_URL", "file://~/blobs", True),
     ],
 )
 def test_a_store_named_relative_to_the_folder_is_seen(
@@ -599,6 +621,19 @@ def test_the_home_is_read_in_any_case(tmp_path: Path) -> None:
     assert daemon_link.resolved_home({"shipyard_home": home}, "/") == home
 
 
+def test_a_tilde_in_the_home_is_read_as_the_settings_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.config import Settings
+
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("SHIPYARD_HOME", "~/sy")
+    monkeypatch.chdir(tmp_path)
+    settings_home = str(Settings().home.resolve())
+    assert settings_home == str(tmp_path / "~" / "sy")  # a folder named ~, not $HOME
+    assert daemon_link.resolved_home(os.environ, str(tmp_path)) == settings_home
+
+
 def test_an_idle_daemon_leaves_the_database_file_whole(
     daemon: dict[str, str], tmp_path: Path
 ) -> None:
@@ -659,3 +694,312 @@ def test_another_python_import_path_is_another_environment() -> None:
         base | {"PYTHONPATH": "/elsewhere"}
     )
     assert daemon_link.fingerprint(base) == daemon_link.fingerprint(base | {"TERM": "xterm"})
+
+
+def test_a_database_restored_in_place_is_read_afresh(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    # The resolvers cached project names for the daemon's life: after `cp backup.db
+    # shipyard.db` (same file, same revision) p2 still had its old id.
+    database = Path(daemon["SHIPYARD_HOME"]) / "shipyard.db"
+    run([*LAUNCH, "projects", "create", "p1"], daemon, tmp_path)
+    backup = tmp_path / "backup.db"
+    shutil.copyfile(database, backup)  # the idle daemon holds no connection
+    for name in ("p2", "p3"):
+        run([*LAUNCH, "projects", "create", name], daemon, tmp_path)
+        run([*LAUNCH, "data", "list", "-p", name], daemon, tmp_path)  # its id resolved
+    inode = database.stat().st_ino
+    shutil.copyfile(backup, database)  # restored in place
+    assert database.stat().st_ino == inode
+    served = run([*LAUNCH, "data", "list", "-p", "p2"], daemon, tmp_path, check=False)
+    local = run([*LOCAL, "data", "list", "-p", "p2"], daemon, tmp_path, check=False)
+    assert (served.returncode, served.stderr) == (local.returncode, local.stderr)
+    assert "p2" in served.stderr and served.returncode == 1
+    # Made again in the other order, each name has the other's old id.
+    for name in ("p3", "p2"):
+        run([*LAUNCH, "projects", "create", name], daemon, tmp_path)
+    run([*LAUNCH, "data", "create", "made_for_p2", "-p", "p2"], daemon, tmp_path)
+    in_p2 = run([*LOCAL, "data", "list", "-p", "p2", "--json"], daemon, tmp_path)
+    assert [d["name"] for d in json.loads(in_p2.stdout)["datasets"]] == ["made_for_p2"]
+    assert status(daemon, tmp_path)["served"] == 9  # all of them served
+
+
+def test_a_cache_of_stored_data_is_forgotten_and_others_are_kept() -> None:
+    from shipyard.cache import BoundedCache, DataDict, forget_data, holds_data
+
+    data, statements = holds_data(BoundedCache[int](10)), BoundedCache[int](10)
+    names = holds_data(DataDict())
+    data.put("p", 1)
+    statements.put("q", 2)
+    names["x"] = 3
+    forget_data()
+    assert (data.get("p"), statements.get("q"), dict(names)) == (None, 2, {})
+
+
+def test_a_relative_or_empty_python_path_entry_starts_and_uses_no_daemon(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # A daemon started in the home would make `src` <home>/src, the command <cwd>/src.
+    import_path = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), "src"]))
+    relative = env | {"SHIPYARD_DAEMON": "auto", "PYTHONPATH": import_path}
+    try:
+        run([*LAUNCH, "data", "list", "--json"], relative, tmp_path)
+        time.sleep(2)  # a daemon would have been started at the command's exit
+        assert not (tmp_path / "home" / "daemon.log").exists()
+        assert status_code(relative, tmp_path) == 1
+    finally:
+        stop_daemon(env, tmp_path)
+    refused = run([*LAUNCH, "daemon", "start"], relative, tmp_path, check=False)
+    assert refused.returncode == 2
+    assert "PYTHONPATH" in refused.stderr
+    assert daemon_link.relative_import_path({"PYTHONPATH": "/a:"})
+    assert daemon_link.relative_import_path({"PYTHONPATH": ":/a"})
+    assert not daemon_link.relative_import_path({"PYTHONPATH": "/a:/b"})
+    assert not daemon_link.relative_import_path({"PYTHONPATH": ""})  # Python ignores it
+
+
+def test_a_daemon_whose_import_path_finds_another_shipyard_never_starts(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another copy of Shipyard on the daemon's import path would warm up and migrate
+    # the home's database with its own code: the daemon checks before importing it.
+    other = tmp_path / "other" / "shipyard"
+    (other / "cli").mkdir(parents=True)
+    marker = tmp_path / "other-imported"
+    (other / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (other / "cli" / "__init__.py").write_text("")
+    (other / "cli" / "daemon_link.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", env["XDG_RUNTIME_DIR"])
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "other"))
+    home = tmp_path / "home"
+    process = daemon_link.spawn(str(home), 5)
+    try:
+        assert process.wait(timeout=60) != 0
+    finally:
+        process.kill()
+        stop_daemon(env, tmp_path)
+    assert not marker.exists()
+    assert not (home / "shipyard.db").exists()
+    assert "another installation" in (home / "daemon.log").read_text()
+
+
+def test_paths_of_the_caller_s_own_descriptors_are_not_served(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    suite = '[{"kind": "not_null", "column": "id"}]'
+    created = subprocess.run(
+        [*LAUNCH, "data", "create", "s1", "-e", "/dev/stdin"],
+        env=daemon, cwd=tmp_path, input=suite, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "1 expectation" in created.stdout
+    read, write = os.pipe()
+    os.write(write, suite.encode())
+    os.close(write)
+    try:
+        fd_cmd = [*LAUNCH, "data", "create", "s2", f"--expectations=/dev/fd/{read}"]
+        by_fd = subprocess.run(
+            fd_cmd, env=daemon, cwd=tmp_path, pass_fds=(read,), capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(read)
+    assert by_fd.returncode == 0, by_fd.stderr
+    assert status(daemon, tmp_path)["served"] == 0  # both ran in their own process
+    link = tmp_path / "input"
+    link.symlink_to("/proc/self/fd/0")
+    assert daemon_link.names_own_descriptor(["data", "ingest", "x", "input"], str(tmp_path))
+    assert daemon_link.names_own_descriptor(["-f/dev/stdin"], "/")
+    assert not daemon_link.names_own_descriptor(["data", "ingest", "x", "a.csv"], "/")
+
+
+def test_a_caller_without_a_folder_or_an_output_runs_the_command_itself(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    launch = " ".join(LAUNCH)
+    gone = subprocess.run(
+        ["sh", "-c", f"mkdir gone && cd gone && rmdir ../gone && exec {launch} data list --json"],
+        env=daemon, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["datasets"] == []
+    closed = subprocess.run(
+        ["sh", "-c", f"exec {launch} data list >&-"],
+        env=daemon, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    local = subprocess.run(
+        ["sh", "-c", f"exec {' '.join(LOCAL)} data list >&-"],
+        env=daemon, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (closed.returncode, closed.stderr) == (local.returncode, local.stderr)
+    assert "Traceback" not in closed.stderr
+
+
+def test_start_beside_a_daemon_still_starting_succeeds(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon started at the previous command's exit holds the home's lock before it
+    # answers: the one `daemon start` spawns loses the lock and exits, and start waits
+    # for the other rather than fail.
+    monkeypatch.setenv("XDG_RUNTIME_DIR", env["XDG_RUNTIME_DIR"])
+    home = str((tmp_path / "home").resolve())
+    first = daemon_link.spawn(home, 5)
+    start = None
+    try:
+        deadline = time.monotonic() + 60
+        while not lock_held(daemon_link.socket_path(home).removesuffix(".sock") + ".lock"):
+            assert time.monotonic() < deadline, "the first daemon never took its lock"
+            time.sleep(0.005)
+        first.send_signal(signal.SIGSTOP)  # it has the lock: hold it there
+        start = subprocess.Popen(
+            [*LAUNCH, "daemon", "start", "--wait", "90"], env=env, cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        log = Path(home) / "daemon.log"
+        while "already serves" not in log.read_text():
+            assert time.monotonic() < deadline, "the spawned daemon did not lose the lock"
+            assert start.poll() is None, start.communicate()
+            time.sleep(0.1)
+        first.send_signal(signal.SIGCONT)
+        out, err = start.communicate(timeout=90)
+        assert start.returncode == 0, err
+        assert f"daemon {first.pid} already serves" in out
+    finally:
+        first.send_signal(signal.SIGCONT)
+        if start is not None:
+            start.kill()
+        stop_daemon(env, tmp_path)
+        first.kill()
+        first.wait()
+
+
+def lock_held(path: str) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_a_daemon_log_that_is_not_a_regular_file_means_no_daemon(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    os.mkfifo(home / "daemon.log")  # opening it for writing would wait for a reader
+    auto = env | {"SHIPYARD_DAEMON": "auto"}
+    started = time.monotonic()
+    result = subprocess.run(
+        [*LAUNCH, "data", "list", "--json"], env=auto, cwd=tmp_path, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+    refused = subprocess.run(
+        [*LAUNCH, "daemon", "start"], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "daemon.log" in refused.stderr
+    assert status_code(env, tmp_path) == 1
+
+
+def test_rotated_credentials_in_files_make_it_decline_and_exit(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id=old\naws_secret_access_key=old\n")
+    s3 = env | {
+        "SHIPYARD_BLOB_URL": "s3://bucket/blobs",
+        "SHIPYARD_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_SHARED_CREDENTIALS_FILE": str(creds),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+    }
+    run([*LAUNCH, "daemon", "start", "--idle-minutes", "5"], s3, tmp_path)
+    try:
+        run([*LAUNCH, "projects", "list", "--json"], s3, tmp_path)
+        assert status(s3, tmp_path)["served"] == 1
+        # The S3 client read the old key; a new process would read the new one.
+        creds.write_text("[default]\naws_access_key_id=new\naws_secret_access_key=new\n")
+        run([*LAUNCH, "projects", "list", "--json"], s3, tmp_path)
+        deadline = time.monotonic() + 30
+        while status_code(s3, tmp_path) == 0:
+            reply = status(s3, tmp_path)
+            assert reply["served"] == 1, "served with the credentials of before"
+            assert time.monotonic() < deadline, "the daemon still runs"
+            time.sleep(0.2)
+    finally:
+        stop_daemon(s3, tmp_path)
+
+
+def test_a_folder_the_daemon_cannot_enter_is_declined_and_the_daemon_lives(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root enters any folder: a daemon without that power
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("needs setpriv to drop root's file permission override")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    run([*prefix, *LAUNCH, "daemon", "start", "--idle-minutes", "5"], env, tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o000)
+    try:
+        launch = " ".join(LAUNCH)
+        result = subprocess.run(
+            ["sh", "-c", f"cd locked && exec {launch} data list --json"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if os.geteuid() != 0:
+            pytest.skip("this user cannot enter it either")  # pragma: no cover
+        assert result.returncode == 0, result.stderr  # in its own process
+        assert json.loads(result.stdout)["datasets"] == []
+        reply = status(env, tmp_path)  # still running
+        assert (reply["served"], reply["declined"]) == (0, 1)
+    finally:
+        locked.chmod(0o700)
+        stop_daemon(env, tmp_path)
+
+
+def test_a_daemon_that_does_not_answer_leaves_the_command_to_the_caller(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    pid = status(daemon, tmp_path)["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        made = run([*LAUNCH, "projects", "create", "once"], daemon, tmp_path)
+        assert time.monotonic() - started < 60
+        assert "once" in made.stdout
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Resumed, the daemon finds that caller gone and does not run its command again.
+    time.sleep(1)
+    assert status(daemon, tmp_path)["served"] == 0
+    listed = run([*LOCAL, "projects", "list", "--json"], daemon, tmp_path)
+    assert listed.stdout.count('"once"') == 1
+
+
+def test_served_output_uses_the_caller_s_encoding(env: dict[str, str], tmp_path: Path) -> None:
+    latin = env | {"PYTHONIOENCODING": "latin-1"}
+    run([*LOCAL, "data", "create", "first", "-d", "\u00e9t\u00e9"], latin, tmp_path)
+    run([*LAUNCH, "daemon", "start", "--idle-minutes", "5"], latin, tmp_path)
+    try:
+        served = subprocess.run([*LAUNCH, "data", "list"], env=latin, cwd=tmp_path,
+                                capture_output=True, timeout=120)  # fmt: skip
+        local = subprocess.run([*LOCAL, "data", "list"], env=latin, cwd=tmp_path,
+                               capture_output=True, timeout=120)  # fmt: skip
+        assert served.stdout == local.stdout
+        assert "\u00e9t\u00e9".encode("latin-1") in served.stdout
+        assert status(latin, tmp_path)["served"] == 1
+    finally:
+        stop_daemon(latin, tmp_path)

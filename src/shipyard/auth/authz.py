@@ -27,7 +27,7 @@ from shipyard.auth.passwords import verify_password
 from shipyard.auth.principal import ROLE_ALLOWS, Action, Principal, Role
 from shipyard.auth.sessions import check_csrf, check_origin, session_secret
 from shipyard.auth.tables import RoleBindingRow, TokenRow, UserRow
-from shipyard.cache import BoundedCache
+from shipyard.cache import BoundedCache, holds_data
 from shipyard.clock import now_ms
 from shipyard.errors import PermissionDenied, Unauthenticated
 from shipyard.platform import Platform
@@ -138,7 +138,7 @@ def _principal_from_token(platform: Platform, secret: str) -> Principal:
 # argon2 costs ~64 MiB and tens of ms by design, too much for every request of a
 # client that sends Basic each time; a hit still re-reads the user, so a changed
 # password, a disabled user or a removed account takes effect at once.
-_VERIFIED_BASIC: BoundedCache[str] = BoundedCache(1_000)
+_VERIFIED_BASIC: BoundedCache[str] = holds_data(BoundedCache(1_000))
 
 
 def _principal_from_basic(platform: Platform, credential: str, source: str) -> Principal:
@@ -170,7 +170,7 @@ def _principal_from_basic(platform: Platform, credential: str, source: str) -> P
 
 
 # Keyed by the token's hash, not its row id: ids repeat across databases in one process.
-_LAST_TOUCH: BoundedCache[int] = BoundedCache(10_000)
+_LAST_TOUCH: BoundedCache[int] = holds_data(BoundedCache(10_000))
 
 
 def _touch_token(platform: Platform, token_id: int, key: str, now: int) -> None:

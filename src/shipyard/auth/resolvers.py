@@ -5,6 +5,11 @@ removed from the database (deletion is a lifecycle flag), so once looked up,
 the answer holds for the life of the process. Resolvers run on every request;
 the cache spares the database, and ``peek`` lets the authorization check know
 it can decide without any I/O (and so without a worker-thread hop).
+
+The answers hold for one database: one restored from a backup, or replaced, may
+give a name another id. So the caches are caches of stored data
+(:func:`shipyard.cache.holds_data`), which the command daemon empties before each
+command, as a new process starts with none.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from shipyard.cache import BoundedCache
+from shipyard.cache import BoundedCache, holds_data
 from shipyard.platform import Platform
 
 CACHE_SIZE = 100_000
@@ -32,7 +37,7 @@ def _cache(platform: Platform) -> BoundedCache[int]:
         with _CACHES_LOCK:
             cache = _CACHES.get(id(platform))
             if cache is None:
-                cache = _CACHES[id(platform)] = BoundedCache(CACHE_SIZE)
+                cache = _CACHES[id(platform)] = holds_data(BoundedCache(CACHE_SIZE))
                 weakref.finalize(platform, _CACHES.pop, id(platform), None)
     return cache
 

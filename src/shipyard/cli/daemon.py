@@ -23,6 +23,7 @@ Commands run one at a time: they share the process' folder, streams and environm
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import fcntl
 import functools
@@ -44,10 +45,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 import typer
 
+from shipyard.cache import forget_data
 from shipyard.cli import daemon_link as link
 from shipyard.client.client import close_embedded
 
 if TYPE_CHECKING:
+    from shipyard.config import Settings
     from shipyard.db import Database
 
 DEFAULT_IDLE_MINUTES = 30.0
@@ -88,13 +91,44 @@ def packages_stamp() -> tuple[int, ...]:
 
 def code_stamp(root: Path = PACKAGE_ROOT) -> tuple[int, int]:
     """How many source files ``root`` (Shipyard's package) holds, and the newest one's
-    mtime: a daemon whose stamp no longer matches the disk runs old code, and must not
-    serve."""
+    status-change time (ctime): a daemon whose stamp no longer matches the disk runs old
+    code, and must not serve. Not the mtime, which ``rsync -a``, ``cp -p``, ``tar x`` or
+    ``unzip`` set back to the file's own; the ctime of a file written, replaced or
+    touched is always now."""
     count, newest = 0, 0
     for path in root.rglob("*.py"):
         count += 1
-        newest = max(newest, path.stat().st_mtime_ns)
+        newest = max(newest, path.stat().st_ctime_ns)
     return count, newest
+
+
+def credential_files(settings: Settings) -> list[str]:
+    """The files the blob store's credentials may come from: AWS's shared credentials
+    and config files, where the blob store is S3 and its key is not in the settings.
+    The S3 client reads them once; rotated keys written there must reach the commands,
+    as a new process would read them."""
+    if not settings.resolved_blob_url.startswith("s3://") or settings.s3_access_key_id:
+        return []
+    return [
+        os.path.expanduser(os.environ.get(variable) or default)
+        for variable, default in (
+            ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+            ("AWS_CONFIG_FILE", "~/.aws/config"),
+        )
+    ]
+
+
+def files_stamp(paths: list[str]) -> tuple[tuple[int, ...] | None, ...]:
+    """What changes when any of ``paths`` is written, replaced, made or removed."""
+    stamps: list[tuple[int, ...] | None] = []
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+    return tuple(stamps)
 
 
 def store_paths(home: str, db: Database) -> list[str]:
@@ -162,6 +196,9 @@ class CommandDaemon:
         self.path = link.socket_path(home)
         self.env = link.fingerprint(os.environ)
         self.stamp = (code_stamp(), packages_stamp())
+        # Before the warm-up: the S3 client may read the credentials files then.
+        self.credentials = credential_files(_settings())
+        self.credentials_stamp = files_stamp(self.credentials)
         # What the warm-up opened: the metadata store, the home and database file,
         # and their identity (see :meth:`opened`).
         self.db: Database | None = None
@@ -239,7 +276,7 @@ class CommandDaemon:
             reason = self._queue(_Job(conn, reader, request))
             if reason:
                 self._refuse(conn, reason)
-                if reason in ("code changed", "home changed"):
+                if reason in ("code changed", "home changed", "credentials changed"):
                     self.jobs.put(None)
 
     def _queue(self, job: _Job) -> str:
@@ -254,8 +291,9 @@ class CommandDaemon:
             return "another installation"
         if request.get("env") != self.env:
             return "another environment"
-        if not os.path.isdir(str(request.get("cwd"))):
-            return "no such folder"
+        cwd = str(request.get("cwd"))
+        if not os.path.isdir(cwd) or not os.access(cwd, os.X_OK):
+            return "cannot enter the folder"  # the main thread's chdir would fail
         if not self.ready.is_set():
             return "starting"
         try:
@@ -265,6 +303,8 @@ class CommandDaemon:
             return "code changed"
         if not self.home_unchanged():
             return "home changed"
+        if files_stamp(self.credentials) != self.credentials_stamp:
+            return "credentials changed"
         with self.state_lock:
             if self.closing:
                 return "stopping"
@@ -277,9 +317,8 @@ class CommandDaemon:
     def opened(self, home: str) -> None:
         """Remember the stores the warm-up opened for ``home``."""
         from shipyard.client.client import embedded_platform
-        from shipyard.config import Settings
 
-        self.db = embedded_platform(Settings()).db
+        self.db = embedded_platform(_settings()).db
         self.store_paths = store_paths(home, self.db)
         self.stores = identity(self.store_paths)
 
@@ -410,26 +449,57 @@ class CommandDaemon:
             os.unlink(self.path)  # ours: no other daemon binds it while we hold the lock
 
     def _run(self, job: _Job) -> None:
+        """Run ``job`` in the caller's folder; declined (never accepted, so the caller
+        runs it) where that cannot be done as its own process would."""
+        request = job.request
+        home_folder = os.getcwd()
+        try:
+            umask = int(request.get("umask", 0o022))
+            streams = {
+                name: _stream_codec(request, name)  # the caller's encoding and errors
+                for name in ("stdout", "stderr")
+            }
+            os.chdir(request["cwd"])  # one it cannot enter (no search permission, gone)
+        except (OSError, ValueError, TypeError, KeyError, LookupError):
+            self._refuse(job.conn, "cannot run it as the caller")
+            return
+        try:
+            self._accepted(job, umask, streams)
+        finally:
+            os.chdir(home_folder)
+
+    def _accepted(self, job: _Job, umask: int, streams: dict[str, tuple[str, str]]) -> None:
         lock = threading.Lock()
         try:
             link.send_frame(job.conn, link.ACCEPTED)
+            # The caller's GO: it is still there and leaves the command to us.
+            job.conn.settimeout(HANDSHAKE_SECONDS)
+            go = link.read_frame(job.reader)
+            job.conn.settimeout(None)
         except OSError:  # the caller left before its command began: nothing to run
+            go = None
+        if go is None or go[0] != link.GO:
+            with contextlib.suppress(OSError):  # its reader holds the socket open
+                job.conn.shutdown(socket.SHUT_RDWR)
             return
         tty = job.request.get("tty") or {}
         stdout, stderr = (
             io.TextIOWrapper(
                 _FrameWriter(job.conn, lock, kind, bool(tty.get(name))),
-                encoding="utf-8",
-                errors="replace",
+                encoding=streams[name][0],
+                errors=streams[name][1],
                 write_through=True,
             )  # fmt: skip
             for kind, name in ((link.STDOUT, "stdout"), (link.STDERR, "stderr"))
         )
         threading.Thread(target=_watch, args=(job,), daemon=True).start()
         self.counts.served += 1
-        with _as_caller(job.request, stdout, stderr):
+        with _as_caller(job.request, umask, stdout, stderr):
             self.current = job
             try:
+                # As a new process: no cache of stored data from before this command
+                # (the database may have been restored or replaced since).
+                forget_data()
                 code = run_command(list(job.request["argv"]))
             finally:
                 job.done.set()
@@ -438,6 +508,21 @@ class CommandDaemon:
             stderr.flush()
         with lock, contextlib.suppress(OSError):
             link.send_frame(job.conn, link.EXIT, str(code).encode())
+
+
+def _settings() -> Settings:
+    from shipyard.config import Settings
+
+    return Settings()
+
+
+def _stream_codec(request: dict[str, Any], name: str) -> tuple[str, str]:
+    """The encoding and error handler of the caller's stream ``name`` (checked: an unknown
+    one raises LookupError); UTF-8 with replacement from a caller that sent none."""
+    encoding, errors = (request.get("streams") or {}).get(name) or ("utf-8", "replace")
+    codecs.lookup(str(encoding))
+    codecs.lookup_error(str(errors))
+    return str(encoding), str(errors)
 
 
 def _decline(conn: socket.socket, reason: str) -> None:
@@ -460,22 +545,24 @@ def _watch(job: _Job) -> None:
 
 
 @contextlib.contextmanager
-def _as_caller(request: dict[str, Any], stdout: io.TextIOBase, stderr: io.TextIOBase) -> Iterator:
-    """For the block: the caller's folder, umask, streams and presentation variables,
-    and fresh rich consoles that see them; all put back afterwards."""
+def _as_caller(
+    request: dict[str, Any], umask: int, stdout: io.TextIOBase, stderr: io.TextIOBase
+) -> Iterator:
+    """For the block (run in the caller's folder): the caller's umask, streams and
+    presentation variables, and fresh rich consoles that see them; all put back
+    afterwards."""
     from shipyard.cli import output
 
     saved_streams = sys.stdout, sys.stderr, sys.stdin
-    saved_cwd = os.getcwd()
     presentation = request.get("presentation") or {}
     saved_env = {key: os.environ.get(key) for key in link.PRESENTATION_VARS}
     devnull = open(os.devnull)  # closed below; served commands read no stdin
-    saved_umask = os.umask(int(request.get("umask", 0o022)))
+    saved_umask = os.umask(umask)
     try:
-        os.chdir(request["cwd"])
         for key in link.PRESENTATION_VARS:
             os.environ.pop(key, None)
-        os.environ.update(presentation)
+        shown = {k: str(presentation[k]) for k in link.PRESENTATION_VARS if k in presentation}
+        os.environ.update(shown)
         sys.stdout, sys.stderr, sys.stdin = stdout, stderr, devnull
         output.reset_consoles()
         yield
@@ -488,7 +575,6 @@ def _as_caller(request: dict[str, Any], stdout: io.TextIOBase, stderr: io.TextIO
             else:
                 os.environ[key] = value
         output.reset_consoles()
-        os.chdir(saved_cwd)
         os.umask(saved_umask)
 
 

@@ -51,30 +51,35 @@ def start(
             "would not follow from folder to folder: make it absolute"
         )
         raise typer.Exit(2)
+    if link.relative_import_path(os.environ):
+        print_error(
+            "PYTHONPATH has a relative or empty entry, which a daemon started in another "
+            "folder would read otherwise: make its entries absolute"
+        )
+        raise typer.Exit(2)
     home = _home()
     running = link.ask(home, "status")
     if running is not None:
-        if (running.get("env"), running.get("install")) != (
-            link.fingerprint(os.environ),
-            link.installation(),
-        ):
-            print_error(
-                f"daemon {running['pid']} serves {home} with another "
-                "environment or installation, and would decline these commands: "
-                "`shipyard daemon stop` it first"
-            )
-            raise typer.Exit(1)
-        console.print(f"daemon {running['pid']} already serves {home}")
+        _already_serves(running, home, idle_minutes)
         return
-    process = link.spawn(home, idle_minutes)
+    try:
+        process = link.spawn(home, idle_minutes)
+    except OSError as exc:
+        print_error(f"cannot start the daemon: {exc}")
+        raise typer.Exit(1) from None
     log_path = Path(home) / "daemon.log"
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         status = link.ask(home, "status")
         if status is not None and status.get("ready"):
-            console.print(f"daemon {status['pid']} serves {home}")
+            if status.get("pid") == process.pid:
+                console.print(f"daemon {status['pid']} serves {home}")
+            else:  # another one, started just before (at a command's exit), won the lock
+                _already_serves(status, home, idle_minutes)
             return
-        if process.poll() is not None:
+        # Ours lost to a daemon started just before (at the exit of the command before
+        # this one) that holds the home's lock but does not answer yet: wait for that one.
+        if process.poll() is not None and not link.lock_held(home):
             tail = log_path.read_text(errors="replace")[-2000:]
             print_error(f"the daemon exited ({process.returncode}):\n{tail}")
             raise typer.Exit(1)
@@ -82,6 +87,26 @@ def start(
     process.terminate()
     print_error(f"the daemon was not ready in {wait_seconds:g} s")
     raise typer.Exit(1)
+
+
+def _already_serves(running: dict[str, object], home: str, idle_minutes: float) -> None:
+    """Say that daemon ``running`` serves ``home`` (exit 0), or exit 1 where it would
+    decline this caller's commands."""
+    if (running.get("env"), running.get("install")) != (
+        link.fingerprint(os.environ),
+        link.installation(),
+    ):
+        print_error(
+            f"daemon {running['pid']} serves {home} with another "
+            "environment or installation, and would decline these commands: "
+            "`shipyard daemon stop` it first"
+        )
+        raise typer.Exit(1)
+    kept = running.get("idle_minutes")
+    note = ""
+    if isinstance(kept, (int, float)) and kept != idle_minutes:
+        note = f" (it keeps its idle time of {kept:g} minutes)"
+    console.print(f"daemon {running['pid']} already serves {home}{note}")
 
 
 @daemon_app.command("stop")

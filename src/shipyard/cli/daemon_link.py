@@ -69,12 +69,23 @@ PRESENTATION_VARS = (
     "COLUMNS", "LINES", "TERM", "NO_COLOR", "COLORTERM", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
 )  # fmt: skip
 
+# Paths that name the process' own descriptors: in the daemon they would be the
+# daemon's (its stdin is /dev/null, its fd 3 a lock file), so such commands run here.
+OWN_DESCRIPTORS = (
+    "/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/", "/proc/thread-self/",
+)  # fmt: skip
 # Frames from the daemon: a kind byte and a 4-byte length, then the payload. ACCEPTED
 # comes first when the command will run there; until it does, the caller may still run
 # the command itself (the daemon declined, was starting, or went away).
 STDOUT, STDERR, EXIT, DECLINED, ACCEPTED = b"o", b"e", b"x", b"d", b"a"
-# The one frame a caller sends after its request: the user pressed Ctrl-C.
-INTERRUPT = b"i"
+# Frames a caller sends after its request: GO answers ACCEPTED (the caller is still
+# there and will not run the command itself: a caller that gave up waiting for the
+# first frame has run it here, and the daemon must not run it too); INTERRUPT: the user
+# pressed Ctrl-C.
+GO, INTERRUPT = b"g", b"i"
+# How long a caller waits for the daemon's first frame (ACCEPTED or DECLINED) before it
+# runs the command itself: a daemon stopped (SIGSTOP) or stuck holds no one up.
+FIRST_FRAME_SECONDS = 3.0
 _HEADER = struct.Struct("!cI")
 
 
@@ -86,8 +97,9 @@ def setting(environ: dict[str, str] | os._Environ[str], name: str) -> str | None
 
 
 def resolved_home(environ: dict[str, str] | os._Environ[str], cwd: str) -> str:
-    """The absolute home a command in ``cwd`` would use (``SHIPYARD_HOME`` or ./.shipyard)."""
-    home = os.path.expanduser(setting(environ, "SHIPYARD_HOME") or ".shipyard")
+    """The absolute home a command in ``cwd`` would use (``SHIPYARD_HOME`` or ./.shipyard),
+    read as the settings read it: a ``~`` is a folder of that name, not expanded."""
+    home = setting(environ, "SHIPYARD_HOME") or ".shipyard"
     return os.path.realpath(os.path.join(cwd, home))
 
 
@@ -163,7 +175,8 @@ def installation() -> list[str]:
 
 
 def request_for(argv: list[str]) -> dict[str, object]:
-    """What the daemon needs to run ``argv`` as this process would."""
+    """What the daemon needs to run ``argv`` as this process would. Raises where this
+    process has no current folder, or no stdout or stderr (then it runs the command)."""
     cwd = os.getcwd()
     return {
         "argv": argv,
@@ -173,6 +186,10 @@ def request_for(argv: list[str]) -> dict[str, object]:
         "env": fingerprint(os.environ),
         "presentation": _presentation(),
         "tty": {"stdout": sys.stdout.isatty(), "stderr": sys.stderr.isatty()},
+        "streams": {
+            name: [stream.encoding, stream.errors]
+            for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr))
+        },
         "umask": _umask(),
     }
 
@@ -223,7 +240,14 @@ def forward(argv: list[str]) -> int | None:
     choice = daemon_setting(os.environ)
     if choice not in ("auto", None) or relative_store(os.environ):
         return None  # off, or a value the command's own process will refuse
-    request = request_for(argv)
+    if relative_import_path(os.environ):
+        return None  # its meaning depends on the folder: see relative_import_path
+    try:
+        request = request_for(argv)
+        if names_own_descriptor(argv, str(request["cwd"])):
+            return None
+    except Exception:  # no current folder, a closed stdout: nothing the command needs
+        return None
     home = str(request["home"])
     sock = _connect(home)
     if sock is None:
@@ -241,11 +265,47 @@ def forward(argv: list[str]) -> int | None:
         sock.close()
 
 
+def relative_import_path(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """Whether ``PYTHONPATH`` has a relative or an empty entry (``src``, ``.``, the empty
+    one of ``/x:`` that ``export PYTHONPATH=$PYTHONPATH:/x`` leaves): Python makes them
+    absolute against the folder a process starts in, so a command and a daemon started
+    elsewhere would import other code (another installation, which would migrate the
+    database; modules in the home). Such commands run in their own process and start
+    no daemon. (An empty ``PYTHONPATH`` is ignored, by Python as here.)"""
+    value = environ.get("PYTHONPATH")
+    if not value:
+        return False
+    return any(not os.path.isabs(entry) for entry in value.split(os.pathsep))
+
+
+def names_own_descriptor(argv: list[str], cwd: str) -> bool:
+    """Whether an argument (or an option's value: ``--file=X``, ``-fX``) names one of the
+    process' own descriptors (``/dev/stdin``, ``/dev/fd/63`` of a process substitution,
+    ``/proc/self/fd/0``), also through links: the daemon would open its own."""
+    mine = (*OWN_DESCRIPTORS, f"/proc/{os.getpid()}/")
+    for arg in argv:
+        values = [arg, arg.partition("=")[2]]
+        if arg.startswith("-") and not arg.startswith("--"):
+            values.append(arg[2:])
+        for value in filter(None, values):
+            path = os.path.normpath(os.path.join(cwd, value))
+            for _ in range(40):  # each link on the way, as open() follows them
+                if path.startswith(mine) or path in {p.rstrip("/") for p in mine}:
+                    return True
+                try:
+                    target = os.readlink(path)
+                except OSError:  # not a link (or not there)
+                    break
+                path = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    return False
+
+
 def relative_store(environ: dict[str, str] | os._Environ[str]) -> str | None:
     """The variable that names a store by a path relative to the current folder
-    (``SHIPYARD_DATABASE_URL=sqlite:///app.db``, ``SHIPYARD_BLOB_URL=blobs``), if any:
-    a command opens it in its own folder, a daemon in the folder it opened it in, so
-    such commands are not the daemon's to run."""
+    (``SHIPYARD_DATABASE_URL=sqlite:///app.db``, ``SHIPYARD_BLOB_URL=blobs``, or
+    ``~/blobs``: the settings do not expand ``~``), if any: a command opens it in its
+    own folder, a daemon in the folder it opened it in, so such commands are not the
+    daemon's to run."""
     for key, value in environ.items():
         name = key.upper()
         if name == "SHIPYARD_DATABASE_URL":
@@ -254,7 +314,7 @@ def relative_store(environ: dict[str, str] | os._Environ[str]) -> str | None:
                 return key
         elif name == "SHIPYARD_BLOB_URL" and value:
             path = value.removeprefix("file://")
-            if "://" not in path and not os.path.isabs(os.path.expanduser(path)):
+            if "://" not in path and not os.path.isabs(path):
                 return key
     return None
 
@@ -275,6 +335,8 @@ def auto_start(environ: dict[str, str] | os._Environ[str]) -> bool:
     idle time is in the way. Never where the OS has no Unix sockets, nor where the
     sockets' folder is someone else's (that daemon could never listen)."""
     choice = daemon_setting(environ)
+    if relative_import_path(environ):
+        return False
     if choice is None:
         in_ci = environ.get("CI", "").lower() not in FALSE_WORDS
         choice = "off" if in_ci or any(environ.get(k) for k in CI_MARKERS) else "auto"
@@ -291,28 +353,38 @@ def daemon_setting(environ: dict[str, str] | os._Environ[str]) -> str | None:
     return value or None
 
 
-def running_daemons() -> int:
-    """How many daemons of this user are alive: each holds its ``.lock`` for its life."""
+def lock_held(home: str) -> bool:
+    """Whether a daemon holds the lock of ``home`` (it does from before it listens until
+    it exits)."""
+    return _locked(socket_path(home).removesuffix(".sock") + ".lock")
+
+
+def _locked(path: str) -> bool:
     import fcntl
 
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also lets go of the shared lock, if it was had
+    return False
+
+
+def running_daemons() -> int:
+    """How many daemons of this user are alive: each holds its ``.lock`` for its life."""
     folder = socket_dir()
     try:
         names = [name for name in os.listdir(folder) if name.endswith(".lock")]
     except OSError:
         return 0
-    alive = 0
-    for name in names:
-        try:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            alive += 1
-        finally:
-            os.close(fd)  # also lets go of the shared lock, if it was had
-    return alive
+    return sum(_locked(os.path.join(folder, name)) for name in names)
 
 
 def _spawn_quietly(home: str) -> None:
@@ -347,21 +419,38 @@ def spawn(
     own shutdown made that command 0.2-0.3 s slower."""
     import subprocess
 
+    if relative_import_path(os.environ):
+        raise OSError("PYTHONPATH has a relative or empty entry: no daemon")
     os.makedirs(home, exist_ok=True)
-    # -P: the folder it starts in (the home) is not put on the import path. Started
-    # through this module, which imports nothing heavy, so that it can wait first.
-    cmd = [sys.executable, "-P", "-m", "shipyard.cli.daemon_link", "--home", home]
+    # This very file, run by its path (-P: its folder, and the home it starts in, are not
+    # put on the import path): the code that checks, before importing anything else,
+    # that the daemon's import path finds this installation's Shipyard
+    # (see _daemon_main). It imports nothing heavy, so that it can wait first.
+    cmd = [sys.executable, "-P", os.path.abspath(__file__), "--home", home]
+    cmd += ["--install", json.dumps(installation())]
     if after is not None:
         cmd += ["--after", str(after)]
     if idle_minutes is not None:
         cmd += ["--idle-minutes", str(idle_minutes)]
-    # Not through a link someone else may have left in a shared home.
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    with open(os.open(os.path.join(home, "daemon.log"), flags, 0o600), "ab") as log:
+    with open(_open_log(home), "ab") as log:
         return subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=home, start_new_session=True,
         )  # fmt: skip
+
+
+def _open_log(home: str) -> int:
+    """``<home>/daemon.log`` opened for appending: a regular file of this user's only,
+    never through a link, and without blocking on a FIFO someone left in a shared home
+    (OSError then: no daemon, rather than a command that hangs at its exit)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK
+    fd = os.open(os.path.join(home, "daemon.log"), flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        os.close(fd)
+        raise OSError(f"{home}/daemon.log is not a regular file of yours: no daemon")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _relay(sock: socket.socket, request: dict[str, object]) -> int | None:
@@ -369,12 +458,18 @@ def _relay(sock: socket.socket, request: dict[str, object]) -> int | None:
     None where the daemon did not take the command. On Ctrl-C, tell the daemon (the
     command stops as it would here) and wait for it to finish; on a second, leave."""
     try:
+        # A daemon that does not answer soon (stopped, stuck) is as good as none.
+        sock.settimeout(FIRST_FRAME_SECONDS)
         sock.sendall(json.dumps(request).encode() + b"\n")
         stream = sock.makefile("rb")
         first = read_frame(stream)
-    except OSError:
-        return None
-    if first is None or first[0] != ACCEPTED:  # declined, starting or gone: run it here
+        if first is None or first[0] != ACCEPTED:  # declined, starting or gone: run it here
+            return None
+        # From here the command is the daemon's: it runs it once it reads GO, and if this
+        # caller left before, not at all.
+        send_frame(sock, GO)
+        sock.settimeout(None)
+    except OSError:  # a timeout too
         return None
     outputs = {STDOUT: sys.stdout.buffer, STDERR: sys.stderr.buffer}
     interrupted = broken = False
@@ -467,10 +562,19 @@ def _has_ended(pid: int) -> bool:
 
 
 def _daemon_main(argv: list[str]) -> None:
-    """``python -m shipyard.cli.daemon_link --home H [--after PID] [...]``: wait (up to
-    10 s) for process PID to end, then run the daemon with the other arguments."""
+    """``python -P .../daemon_link.py --home H --install JSON [--after PID] [...]``: wait
+    (up to 10 s) for process PID to end, check that this import path finds the
+    installation JSON (the spawner's) and run the daemon with the other arguments."""
     import time
 
+    if "--install" in argv:
+        at = argv.index("--install")
+        expected = json.loads(argv[at + 1])
+        del argv[at : at + 2]
+        found = _importable_installation()
+        if found != expected:
+            # Another copy of Shipyard would import, warm up and migrate the database.
+            sys.exit(f"the import path finds another installation ({found}): no daemon")
     if "--after" in argv:
         at = argv.index("--after")
         pid = int(argv[at + 1])
@@ -490,6 +594,17 @@ def _daemon_main(argv: list[str]) -> None:
             with open(_failed_stamp(home), "w") as stamp:
                 stamp.write(f"{os.getpid()}\n")
         raise
+
+
+def _importable_installation() -> list[str] | None:
+    """:func:`installation` as ``import shipyard`` would find it on this import path,
+    without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("shipyard")
+    if spec is None or spec.origin is None:
+        return None
+    return [os.path.dirname(os.path.abspath(spec.origin)), sys.prefix]
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shipyard.cache import DataDict, holds_data
 from shipyard.client.api import Api, segment
 from shipyard.clock import now_ms
 from shipyard.errors import Conflict, InvalidInput, NotFound
@@ -59,7 +60,8 @@ class ExperimentsClient:
         self._api = api
         self._client = client
         # (project, name) -> id: runs created by experiment name cost one request, not two.
-        self._ids: dict[tuple[str, str], int] = {}
+        # Stored data: the command daemon empties it before each command (shipyard.cache).
+        self._ids: dict[tuple[str, str], int] = holds_data(DataDict())
         self._lock = threading.Lock()
 
     def _project(self, project: str | None) -> str:
