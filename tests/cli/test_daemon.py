@@ -117,6 +117,18 @@ def test_a_served_command_gives_what_it_gives_in_its_own_process(
     assert (reply["served"], reply["declined"], reply["busy"]) == (4, 0, False)
 
 
+def test_a_script_s_commands_one_after_another_are_all_served(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    """The next command of a script comes as soon as the last one's exit code does:
+    the daemon counted itself busy until it had closed its connections (a WAL folded
+    after each write), and declined it now and then, to a full start-up of its own."""
+    for i in range(12):
+        run([*LAUNCH, "projects", "create", f"p{i}"], daemon, tmp_path)
+    reply = status(daemon, tmp_path)
+    assert (reply["served"], reply["declined"]) == (12, 0), reply
+
+
 def test_errors_come_back_with_their_exit_code(daemon: dict[str, str], tmp_path: Path) -> None:
     served = run([*LAUNCH, "data", "show", "missing"], daemon, tmp_path, check=False)
     local = run([*LOCAL, "data", "show", "missing"], daemon, tmp_path, check=False)

@@ -183,6 +183,7 @@ class _Job:
     request: dict[str, Any]
     interrupted: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
+    released: bool = False  # the daemon no longer counts it as the running command
 
 
 class CommandDaemon:
@@ -322,6 +323,16 @@ class CommandDaemon:
         self.store_paths = store_paths(home, self.db)
         self.stores = identity(self.store_paths)
 
+    def _release(self, job: _Job) -> None:
+        """``job`` no longer holds the daemon (once): the next caller is queued, not
+        declined 'busy'. Released before its exit code is sent, so that a script's next
+        command, which may come as soon as that code arrives, is not declined while the
+        daemon closes its connections (it runs once they are closed)."""
+        with self.state_lock:
+            if not job.released:
+                job.released = True
+                self.busy = False
+
     def _refuse(self, conn: socket.socket, reason: str) -> None:
         self.counts.declined += 1
         self.counts.last_declined = reason
@@ -416,8 +427,7 @@ class CommandDaemon:
                     # is folded into the database file, so that a copy of the file is
                     # whole and a file restored over it is what the next command reads.
                     close_embedded(sqlite_only=True)
-                    with self.state_lock:
-                        self.busy = False
+                    self._release(job)
                 if job.interrupted.is_set():
                     # An interrupted command may leave a request running in the kept
                     # client; a fresh process is the safe place for the next one.
@@ -506,6 +516,8 @@ class CommandDaemon:
                 self.current = None
             stdout.flush()
             stderr.flush()
+        if not job.interrupted.is_set():  # an interrupted one stops the daemon: no next
+            self._release(job)
         with lock, contextlib.suppress(OSError):
             link.send_frame(job.conn, link.EXIT, str(code).encode())
 
