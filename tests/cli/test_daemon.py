@@ -129,6 +129,21 @@ def test_a_script_s_commands_one_after_another_are_all_served(
     assert (reply["served"], reply["declined"]) == (12, 0), reply
 
 
+def test_one_daemon_per_home_whatever_the_runtime_folder(
+    daemon: dict[str, str], tmp_path: Path
+) -> None:
+    """The socket's folder follows XDG_RUNTIME_DIR (an ssh session and a cron job may
+    differ): a daemon started from another one finds the home taken, and does not
+    serve it beside the first."""
+    other = tmp_path / "runtime"
+    other.mkdir(mode=0o700)
+    elsewhere = {**daemon, "XDG_RUNTIME_DIR": str(other)}
+    second = run([*LAUNCH, "daemon", "start"], elsewhere, tmp_path, check=False)
+    assert "already serves" in second.stdout + second.stderr, second
+    assert run([*LAUNCH, "daemon", "status"], elsewhere, tmp_path, check=False).returncode == 1
+    assert status(daemon, tmp_path)["pid"]  # the first one serves on
+
+
 def test_errors_come_back_with_their_exit_code(daemon: dict[str, str], tmp_path: Path) -> None:
     served = run([*LAUNCH, "data", "show", "missing"], daemon, tmp_path, check=False)
     local = run([*LOCAL, "data", "show", "missing"], daemon, tmp_path, check=False)

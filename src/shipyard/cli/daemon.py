@@ -33,6 +33,7 @@ import os
 import queue
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from shipyard.db import Database
 
 DEFAULT_IDLE_MINUTES = 30.0
+HOME_LOCK = "daemon.lock"
+"""Held by the home's daemon for its life: one daemon per home, wherever its socket is."""
 HANDSHAKE_SECONDS = 5.0
 # How often an idle daemon looks whether its home is still there (a test suite's
 # temporary homes come and go; their daemons should go with them).
@@ -213,7 +216,29 @@ class CommandDaemon:
         self.state_lock = threading.Lock()  # busy, closing, and what is queued
         self.current: _Job | None = None  # set by the main thread around a command
         self._lock_file = self._exclusive()
+        self._home_lock = self._home_exclusive()
         self.listener = self._listen()
+
+    def _home_exclusive(self) -> int:
+        """Hold ``<home>/daemon.lock`` too: the socket's folder depends on the caller's
+        XDG_RUNTIME_DIR or TMPDIR (an ssh session and a cron job may differ), so the
+        lock beside the socket alone let two daemons serve one home. Opened as the log
+        is: a regular file of this user's, never through a link."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(os.path.join(self.home, HOME_LOCK), flags, 0o600)
+        except OSError as exc:
+            raise SystemExit(f"cannot lock {self.home}: {exc}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            os.close(fd)
+            raise SystemExit(f"{self.home}/{HOME_LOCK} is not a regular file of yours")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SystemExit(f"a daemon already serves {self.home}") from None
+        return fd
 
     def _exclusive(self) -> int:
         """Hold this home's lock for the daemon's life: of two daemons started at once,
