@@ -874,7 +874,7 @@ def test_start_beside_a_daemon_still_starting_succeeds(
     start = None
     try:
         deadline = time.monotonic() + 60
-        while not lock_held(daemon_link.socket_path(home).removesuffix(".sock") + ".lock"):
+        while not daemon_link.lock_held(home):
             assert time.monotonic() < deadline, "the first daemon never took its lock"
             time.sleep(0.005)
         first.send_signal(signal.SIGSTOP)  # it has the lock: hold it there
@@ -898,22 +898,6 @@ def test_start_beside_a_daemon_still_starting_succeeds(
         stop_daemon(env, tmp_path)
         first.kill()
         first.wait()
-
-
-def lock_held(path: str) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def test_a_daemon_log_that_is_not_a_regular_file_means_no_daemon(

@@ -233,6 +233,11 @@ class CommandDaemon:
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
             os.close(fd)
             raise SystemExit(f"{self.home}/{HOME_LOCK} is not a regular file of yours")
+        return self._held(fd)
+
+    def _held(self, fd: int) -> int:
+        """``fd``, a lock file's, locked for this daemon's life; SystemExit when another
+        daemon holds it."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -248,12 +253,7 @@ class CommandDaemon:
         if not link.private_dir_ok(folder):
             raise SystemExit(f"refusing to listen in {folder}: it must be yours, mode 0700")
         fd = os.open(self.path.removesuffix(".sock") + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SystemExit(f"a daemon already serves {self.home}") from None
-        return fd
+        return self._held(fd)
 
     def _listen(self) -> socket.socket:
         with contextlib.suppress(FileNotFoundError):  # a socket a dead daemon left
