@@ -31,6 +31,7 @@ from shipyard.datasets.types import (
     VersionPage,
     check_dataset_name,
     check_tag,
+    own_version_not_found,
 )
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.heap import older_objects_frozen
@@ -204,9 +205,15 @@ class DatasetsClient:
             dataset = None  # made with the version, so a failed ingest leaves nothing
         for ref in parents:
             other, at, selector = str(ref).partition("@")
-            if not at and dataset is None:
-                raise NotFound(f"parent {str(ref)[:100]!r}: dataset {name!r} has no versions")
-            self.get_version(other if at else name, selector if at else ref, project=project)
+            if at:
+                self.get_version(other, selector, project=project)
+                continue
+            try:  # a version of this dataset
+                if dataset is None:
+                    raise NotFound(f"dataset {name!r} has no version {str(ref)[:40]}")
+                self.get_version(name, ref, project=project)
+            except NotFound as exc:
+                raise own_version_not_found(exc, ref) from None
         suite = dataset.expectations if dataset else ExpectationSuite()
         row_checks = any(e.kind in ROW_LEVEL_KINDS for e in suite.expectations)
         parent = None

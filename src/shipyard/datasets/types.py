@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
-from shipyard.errors import InvalidInput
+from shipyard.errors import InvalidInput, NotFound
 
 DATASET_NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9_-])?$"
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
@@ -37,6 +37,16 @@ def is_latest(name: str) -> bool:
     people type it. Selectors and :func:`check_tag` share this one rule, so no tag can be
     set that a selector would never reach."""
     return name.lower() == LATEST
+
+
+def own_version_not_found(exc: NotFound, ref: str) -> NotFound:
+    """``exc`` (no such version of the dataset being made) for a parent named without
+    ``@``, saying how another dataset's version is named: the name was likely meant so."""
+    return NotFound(
+        f"{exc.message} (a version of another dataset is written dataset@version, "
+        f"e.g. {str(ref)[:100]}@latest)",
+        exc.details,
+    )
 
 
 def check_tag(tag: str) -> str:

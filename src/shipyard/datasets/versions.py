@@ -42,6 +42,7 @@ from shipyard.datasets.types import (
     check_dataset_name,
     check_tag,
     is_latest,
+    own_version_not_found,
 )
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import next_token, page_offset
@@ -256,11 +257,7 @@ def _resolve_parent(
         except NotFound as exc:
             if isinstance(ref, int):
                 raise
-            raise NotFound(
-                f"{exc.message} (a version of another dataset is written dataset@version, "
-                f"e.g. {str(ref)[:100]}@latest)",
-                exc.details,
-            ) from None
+            raise own_version_not_found(exc, ref) from None
     name, _, selector = str(ref).partition("@")
     other = dataset_row(session, project_id, check_dataset_name(name))
     return version_row(session, other, selector)
