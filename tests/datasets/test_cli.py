@@ -144,6 +144,20 @@ def test_warn_policy_validate_expect(home: Client, tmp_path: Path) -> None:
     assert home.datasets.get_version("churn").rows == 2
 
 
+def test_keyed_diff_of_the_same_data(home: Client, tmp_path: Path) -> None:
+    for _ in range(2):  # the same export twice: "the same data as version 1"
+        assert _run("ingest", "churn", _file(tmp_path, "a.csv", GOOD))[0] == 0
+
+    for old, new in (("1", "2"), ("1", "1")):
+        code, out, err = _run("diff", "churn", old, new, "--key", "id")
+        assert code == 0, err
+        assert "0 added, 0 removed, 0 changed, 4 unchanged" in out
+        code, out, _ = _run("diff", "churn", old, new, "--key", "id", "--json")
+        assert code == 0
+        rows = orjson.loads(out)["rows_diff"]
+        assert (rows["added"], rows["removed"], rows["changed"], rows["unchanged"]) == (0, 0, 0, 4)
+
+
 def test_diff_tag_download_lineage(
     home: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

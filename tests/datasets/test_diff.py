@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from shipyard.client import Client
 from shipyard.datasets.diff import (
     column_changes,
     diff_versions,
@@ -478,6 +479,37 @@ def test_equal_digests_skip_the_join(tmp_path: Path) -> None:
         "changed_samples": [],
     }
     assert result.schema_changes == [] and result.column_changes == []
+
+
+def test_equal_digests_need_no_files() -> None:
+    old, new = version(1, "same", COLUMNS, rows=3), version(2, "same", COLUMNS, rows=3)
+
+    for other in (new, old):  # another version with the same data, or the version itself
+        result = diff_versions("d", old, other, keys=["id"])
+
+        rows = result.rows_diff
+        assert result.same_data is True and rows is not None
+        assert (rows.added, rows.removed, rows.changed, rows.unchanged) == (0, 0, 0, 3)
+    with pytest.raises(InvalidInput, match="'nope' is not in the old version"):
+        diff_versions("d", old, new, keys=["nope"])
+
+
+def test_keyed_diff_of_the_same_data_through_the_sdk(client: Client) -> None:
+    """Re-ingesting an unchanged export, then diffing by key (embedded, and over REST)."""
+    table = pa.table({"id": [1, 2, 3], "v": ["a", "b", "c"]})
+    client.datasets.ingest("t", table)
+    client.datasets.ingest("t", table)
+    client.datasets.set_tag("t", "prod", 2)
+
+    for old, new in ((1, 2), (1, 1), ("prod", "latest")):
+        result = client.datasets.diff("t", old, new, keys=["id"])
+
+        rows = result.rows_diff
+        assert result.same_data is True and rows is not None
+        assert (rows.added, rows.removed, rows.changed, rows.unchanged) == (0, 0, 0, 3)
+        assert rows.keys == ["id"] and rows.changed_columns == {}
+    with pytest.raises(InvalidInput, match="'nope' is not in the old version"):
+        client.datasets.diff("t", 1, 2, keys=["nope"])
 
 
 def test_diff_versions_checks_keys_before_reading_files(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from shipyard.client import Client
 from shipyard.datasets.arrow_build import numpy_values
 from shipyard.datasets.profile_sketches import hash_numbers, hash_strings
 from shipyard.datasets.profiles import PartialProfile, ProfileBuilder, profile_parquet
@@ -559,3 +560,96 @@ def test_numpy_values_match_pyarrows_conversion(arr: pa.Array) -> None:
     want = arr.to_numpy(zero_copy_only=False)
     assert got.dtype == want.dtype and len(got) == len(arr)
     np.testing.assert_array_equal(got, want)
+
+
+# --- Parquet samples of sorted data --------------------------------------------------------
+
+
+def sorted_table(rows: int) -> pa.Table:
+    """Ids and times in order, cities in runs (an export sorted by them), random noise."""
+    ids = np.arange(rows)
+    cities = np.array(["kyiv", "lima", "oslo", "pune", "rome"])
+    return pa.table(
+        {
+            "id": ids,
+            "at": pa.array(1_700_000_000 + ids * 60, pa.timestamp("s")),
+            "city": cities[ids * len(cities) // rows],
+            "x": np.random.default_rng(3).normal(size=rows),
+        }
+    )
+
+
+def assert_near(got: ColumnProfile, truth: np.ndarray) -> None:
+    """A sampled column's figures near the truth: mean and std within 2% of the column's
+    range, quantiles within 3% of rank, at most 10% of the histogram's rows in the wrong
+    bins."""
+    span = float(truth.max() - truth.min())
+    if got.mean is not None:
+        assert got.mean == pytest.approx(truth.mean(), abs=0.02 * span), got.name
+        assert got.std == pytest.approx(truth.std(), abs=0.02 * span), got.name
+    assert got.quantiles is not None and got.histogram is not None
+    ordered = np.sort(truth)
+    for q, value in got.quantiles.items():
+        rank = np.searchsorted(ordered, value) / len(ordered)
+        assert rank == pytest.approx(float(q), abs=0.03), (got.name, q, value)
+    want, _ = np.histogram(truth, bins=got.histogram.edges)
+    misplaced = np.abs(np.array(got.histogram.counts) - want).sum() / 2
+    assert misplaced <= 0.1 * len(truth), (got.name, got.histogram.counts)
+
+
+def assert_like_the_truth(prof: Profile, table: pa.Table) -> None:
+    for name in ("id", "at", "x"):
+        arr = table.column(name).combine_chunks()
+        raw = arr.view(pa.int64()) if name == "at" else arr  # in seconds, as profiles are
+        assert_near(column(prof, name), numpy_values(raw).astype(np.float64))
+    city = column(prof, "city")
+    assert city.distinct == 5
+    shares = {v.value: v.count / city.count for v in city.top_values}
+    assert shares == pytest.approx(
+        dict.fromkeys(["kyiv", "lima", "oslo", "pune", "rome"], 0.2), abs=0.05
+    )
+
+
+def test_a_sorted_parquet_file_is_sampled_from_all_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's case: one row group, sorted by id and time. Its first rows span 1/256
+    of the ids (every row fell in the first histogram bin, the mean was 1,952 for
+    499,999.5): those columns are sampled from every row instead."""
+    table = sorted_table(1_000_000)
+    path = tmp_path / "sorted.parquet"
+    pq.write_table(table, path)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 1
+
+    prof = profile_parquet(path)[0].finish()
+
+    assert_like_the_truth(prof, table)
+    assert prof.rows == 1_000_000 and column(prof, "id").min == 0
+    assert column(prof, "id").max == 999_999 and column(prof, "id").approximate
+
+    # Random data keeps the fast path: the first rows of row groups, nothing read whole.
+    shuffled = table.take(np.random.default_rng(4).permutation(table.num_rows))
+    for groups in (1, 20):  # with more row groups than are sampled, too
+        pq.write_table(shuffled, path, row_group_size=-(-table.num_rows // groups))
+        with monkeypatch.context() as m:
+            m.setattr(pq.ParquetFile, "read_row_group", None)  # would fail if called
+            assert_like_the_truth(profile_parquet(path)[0].finish(), shuffled)
+
+
+def test_sorted_parquet_in_many_small_row_groups(tmp_path: Path) -> None:
+    """Eight of 1,000 row groups are sampled, each nearly whole: the ranges of the others
+    (from the footer) hold no sampled value, so those columns are sampled again."""
+    table = sorted_table(200_000)
+    path = tmp_path / "groups.parquet"
+    pq.write_table(table, path, row_group_size=200)
+    assert_like_the_truth(profile_parquet(path)[0].finish(), table)
+
+
+def test_the_profile_of_an_ingested_sorted_parquet_file(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"id": np.arange(1_000_000)}), path)
+    client.datasets.ingest("t", path)
+
+    detail = client.datasets.get_version("t")
+    assert detail.profile is not None
+    assert_near(detail.profile.columns[0], np.arange(1_000_000, dtype=np.float64))

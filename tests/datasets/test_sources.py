@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import PG_ADMIN_URL, S3_BUCKET, S3_KEY, S3_REGION, S3_SECRET, backend_missing
 
+from shipyard.client import Client
 from shipyard.config import Settings
 from shipyard.datasets.file_source import BLOCK_BYTES
 from shipyard.datasets.sources import BatchInput, ParquetInput, Source, open_source
@@ -187,6 +188,104 @@ def test_empty_csv_is_refused_and_header_only_csv_has_zero_rows(tmp_path: Path) 
     source = open_source(write(tmp_path / "h.csv", "a,b\n"))
     assert source.schema == pa.schema([("a", pa.string()), ("b", pa.string())])
     assert rows_of(source) == []
+
+
+def refusal(path: Path) -> InvalidInput:
+    """The error of reading the file whole (its columns, then every batch)."""
+    with pytest.raises(InvalidInput) as err:
+        rows_of(open_source(path))
+    return err.value
+
+
+def blocks_of_ints(path: Path, blocks: float, tail: str) -> int:
+    """A CSV of two int columns, unquoted, of about ``blocks`` parser blocks, then
+    ``tail``; returns the rows before the tail."""
+    rows = int(blocks * BLOCK_BYTES / 12) + 1
+    table = pa.table({"i": pa.array(range(rows)), "j": pa.array(range(rows))})
+    pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="none"))
+    with path.open("a") as f:
+        f.write(tail)
+    return rows
+
+
+def test_an_unterminated_quote_is_refused_with_the_row_it_starts_at(tmp_path: Path) -> None:
+    """pyarrow ends a quoted field still open at the end of the input there: the audit's
+    file below was one row whose name held the 99,998 rows after it."""
+    after = "".join(f"{i},n{i}\n" for i in range(2, 100_000))
+    cases = {
+        "audit.csv": ('id,name\n1,"oops\n' + after, 2),
+        "short.csv": ('id,name\n1,a\n2,"b\n3,c\n4,d\n', 3),
+        "first_field.csv": ('id,name\n1,a\n"2,b\n3,c\n', 3),  # its row is short of fields
+        "one_column.csv": ('id\n1\n"2\n3\n', 3),
+        "header.csv": ('id,"name\n1,a\n', 1),
+        "no_newline_at_the_end.csv": ('id,name\n1,"a', 2),
+        "tab.tsv": ('a\tb\n1\t"x\n2\ty\n', 2),
+    }
+    for name, (text, row) in cases.items():
+        path = write(tmp_path / name, text)
+        error = refusal(path)
+        where = "row 1 (the header)" if row == 1 else f"row {row} (counting the header)"
+        assert error.message.startswith(
+            f"{path}: unterminated quoted field starting at {where}: "
+        ), (name, error.message)
+        assert error.details == {"file": str(path), "row": row}, name
+    gz = tmp_path / "g.csv.gz"
+    gz.write_bytes(gzip.compress(b'id,name\n1,a\n2,"b\n3,c\n'))
+    assert refusal(gz).details == {"file": str(gz), "row": 3}
+
+
+def test_an_unterminated_quote_beyond_the_first_block(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    # In the last block: in a text column, or an int one (a value that took the rest in).
+    rows = big_csv(path, 1.2)
+    with path.open("a") as f:
+        f.write('7,"v\n8,v8\n')
+    assert refusal(path).details == {"file": str(path), "row": rows + 2}
+    rows = blocks_of_ints(path, 1.2, '7,"8\n9,9\n')
+    assert refusal(path).details == {"file": str(path), "row": rows + 2}
+    rows = blocks_of_ints(path, 1.2, '"7,8\n9,9\n')
+    assert refusal(path).details == {"file": str(path), "row": rows + 2}
+    # Two blocks and more before the end: it used to glue the rest of its block into one
+    # value, silently, where it began in the first one.
+    blocks_of_ints(path, 2.5, "")
+    text = path.read_bytes()
+    start = text.index(b"\n", 1000) + 1  # the start of a row in the first block
+    path.write_bytes(text[:start] + b'1,"2\n' + text[start:])
+    row = text[:start].count(b"\n") + 1
+    error = refusal(path)
+    assert error.details == {"file": str(path), "row": row}
+    assert "unterminated quoted field" in error.message
+
+
+def test_quoted_line_breaks_bom_and_crlf_are_read_whatever_the_block(tmp_path: Path) -> None:
+    small = write(tmp_path / "s.csv", '\ufeffid,name\r\n1,"a\r\nb"\r\n2,"c ""q"""\r\n')
+    assert rows_of(open_source(small)) == [{"id": 1, "name": "a\r\nb"}, {"id": 2, "name": 'c "q"'}]
+    no_newline = write(tmp_path / "header.csv", "a,b")  # a header without its line end
+    assert rows_of(open_source(no_newline)) == []
+    # Values with line breaks across the ends of the parser's blocks.
+    rows = int(1.5 * BLOCK_BYTES / 24)
+    notes = [f"line one\nline {i}" for i in range(rows)]
+    path = tmp_path / "notes.csv"
+    pa_csv.write_csv(pa.table({"id": pa.array(range(rows)), "note": notes}), path)
+    [item] = open_source(path).inputs
+    assert isinstance(item, BatchInput)
+    batches = list(item.open())
+    assert len(batches) >= 2
+    assert pa.Table.from_batches(batches).column("note").to_pylist() == notes
+
+
+def test_an_ingest_of_a_csv_whose_quote_is_never_closed_makes_nothing(
+    client: Client, tmp_path: Path
+) -> None:
+    bad = write(tmp_path / "bad.csv", 'id,name\n1,a\n2,"b\n3,c\n4,d\n')
+    with pytest.raises(InvalidInput, match="unterminated quoted field starting at row 3"):
+        client.datasets.ingest("d", bad)
+    assert client.datasets.list().datasets == []
+    client.datasets.ingest("d", write(tmp_path / "good.csv", "id,name\n1,a\n"))
+    with pytest.raises(InvalidInput, match="unterminated quoted field starting at row 3"):
+        client.datasets.append("d", bad)
+    assert [v.version for v in client.datasets.versions("d").versions] == [1]
+    assert client.datasets.get_version("d").rows == 1
 
 
 def test_duplicate_csv_columns_are_refused(tmp_path: Path) -> None:

@@ -478,13 +478,12 @@ def diff_versions(
     temp_directory: Path | None = None,
 ) -> VersionDiff:
     """The diff of two versions: schema and profile changes from their metadata; with
-    ``keys``, the row diff over their files too (skipped when the digests are equal: the
-    same files hold the same rows)."""
+    ``keys``, the row diff over their files too. Equal digests skip the join (the same
+    files hold the same rows: every row unchanged), so ``old_files`` and ``new_files`` are
+    needed only when the digests differ."""
     same = old.digest == new.digest
     rows: RowDiff | None = None
     if keys:
-        if old_files is None or new_files is None:
-            raise ValueError("a row diff needs old_files and new_files")
         checked = _check_keys(keys)
         _check_keys_exist(checked, [c.name for c in old.columns], "old")
         _check_keys_exist(checked, [c.name for c in new.columns], "new")
@@ -493,6 +492,8 @@ def diff_versions(
                 keys=checked, added=0, removed=0, changed=0, unchanged=new.rows, changed_columns={}
             )
         else:
+            if old_files is None or new_files is None:
+                raise ValueError("a row diff of different data needs old_files and new_files")
             rows = row_diff(
                 old_files, new_files, checked, samples=samples, temp_directory=temp_directory
             )

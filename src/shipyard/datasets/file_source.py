@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -185,10 +186,15 @@ def _check_same_columns(
 
 def _csv_inputs(files: list[SourceFile], delimiter: str | None) -> tuple[Inputs, pa.Schema]:
     first = files[0]
+    first_delimiter = _delimiter(first, delimiter)
+    end = _EndRow(first_delimiter, len(_csv_header(first, first_delimiter)))
     try:
         with first.stream() as raw:
-            inferred = _open_csv(raw, _delimiter(first, delimiter), None).schema
+            inferred = _open_csv(raw, first_delimiter, None, end).schema
     except READ_ERRORS as exc:
+        unterminated = end.unterminated(first, exc)
+        if unterminated is not None:
+            raise unterminated from None
         raise _read_error(first, exc, _csv_message(exc, [])) from None
     if inferred.names and inferred.names[0].lstrip().startswith(("{", "[")):
         raise InvalidInput(
@@ -265,13 +271,28 @@ def _widened(schema: pa.Schema, samples: list[pa.Schema]) -> pa.Schema:
     return pa.schema([f.with_type(types[f.name]) for f in schema])
 
 
-def _open_csv(raw: Any, delimiter: str, types: dict[str, pa.DataType] | None) -> Any:
+def _open_csv(
+    raw: Any,
+    delimiter: str,
+    types: dict[str, pa.DataType] | None,
+    end: _EndRow | None = None,
+) -> Any:
+    """pyarrow's streaming CSV reader; with ``end``, over ``raw`` and then ``end``'s row,
+    whose handler sees the rows of a wrong length."""
     # One thread: pyarrow then reports the row of a bad value, and on the streaming reader
-    # threads buy little (blocks are parsed one after the other).
+    # threads buy little (blocks are parsed one after the other). newlines_in_values: a
+    # block ends where a row ends, quotes considered (at no measurable cost on one
+    # thread); else a quoted line break near a block's end breaks the read, or silently
+    # glues a block's rows into one value. A quoted value may then cross one block end,
+    # not two: pyarrow's own bound on what it holds.
     return pa_csv.open_csv(
-        raw,
+        raw if end is None else end.after(raw),
         read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=delimiter,
+            newlines_in_values=True,
+            invalid_row_handler=None if end is None else end.on_invalid,
+        ),
         # Empty fields, NA, null ... are missing in text columns too, as in numbers (and
         # as pandas reads them), not strings that a not-null check would pass.
         convert_options=pa_csv.ConvertOptions(column_types=types or {}, strings_can_be_null=True),
@@ -284,8 +305,125 @@ def _csv_batches(
     # pyarrow's errors name a column by its position, and open_csv already converts the
     # first block: the file's own header names them.
     names[:] = _csv_header(file, delimiter)
+    end = _EndRow(delimiter, len(names))
+    rows = 0
     with file.stream() as raw:
-        yield from _open_csv(raw, delimiter, types)
+        try:
+            for batch in _open_csv(raw, delimiter, types, end):
+                rows += batch.num_rows
+                yield batch
+        except READ_ERRORS as exc:
+            unterminated = end.unterminated(file, exc, rows)
+            if unterminated is None:
+                raise
+            raise unterminated from None
+    if not end.seen:  # the last row's quoted field took the end row in
+        raise _unterminated(file, rows + 1)
+
+
+class _EndRow:
+    """Finds a quoted field whose quote is never closed, at no cost per row.
+
+    pyarrow's parser ends a quoted field still open at the end of its input there,
+    silently: ``1,"oops`` takes the rest of the file in as one value. So a row of our own
+    is read after the file's last byte: a random token and empty fields, one field more
+    than the header has, and no quote. Where the file ends outside quotes, that is a row
+    of the wrong length, which pyarrow hands to :meth:`on_invalid`: skipped, and
+    ``seen``. Where a quote is still open, the quoted field takes this row in too, and
+    the row never comes: the file's last row is the one whose quote is open. (A quote
+    left open two blocks or more before the end is pyarrow's own error: a quoted value
+    may cross one block end, not two; :meth:`unterminated` words it.)
+    """
+
+    def __init__(self, delimiter: str, columns: int) -> None:
+        self.text = f"shipyard-end-{uuid.uuid4().hex}" + delimiter * columns
+        self.row = f"\n{self.text}\n".encode()
+        self.seen = False
+        self.open_row: int | None = None
+
+    def after(self, raw: pa.NativeFile) -> pa.PythonFile:
+        """A stream of ``raw``'s bytes, then the row's."""
+        return pa.PythonFile(_ThenBytes(raw, self.row), mode="r")
+
+    def on_invalid(self, row: Any) -> str:
+        """pyarrow's handler of a row with a wrong number of fields."""
+        if row.text == self.text:
+            self.seen = True
+            return "skip"
+        if row.text.endswith("\n" + self.text):
+            self.open_row = row.number  # a quote opened in this row took the end row in
+        return "error"
+
+    def unterminated(
+        self, file: SourceFile, exc: BaseException, rows: int = 0
+    ) -> InvalidInput | None:
+        """Our error where pyarrow's ``exc`` comes from a quote left open, else None:
+        a row short of fields that took the end row in, a typed column's value that did,
+        or a quoted field that ran over two block ends (after the ``rows`` rows read: a
+        block ends at the last row that ends in it)."""
+        if self.open_row is not None:
+            return _unterminated(file, self.open_row)
+        text = str(exc)
+        if text.endswith(f"\n{self.text}\n'"):  # "invalid value '...<the end row>\n'"
+            found = _CSV_ROW.search(text)
+            return _unterminated(file, int(found.group(1)) if found else None)
+        if "straddles two block boundaries" in text:
+            return _unterminated(file, rows + 2, longer=True)
+        return None
+
+
+class _ThenBytes:
+    """A readable file of a pyarrow stream's bytes and then ``tail``'s, read by pyarrow
+    through ``pa.PythonFile`` a block at a time (one Python call per 16 MiB).
+
+    The tail comes in the same read as the stream's last bytes (each read looks one
+    ahead): pyarrow makes a block of each read, and a read of its own would add a block
+    (an empty batch) and a block end for an open quote to cross.
+    """
+
+    def __init__(self, raw: pa.NativeFile, tail: bytes) -> None:
+        self._raw = raw
+        self._tail = tail
+        self._next: pa.Buffer | None = None
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._raw.closed)
+
+    def readable(self) -> bool:
+        return True
+
+    def read_buffer(self, nbytes: int | None = None) -> pa.Buffer:
+        data = self._raw.read_buffer(nbytes) if self._next is None else self._next
+        self._next = self._raw.read_buffer(nbytes) if data.size else data
+        if self._next.size == 0 and self._tail:  # the stream's last bytes: the tail too
+            data, self._tail = pa.py_buffer(data.to_pybytes() + self._tail), b""
+        return data
+
+    def read(self, nbytes: int | None = None) -> bytes:
+        return self.read_buffer(nbytes).to_pybytes()
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _unterminated(file: SourceFile, row: int | None, *, longer: bool = False) -> InvalidInput:
+    """The error of a quoted field whose quote is never closed, starting at ``row``;
+    ``longer``: or a quoted value longer than a block."""
+    where = "row 1 (the header)" if row == 1 else f"row {row} (counting the header)"
+    if row is None:
+        where = "a row"
+    why = (
+        f" (or a quoted value of more than {BLOCK_BYTES >> 20} MiB, which is not read)"
+        if longer
+        else ""
+    )
+    return InvalidInput(
+        f"{file.display}: unterminated quoted field starting at {where}: its opening quote "
+        f"is never closed, so the field would take in the rest of the file{why}; close the "
+        'quote (a quote inside a quoted value is written twice: "")',
+        {"file": file.display, "row": row},
+    )
 
 
 def _csv_header(file: SourceFile, delimiter: str) -> list[str]:
@@ -303,6 +441,8 @@ def _csv_header(file: SourceFile, delimiter: str) -> list[str]:
         with file.stream() as raw:
             return list(_open_csv(raw, delimiter, None).schema.names)
     except READ_ERRORS as exc:
+        if any(t in str(exc) for t in ("infer number of columns", "straddles two block")):
+            raise _unterminated(file, 1) from None  # the header row never ends
         raise _read_error(file, exc, _csv_message(exc, [])) from None
 
 

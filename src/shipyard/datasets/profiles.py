@@ -50,8 +50,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from shipyard.datasets.arrow_build import arrow_values
 from shipyard.datasets.profile_sketches import singleton_share
 from shipyard.datasets.profile_state import (
     UNITS,
@@ -383,8 +385,11 @@ def profile_parquet(
     (flat integer, float, string, boolean, timestamp and date columns whose every row
     group has them); other columns are read whole, and so is a file of at most 4,096
     rows. The rest (sketches, mean, std, frequent values) come from the first rows of
-    each row group: about ``sample_rows`` rows in all (1/256 of a large file), so those
-    figures are estimates. ``sample_rows=0`` reads the footer only; merged with sampled
+    up to 8 row groups: about ``sample_rows`` rows in all (1/256 of a large file), so
+    those figures are estimates. Where the footer shows those rows cannot stand for the
+    file (a column sorted or clustered, by id or by time: see :func:`_stands_for`), the
+    column is read whole, a row group at a time, for as many rows drawn at random from
+    every row group. ``sample_rows=0`` reads the footer only; merged with sampled
     parts, a footer-only part's rows are taken to look like theirs.
     Paths are opened as given: callers check user-given paths first."""
     opened: pa.NativeFile | None = None
@@ -419,7 +424,11 @@ def _profile_file(pf: pq.ParquetFile, schema: pa.Schema, sample_rows: int) -> Pa
     state.rows = rows
     exact: list[Column] = []
     full: list[Column] = []
-    for col, stats in zip(state._cols.values(), _footer(md, schema), strict=True):
+    spread: list[Column] = []  # exact, but the first rows of row groups are no sample
+    heads: list[tuple[Column, pa.ChunkedArray]] = []  # exact columns and their samples
+    spans: list[list[Span]] = [[] for _ in schema]
+    footer = _footer(md, schema, spans if sample_rows > 0 else None)
+    for col, stats in zip(state._cols.values(), footer, strict=True):
         if stats is None:
             full.append(col)
             continue
@@ -437,34 +446,127 @@ def _profile_file(pf: pq.ParquetFile, schema: pa.Schema, sample_rows: int) -> Pa
                 {round(i * last / (_SAMPLED_GROUPS - 1)) for i in groups[:_SAMPLED_GROUPS]}
             )
         per_group = -(-max(sample_rows, rows >> 8) // len(groups))
-        pieces = []
+        pieces, sampled = [], []
         for r in groups:
             take = min(md.row_group(r).num_rows, per_group)
             if take:
                 names = [c.name for c in exact]
                 it = pf.iter_batches(take, row_groups=[r], columns=names, use_threads=False)
                 pieces.append(next(it))
+                sampled.append(r)
         sample = pa.Table.from_batches(pieces)
-        numbers = []
         for col, chunked in zip(exact, sample.columns, strict=True):
-            arr = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
-            x = col.sample(arr.drop_null() if arr.null_count else arr, col.count)
-            if x is not None:
-                numbers.append((col, x, col.count / len(x)))
-        if numbers:
-            sample_numbers(numbers)
+            slot = schema.get_field_index(col.name)
+            if _stands_for(chunked, col.kind, spans[slot], footer[slot], sampled):
+                heads.append((col, chunked))
+            else:
+                # Sorted or clustered (by id, by time ...): rows drawn at random from
+                # every row group instead, which costs reading the column whole.
+                spread.append(col)
     rng = np.random.default_rng(0)
-    for r in range(md.num_row_groups if full else 0):  # a row group at a time: bounded memory
-        table = pf.read_row_group(r, columns=[c.name for c in full], use_threads=False)
-        for col, chunked in zip(full, table.columns, strict=True):
-            for chunk in chunked.chunks:
+    budget = max(sample_rows, rows >> 8)  # as many rows as the first rows would have been
+    drawn: dict[str, list[pa.Array]] = {c.name: [] for c in spread}
+    names = [c.name for c in full + spread]
+    for r in range(md.num_row_groups if names else 0):  # a row group at a time: bounded memory
+        table = pf.read_row_group(r, columns=names, use_threads=False)
+        for col in full:
+            for chunk in table.column(col.name).chunks:
                 col.add(chunk, rng)
+        n = table.num_rows
+        if spread and n:
+            picked = np.sort(rng.choice(n, min(n, -(-budget * n // rows)), replace=False))
+            for col in spread:
+                drawn[col.name] += table.column(col.name).take(arrow_values(picked)).chunks
+    for col in spread:
+        heads.append((col, pa.chunked_array(drawn[col.name], schema.field(col.name).type)))
+    _take_samples(heads)
     return state
 
 
-def _footer(md: pq.FileMetaData, schema: pa.Schema) -> list[tuple[int, Any, Any] | None]:
+def _take_samples(samples: list[tuple[Column, pa.ChunkedArray]]) -> None:
+    """Feed columns whose count, nulls, min and max came from the footer a sample of
+    their rows each (numbers all at once: see :func:`sample_numbers`)."""
+    numbers = []
+    for col, chunked in samples:
+        arr = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
+        x = col.sample(arr.drop_null() if arr.null_count else arr, col.count)
+        if x is not None:
+            numbers.append((col, x, col.count / len(x)))
+    if numbers:
+        sample_numbers(numbers)
+
+
+_SPANNED = 0.25
+"""Of a row group's [min, max] (of one column, from the footer), the least part its first
+rows must span to stand for the group; and of the file's, the least part a row group's
+must span to stand for the row groups not sampled."""
+_NARROW = 0.25
+"""Of a file's values, the most that may lie in row groups of a narrow [min, max] when
+not every row group is sampled."""
+
+Span = tuple[Any, Any, int]
+"""A row group's min, max and non-null count of one column, from the footer."""
+
+
+def _stands_for(
+    sample: pa.ChunkedArray,
+    kind: str,
+    spans: list[Span],
+    extremes: tuple[int, Any, Any],
+    sampled: list[int],
+) -> bool:
+    """Whether the first rows of row groups ``sampled`` (one chunk each) stand for the
+    column's values in the whole file, judged by what the footer says of every row
+    group. Sorted or clustered columns fail: their first rows span a sliver of their
+    group's [min, max], or their row groups each hold a sliver of the file's range (so
+    the groups sampled say nothing of the others). Random data passes; a column that
+    fails wrongly only costs reading it whole."""
+    skip = 0
+    if kind == "string" and extremes[1] is not None:  # a prefix every value shares
+        skip = len(os.path.commonprefix([extremes[1].encode(), extremes[2].encode()]))
+
+    def width(lo: Any, hi: Any) -> float:
+        return _position(hi, kind, skip) - _position(lo, kind, skip)
+
+    for r, chunk in zip(sampled, sample.chunks, strict=True):
+        lo, hi, values = spans[r]
+        if values == 0 or lo == hi:
+            continue
+        got = pc.min_max(chunk)
+        if not got["min"].is_valid:
+            return False
+        span = width(_raw(got["min"], kind), _raw(got["max"], kind))
+        if not span >= _SPANNED * width(lo, hi):  # an infinite width fails too
+            return False
+    whole = width(extremes[1], extremes[2]) if extremes[1] is not None else 0.0
+    if len(sampled) == len(spans) or whole == 0:
+        return True
+    narrow = sum(v for lo, hi, v in spans if v and not width(lo, hi) >= _SPANNED * whole)
+    return narrow <= _NARROW * sum(v for _, _, v in spans)
+
+
+def _position(value: Any, kind: str, skip: int = 0) -> float:
+    """Where a value lies in its column's order, as a float64 (only order and distance
+    are meant): numbers and temporals (raw, as Parquet footer statistics hold them) as
+    themselves, booleans as 0 and 1, strings as the 8 bytes (big-endian) after their
+    first ``skip``, a prefix the values compared share."""
+    if kind == "string":
+        return float(int.from_bytes(value.encode()[skip : skip + 8].ljust(8, b"\0"), "big"))
+    return float(value)
+
+
+def _raw(value: pa.Scalar, kind: str) -> Any:
+    """A scalar as Parquet footer statistics hold it (temporals raw)."""
+    return value.value if kind == "temporal" else value.as_py()
+
+
+def _footer(
+    md: pq.FileMetaData, schema: pa.Schema, spans: list[list[Span]] | None = None
+) -> list[tuple[int, Any, Any] | None]:
     """(nulls, min, max) of each column from the footer statistics, or None where they
-    are missing or could be inexact for the column's type (nested, INT96, decimal, ...)."""
+    are missing or could be inexact for the column's type (nested, INT96, decimal, ...);
+    with ``spans``, each such column's :data:`Span` of every row group is appended to
+    ``spans[column]``."""
     pschema = md.schema
     plans = next((p for ps, sch, p in _PLANS if ps.equals(pschema) and sch.equals(schema)), None)
     if plans is None:
@@ -488,6 +590,8 @@ def _footer(md: pq.FileMetaData, schema: pa.Schema) -> list[tuple[int, Any, Any]
             if not st.has_min_max:
                 if st.null_count != cc.num_values:
                     found[slot] = None
+                elif spans is not None:
+                    spans[slot].append((None, None, 0))
                 continue
             a, b = (st.min, st.max) if unit is None else (st.min_raw, st.max_raw)
             if type(a) is not want or type(b) is not want or a != a or b != b:  # NaN: inexact
@@ -497,6 +601,8 @@ def _footer(md: pq.FileMetaData, schema: pa.Schema) -> list[tuple[int, Any, Any]
                 a, b = a * unit[0] // unit[1], b * unit[0] // unit[1]
             acc[1] = a if acc[1] is None else min(acc[1], a)
             acc[2] = b if acc[2] is None else max(acc[2], b)
+            if spans is not None:
+                spans[slot].append((a, b, cc.num_values - st.null_count))
     return [None if f is None else tuple(f) for f in found]
 
 
