@@ -159,6 +159,20 @@ def test_infinite_figures_survive_json_inside_the_version_that_holds_them() -> N
     assert '"max":"Infinity"' in Profile(rows=2, columns=prof.columns[:1]).model_dump_json()
 
 
+@pytest.mark.parametrize(
+    "values",
+    [[-1e308, 0.0, 1e308], [-1.7e308, 1.7e308, 0.0], [1.0, math.nextafter(1.0, 2.0)] * 3],
+)
+def test_a_histogram_over_any_finite_range(values: list[float]) -> None:
+    """Near the limits of a double, ``hi - lo`` overflows (the edges were inf and nan, and
+    profiling failed); a range a few units in the last place wide holds no 20 edges."""
+    c = profile(pa.table({"x": values})).finish().columns[0]
+    assert c.histogram is not None and sum(c.histogram.counts) == len(values)
+    edges = c.histogram.edges
+    assert (edges[0], edges[-1]) == (min(values), max(values))
+    assert all(math.isfinite(e) for e in edges) and all(np.diff(edges) > 0)
+
+
 def test_negative_zero_is_zero() -> None:
     c = profile(pa.table({"x": [0.0, -0.0, 0.0, 1.0]})).finish().columns[0]
     assert c.distinct == 2

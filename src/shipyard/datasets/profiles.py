@@ -185,7 +185,9 @@ def _distribution(
         return quantiles, None, inexact
     if lo == hi:
         return quantiles, Histogram(edges=[lo, hi], counts=[n]), inexact
-    edges = np.linspace(lo, hi, HISTOGRAM_BINS + 1)
+    edges = _histogram_edges(lo, hi)
+    if edges is None:  # no room between lo and hi for as many distinct edges
+        return quantiles, Histogram(edges=[lo, hi], counts=[n]), inexact
     mass = np.clip(pmf(edges[1:-1].tolist()), 0.0, None) * n
     counts = np.floor(mass).astype(np.int64)
     short = n - int(counts.sum())  # hand out what rounding down lost, largest remainders first
@@ -374,6 +376,20 @@ class ProfileBuilder:
 
 _SAMPLED_GROUPS = 8
 """Row groups of one file the sample is drawn from, at most."""
+
+
+def _histogram_edges(lo: float, hi: float) -> np.ndarray | None:
+    """HISTOGRAM_BINS + 1 evenly spaced, strictly increasing edges from ``lo`` to ``hi``;
+    None where doubles hold no such edges (a range a few units in the last place wide).
+    Halved first where ``hi - lo`` would overflow a double (values near ±1.8e308)."""
+    half = np.linspace(lo / 2, hi / 2, HISTOGRAM_BINS + 1)
+    edges = (
+        half * 2
+        if abs(hi / 2 - lo / 2) > np.finfo(np.float64).max / 2
+        else (np.linspace(lo, hi, HISTOGRAM_BINS + 1))
+    )
+    edges[0], edges[-1] = lo, hi
+    return edges if bool(np.all(np.diff(edges) > 0)) else None
 
 
 def profile_parquet(
