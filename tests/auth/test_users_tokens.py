@@ -100,6 +100,7 @@ BAD_TOKENS = [
     {"expires_in_days": 100_000},
     {"expires_in_days": "soon"},
     {"name": "x" * 201},
+    {"name": "a\u0000b"},  # NUL: stored on SQLite, a generic refusal on PostgreSQL
 ]
 
 

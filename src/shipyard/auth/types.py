@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shipyard.tracking.types import StoredText
+
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 MIN_PASSWORD = 8
 # Long enough for any passphrase, short enough that hashing it is no denial of service.
@@ -69,7 +71,7 @@ class Me(BaseModel):
 class TokenCreate(BaseModel):
     """Input of token creation."""
 
-    name: str = Field(default="", max_length=200, description="What the token is for.")
+    name: StoredText = Field(default="", max_length=200, description="What the token is for.")
     expires_in_days: int | None = Field(
         default=DEFAULT_TOKEN_DAYS,
         ge=1,
