@@ -407,13 +407,13 @@ class DatasetsClient:
         try:
             staged = []
             for f, path in zip(data.version.files, data.paths, strict=True):
-                target = safe_target(staging, f.path)
+                target, final = safe_target(staging, f.path), safe_target(root, f.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     shutil.copyfile(path, target)  # a kernel copy of the verified cached file
                 except OSError as exc:  # named after what the user asked for, not the cache
-                    raise OSError(exc.errno, exc.strerror, str(safe_target(root, f.path))) from None
-                staged.append((target, safe_target(root, f.path)))
+                    raise OSError(exc.errno, exc.strerror, str(final)) from None
+                staged.append((target, final))
             for target, final in staged:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(target, final)

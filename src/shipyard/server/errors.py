@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, OperationalError
@@ -17,6 +16,7 @@ from shipyard.blobs.http import BodyCut
 from shipyard.errors import IntegrityError, InvalidInput, NotFound, ShipyardError, Unavailable
 from shipyard.int64 import INT64_MAX, INT64_MIN
 from shipyard.mlflow_compat.errors import MLFLOW_CODE, is_mlflow_path, mlflow_error
+from shipyard.server.responses import FastJSON
 from shipyard.ui.page_route import is_page
 
 log = logging.getLogger("shipyard.server")
@@ -62,12 +62,12 @@ def _error_json(payload: Any, status: int, headers: dict[str, str] | None = None
     64 bits, a lone surrogate, an object) or a refused value copied whole. Those are
     rendered through :func:`_renderable`; any other error goes out exactly as it is."""
     try:
-        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-    except TypeError:
-        body = b""
-    if not body or len(body) > _MAX_ERROR_BYTES:
-        body = orjson.dumps(_renderable(payload))
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+        response = FastJSON(payload, status_code=status, headers=headers)
+        if len(response.body) <= _MAX_ERROR_BYTES:
+            return response
+    except TypeError:  # orjson's JSONEncodeError
+        pass
+    return FastJSON(_renderable(payload), status_code=status, headers=headers)
 
 
 def error_response(err: ShipyardError, request: Request | None = None) -> Response:
