@@ -283,6 +283,7 @@ def names_own_descriptor(argv: list[str], cwd: str) -> bool:
     process' own descriptors (``/dev/stdin``, ``/dev/fd/63`` of a process substitution,
     ``/proc/self/fd/0``), also through links: the daemon would open its own."""
     mine = (*OWN_DESCRIPTORS, f"/proc/{os.getpid()}/")
+    themselves = {p.rstrip("/") for p in mine}  # "/dev/fd", "/proc/self" named whole
     for arg in argv:
         values = [arg, arg.partition("=")[2]]
         if arg.startswith("-") and not arg.startswith("--"):
@@ -290,7 +291,7 @@ def names_own_descriptor(argv: list[str], cwd: str) -> bool:
         for value in filter(None, values):
             path = os.path.normpath(os.path.join(cwd, value))
             for _ in range(40):  # each link on the way, as open() follows them
-                if path.startswith(mine) or path in {p.rstrip("/") for p in mine}:
+                if path.startswith(mine) or path in themselves:
                     return True
                 try:
                     target = os.readlink(path)
