@@ -124,3 +124,32 @@ def test_appends_give_up_after_a_bounded_number_of_tries(
     with pytest.raises(Conflict, match="cannot append to version 1 of 'd': its latest version"):
         client.datasets.append("d", source)
     assert [v.version for v in client.datasets.versions("d").versions] == [2, 1]
+
+
+def test_the_server_refuses_a_first_append_once_the_dataset_has_a_version(
+    client: Client, tmp_path: Path
+) -> None:
+    files = publish(client, parquet(tmp_path, "a.parquet", TABLE))
+    client.datasets.create("d")
+    client.datasets.create_version("d", version_spec(files))
+    with pytest.raises(Conflict) as caught:
+        client.datasets.create_version("d", version_spec(files, append=True))
+    assert caught.value.message == (
+        "cannot append to 'd' as its first version: its latest version is 1 now"
+    )
+    assert caught.value.details == {"dataset": "d", "parent": None, "latest": 1}
+    assert [v.version for v in client.datasets.versions("d").versions] == [1]
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["empty-dataset", "no-dataset"])
+def test_appends_racing_to_a_dataset_with_no_version_keep_both(
+    client: Client, exists: bool
+) -> None:
+    if exists:
+        client.datasets.create("d")
+    other = other_client(client)
+    source = racing_source(ids(2), lambda: other.datasets.append("d", ids(1)))
+    made = client.datasets.append("d", source)
+    assert made.version == 2 and made.rows == 2
+    assert read_ids(client) == [1, 2]
+    assert [p.version for p in client.datasets.lineage("d", 2).parents] == [1]

@@ -234,7 +234,12 @@ class DatasetsClient:
                 self, project, name, suite, cache=cache, progress=progress, create=dataset is None
             )
             return ingest.run(
-                opened, message=message, parent=parent, parent_refs=parents, tags=tags
+                opened,
+                message=message,
+                parent=parent,
+                parent_refs=parents,
+                tags=tags,
+                append=append,
             )
 
     def append(self, name: str, source: Any, **kwargs: Any) -> DatasetVersion:

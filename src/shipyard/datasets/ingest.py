@@ -8,8 +8,9 @@ expectations split each batch into kept and quarantined rows, kept rows are prof
 and written to staged Parquet parts, and the parts are stored once the whole-version
 expectations have passed. Under the reject policy a failing source leaves nothing
 behind: no version, no blob. An append is recorded on the dataset's latest version:
-when another version was recorded since its parent was read, the server refuses it
-and it is built again on that one (:data:`APPEND_ATTEMPTS`).
+when another version was recorded since its parent was read (or since the dataset
+was found with none), the server refuses it and it is built again on that one
+(:data:`APPEND_ATTEMPTS`).
 """
 
 from __future__ import annotations
@@ -173,8 +174,10 @@ class Ingest:
         parent: DatasetVersionDetail | None,
         parent_refs: Sequence[str],
         tags: Sequence[str],
+        append: bool = False,
     ) -> DatasetVersion:
-        """Check, profile, store and record ``source`` as the dataset's next version."""
+        """Check, profile, store and record ``source`` as the dataset's next version;
+        with ``append``, on ``parent`` (None: the dataset had no version when read)."""
         if parent is not None:
             source = self._conform(source, parent)
         if self._suite.expectations:
@@ -196,6 +199,7 @@ class Ingest:
                     parent=parent,
                     parent_refs=parent_refs,
                     tags=tags,
+                    append=append,
                 )
             except OSError as exc:
                 if exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM) and exc.filename:
@@ -482,13 +486,15 @@ class Ingest:
     ) -> tuple[DatasetVersionDetail, ValidationReport | None]:
         """The version an append the server refused (``conflict``) is built on again, and
         the report judged on it: the one the server named latest, recorded since
-        ``parent`` was read. The new files are stored already; the file list, the
-        profile and the whole-version checks are made again over the new parent's rows
-        (an append made meanwhile may hold keys this one repeats). Raises ``conflict``
+        ``parent`` was read (None: since the dataset was found with no version). The new
+        files are stored already; the file list, the profile and the whole-version checks
+        are made again over the new parent's rows (an append made meanwhile may hold keys
+        this one repeats). Raises ``conflict``
         when it is about something else, or, naming what differs, when the new parent's
         columns are not ``columns``, those the data was read into."""
         latest = conflict.details.get("latest")
-        if parent is None or latest is None or conflict.details.get("parent") != parent.version:
+        was = None if parent is None else parent.version
+        if latest is None or conflict.details.get("parent", -1) != was:
             raise conflict
         head = self._datasets.get_version(self._name, latest, project=self._project)
         old = [(c.name, c.type) for c in head.columns]
@@ -519,6 +525,7 @@ class Ingest:
         parent: DatasetVersionDetail | None,
         parent_refs: Sequence[str],
         tags: Sequence[str],
+        append: bool,
     ) -> DatasetVersion:
         new_files = self._store(outcome.kept)
         new_partials = list(outcome.profile)
@@ -543,6 +550,7 @@ class Ingest:
                 validation=report,
                 message=message,
                 parents=[parent.version] if parent is not None else [],
+                append=append,
                 parent_refs=list(parent_refs),
                 source=source.description,
                 tags=list(tags),

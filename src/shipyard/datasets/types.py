@@ -333,6 +333,9 @@ class VersionCreate(BaseModel):
     message: str = ""
     kind: VersionKind = "data"
     parents: list[int] = []  # version numbers of this dataset it derives from (append)
+    # An append: onto ``parents`` (which must hold the latest version) or, with none, onto
+    # a dataset that has no data version yet (Conflict where one was recorded meanwhile).
+    append: bool = False
     parent_refs: list[str] = []  # other datasets' versions it derives from: "name@3"
     quarantine_of: int | None = None  # kind "quarantine": the data version it was split from
     source: str = ""  # where the data came from, for people: a path, a URL, a query

@@ -287,21 +287,31 @@ def _recorded_parents(
 
 
 def _check_append_base(
-    session: Session, dataset: DatasetRow, parents: Sequence[tuple[DatasetVersionRow, str]]
+    session: Session,
+    dataset: DatasetRow,
+    parents: Sequence[tuple[DatasetVersionRow, str]],
+    append: bool,
 ) -> None:
-    """Conflict when an append's parent is not the dataset's latest version: the new
-    version would leave out what was appended since the client read its parent. The
-    dataset row is locked, so no version can be recorded between this check and the
-    new one. The details name both versions, for the client to rebuild its append on
-    the latest one."""
+    """Conflict when an append's parent is not the dataset's latest version, or when an
+    ``append`` with no parent (the client found no version) finds one now: the new
+    version would leave out what was recorded since the client looked. The dataset row
+    is locked, so no version can be recorded between this check and the new one. The
+    details name both versions (``parent`` None for none), for the client to rebuild
+    its append on the latest one."""
     bases = [parent for parent, relation in parents if relation == "append"]
-    if not bases:
+    if not bases and not append:
         return
     latest = session.scalar(
         select(func.max(DatasetVersionRow.version)).where(
             DatasetVersionRow.dataset_id == dataset.id, DatasetVersionRow.kind == "data"
         )
     )
+    if not bases and latest is not None:
+        raise Conflict(
+            f"cannot append to {dataset.name!r} as its first version: its latest version "
+            f"is {latest} now",
+            {"dataset": dataset.name, "parent": None, "latest": latest},
+        )
     for parent in bases:
         if parent.version != latest:
             raise Conflict(
@@ -347,7 +357,7 @@ def create_version(ctx: RequestContext, name: str, spec: VersionCreate) -> Datas
             (_resolve_parent(session, ctx.project_id, dataset, ref), relation)
             for ref, relation in parents
         ]
-        _check_append_base(session, dataset, parent_rows)
+        _check_append_base(session, dataset, parent_rows, spec.append)
         for parent, relation in parent_rows:
             if relation == "append":
                 _check_same_schema(parent, spec.columns)
