@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import OperationalError
+
 from shipyard.blobs import BlobStore, open_blob_store
 from shipyard.config import Settings
 from shipyard.db import Database, upgrade
 from shipyard.db.migrate import StepReport
+from shipyard.errors import Unavailable
 from shipyard.throttle import FailureThrottle
 from shipyard.turns import UploadTurns
 
@@ -45,7 +48,11 @@ class Platform:
         (telling ``on_step`` of each migration applied)."""
         db = Database(settings.resolved_database_url)
         if migrate:
-            upgrade(db, on_step=on_step)
+            try:
+                upgrade(db, on_step=on_step)
+            except OperationalError as exc:
+                db.dispose()
+                raise unreachable_database(db, exc) from None
         return cls(
             settings=settings,
             db=db,
@@ -57,3 +64,13 @@ class Platform:
     def close(self) -> None:
         """Release database connections."""
         self.db.dispose()
+
+
+def unreachable_database(db: Database, exc: OperationalError) -> Unavailable:
+    """Unavailable naming the metadata database (password hidden) and the driver's first
+    line of why it cannot be used (connection refused, authentication failed, no such
+    database)."""
+    said = str(exc.orig or exc).strip()
+    reason = said.splitlines()[0] if said else type(exc.orig or exc).__name__
+    where = db.url.render_as_string(hide_password=True)
+    return Unavailable(f"cannot use the metadata database {where}: {reason}", {"url": where})

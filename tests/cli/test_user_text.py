@@ -4,6 +4,11 @@ errors as one line."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +111,55 @@ def test_piped_tables_keep_their_width(home: Client, monkeypatch: pytest.MonkeyP
     assert code == 0
     # One line holds the whole id and the whole name: nothing cut, nothing folded.
     assert any(run.id in line and run.name in line for line in out.splitlines())
+
+
+def test_a_read_only_home_is_one_clear_line(tmp_path: Path) -> None:
+    """SQLite in WAL mode writes beside the database even to read it: a home whose
+    folder cannot be written says so in one line, instead of a SQLAlchemy traceback,
+    and the home is left as it was."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root writes any folder: a process without that power
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("needs setpriv to drop root's file permission override")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env |= {"SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_DAEMON": "off", "COLUMNS": "250"}
+    command = [*prefix, sys.executable, "-m", "shipyard.cli.launch", "experiments", "list"]
+    made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    home = tmp_path / "home"
+    before = sorted(p.name for p in home.iterdir())
+    home.chmod(0o555)
+    try:
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        after = sorted(p.name for p in home.iterdir())
+    finally:
+        home.chmod(0o755)
+    assert refused.returncode == 1
+    said = " ".join(refused.stderr.split())  # as rich wrapped it to the terminal
+    assert said.startswith(
+        f"error (unavailable): cannot open the metadata database {home}/shipyard.db: its "
+        f"folder {home} is not writable"
+    ), refused.stderr
+    assert "Traceback" not in said
+    assert after == before
+
+
+def test_a_metadata_database_that_cannot_be_reached_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{port}/test"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env |= {"SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_DATABASE_URL": url}
+    env |= {"SHIPYARD_DAEMON": "off", "COLUMNS": "250"}
+    for args in (["runs", "list"], ["server", "--port", str(port)]):
+        command = [sys.executable, "-m", "shipyard.cli.launch", *args]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        said = " ".join(result.stderr.split())
+        assert result.returncode == 1, result.stderr
+        assert said.startswith(
+            "error (unavailable): cannot use the metadata database "
+            f"postgresql+psycopg://postgres:***@127.0.0.1:{port}/test: connection failed"
+        ), result.stderr
+        assert "Traceback" not in said and "hunter2" not in said

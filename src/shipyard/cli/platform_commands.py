@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shipyard.cli.common import JsonOption, command, get_client
+from shipyard.cli.common import JsonOption, command, friendly_errors, get_client
 from shipyard.cli.output import console, print_error, print_json, print_record, print_table
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
@@ -31,7 +31,8 @@ def server(
         print_error(str(exc))
         raise typer.Exit(2) from None
     _check_can_listen(host, port)
-    platform = Platform.from_settings(settings, host=host, on_step=_print_step)
+    with friendly_errors():  # a home it cannot write, say: one line, not a traceback
+        platform = Platform.from_settings(settings, host=host, on_step=_print_step)
     mode = "required" if platform.auth_required else "off (loopback only)"
     console.print(f"Shipyard on http://{host}:{port}  auth: {mode}")
     console.print(f"  metadata: {platform.db.url.render_as_string(hide_password=True)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from shipyard.errors import Unavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 PING_AFTER_IDLE_S = 10.0
@@ -37,7 +41,7 @@ class Database:
                 echo=echo,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, self.url.database)
             self._read_engine = self.engine
         else:
             options = _with_exact_floats(self.url.query.get("options"))
@@ -135,13 +139,16 @@ def _with_exact_floats(options: str | tuple[str, ...] | None) -> str:
     return f"{given} -c extra_float_digits=3".strip()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, path: str | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         # We issue BEGIN ourselves (below); the driver must not.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as error:
+            raise _unopenable(path, error) from None
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -152,6 +159,30 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         write = conn.get_execution_options().get("shipyard_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _unopenable(path: str | None, error: sqlite3.OperationalError) -> Exception:
+    """What to raise when SQLite cannot open ``path``: Unavailable saying why where the
+    reason is the folder (read-only, or not ours to write: WAL mode keeps two files
+    beside the database, so even reading needs to write there); the error as it is
+    otherwise."""
+    if not path or path == ":memory:":
+        return error
+    folder = Path(path).parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return Unavailable(
+            f"cannot open the metadata database {path}: its folder {folder} is not "
+            "writable, and SQLite keeps its write-ahead log beside the file (reads "
+            "included). Use a writable SHIPYARD_HOME, or a server (SHIPYARD_URL).",
+            {"path": path},
+        )
+    if Path(path).exists() and not os.access(path, os.R_OK | os.W_OK):
+        return Unavailable(
+            f"cannot open the metadata database {path}: the file is not readable and "
+            "writable by this user.",
+            {"path": path},
+        )
+    return error
 
 
 def _ping_idle_connections(engine: Engine) -> None:
