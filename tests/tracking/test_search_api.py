@@ -128,12 +128,17 @@ def test_deleted_runs_and_experiments_are_hidden(client: Client) -> None:
     client.experiments.delete(made["r1"].experiment_id)  # "odd": r1, r3, r5
     assert _names(client.runs.search().runs) == ["r4"]
     assert _names(client.runs.search(["odd"]).runs) == []
+    assert _names(client.runs.search(["even", "odd"]).runs) == ["r4"]
+    named = client.runs.search(["even", "odd"], include_deleted=True).runs
+    assert _names(named) == ["r5", "r4", "r3", "r2", "r1"]
     everything = client.runs.search(include_deleted=True).runs
     assert _names(everything) == ["r5", "r4", "r3", "r2", "r1"]
     assert {r.name: r.lifecycle for r in everything}["r2"] == "deleted"
     client.experiments.restore(made["r1"].experiment_id)
     client.runs.restore(made["r2"].id)
     assert len(client.runs.search().runs) == 5
+    assert _names(client.runs.search(["odd"]).runs) == ["r5", "r3", "r1"]
+    assert _names(client.runs.search(["even", "odd"]).runs) == ["r5", "r4", "r3", "r2", "r1"]
 
 
 def test_bad_search_input(client: Client) -> None:

@@ -266,4 +266,4 @@ def metric_series(
 def search_runs(
     project: str, spec: RunSearch, ctx: RequestContext = require(Action.READ, project_from_path)
 ) -> FastJSON:
-    return FastJSON(runs.search_runs(ctx.platform, _project(ctx), spec))
+    return FastJSON(runs.search_runs(ctx.platform, _project(ctx), spec, as_json=True))

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import String, any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Integer, String, any_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from shipyard.auth.authz import RequestContext
 from shipyard.cache import BoundedCache
 from shipyard.clock import new_id, now_ms
-from shipyard.db.driver import DriverQuery, driver_cursor, driver_sql
+from shipyard.db.driver import DriverQuery, driver_cursor, driver_sql, execute_hot
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paging import decode_page_token, next_token
 from shipyard.platform import Platform
@@ -85,25 +85,40 @@ def _among(column: Any, session: Session, ids: Sequence[str]) -> Any:
     return column.in_(ids)
 
 
-def add_children(session: Session, runs: Sequence[dict[str, Any]]) -> None:
+def add_children(
+    session: Session, runs: Sequence[dict[str, Any]], *, as_json: bool = False
+) -> None:
     """Fill the params, tags and latest metrics of ``runs`` (dicts from :func:`_run_dict`)
     from their summaries (tracking/summaries.py): one query over the driver's cursor,
     whatever the number of runs, as SQLAlchemy's row objects would cost more than the
-    query. The keys of each dict come in no particular order."""
+    query. The keys of each dict come in no particular order.
+
+    ``as_json``: for a reply that is only rendered as JSON, each part is its kept JSON
+    text as it is (``orjson.Fragment``), not a dict: decoding ~600 small objects for a
+    page of 199 runs, to encode them again at once, cost 1.25 ms of a 6 ms search. Only
+    metrics holding a non-finite value (kept as the strings "NaN", "Infinity") are
+    decoded, as the API sends those as null."""
     if not runs:
         return
     by_id = {run["id"]: run for run in runs}
     for run_id, params, tags, metrics in summaries.of_page(session, list(by_id)):
         run = by_id[run_id]
         if params is not None:
-            run["params"] = orjson.loads(params)
+            run["params"] = orjson.Fragment(params) if as_json else orjson.loads(params)
         if tags is not None:
-            run["tags"] = orjson.loads(tags)
+            run["tags"] = orjson.Fragment(tags) if as_json else orjson.loads(tags)
         if metrics is not None:
-            run["metrics"] = {
-                key: None if value is None else float(value)  # PostgreSQL's "NaN" included
-                for key, value in orjson.loads(metrics).items()
-            }
+            if as_json and _NON_FINITE not in metrics and "Infinity" not in metrics:
+                run["metrics"] = orjson.Fragment(metrics)
+            else:
+                run["metrics"] = {
+                    key: None if value is None else float(value)  # PostgreSQL's "NaN" included
+                    for key, value in orjson.loads(metrics).items()
+                }
+
+
+# How PostgreSQL's JSON writes a NaN metric (the infinities: "Infinity", "-Infinity").
+_NON_FINITE = '"NaN"'
 
 
 def run_dicts(session: Session, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -349,8 +364,11 @@ def set_run_lifecycle(ctx: RequestContext, run_id: str, lifecycle: str) -> None:
 _SEARCH_STATEMENTS: BoundedCache[DriverQuery] = BoundedCache(256)
 
 
-def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[str, Any]:
-    """A page of the project's runs matching ``spec``, as a plain dict shaped like RunPage.
+def search_runs(
+    platform: Platform, project_id: int, spec: RunSearch, *, as_json: bool = False
+) -> dict[str, Any]:
+    """A page of the project's runs matching ``spec``, as a plain dict shaped like RunPage
+    (``as_json``: for rendering as JSON only, see :func:`add_children`).
 
     One query finds the page's runs (filtered and ordered by the search
     language), then :func:`add_children` loads their params, tags and latest
@@ -361,7 +379,7 @@ def search_runs(platform: Platform, project_id: int, spec: RunSearch) -> dict[st
     with platform.db.read() as session:
         rows, token = search_page_rows(session, project_id, spec)
         runs = [_run_dict(r) for r in rows]
-        add_children(session, runs)
+        add_children(session, runs, as_json=as_json)
     return {"runs": runs, "next_page_token": token}
 
 
@@ -390,11 +408,20 @@ def _experiments_searched(project_id: int, spec: RunSearch) -> Any:
     return experiments
 
 
-def _matching(experiments: Any, spec: RunSearch) -> Any:
-    """The SELECT of every run ``spec`` finds, ordered, without paging."""
+# The experiments of a PostgreSQL search that names them, as one array parameter of the
+# page query (see search_page_rows).
+_SEARCHED = bindparam("searched_experiments", type_=ARRAY(Integer))
+_ACTIVE_AMONG_SQL = (
+    "SELECT id FROM experiments WHERE id = ANY(%s) AND project_id = %s AND lifecycle = %s"
+)
+
+
+def _matching(in_experiments: Any, spec: RunSearch) -> Any:
+    """The SELECT of every run ``spec`` finds, ordered, without paging; the runs'
+    experiments are those where ``in_experiments`` holds."""
     from shipyard.tracking.search import build_search_query
 
-    stmt = select(*_RUN_COLUMNS).where(RunRow.experiment_id.in_(experiments))
+    stmt = select(*_RUN_COLUMNS).where(in_experiments)
     if not spec.include_deleted:
         stmt = stmt.where(RunRow.lifecycle == ACTIVE)
     return build_search_query(stmt, spec.filter, spec.order_by)
@@ -404,7 +431,8 @@ def count_matching(platform: Platform, project_id: int, spec: RunSearch) -> int:
     """How many of the project's runs ``spec`` finds, over every page (a web page shows
     it beside a filtered table)."""
     prepare_search(platform, project_id, spec)
-    stmt = _matching(_experiments_searched(project_id, spec), spec).order_by(None)
+    in_experiments = RunRow.experiment_id.in_(_experiments_searched(project_id, spec))
+    stmt = _matching(in_experiments, spec).order_by(None)
     with platform.db.read() as session:
         return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
@@ -414,22 +442,63 @@ def search_page_rows(
 ) -> tuple[list[Sequence[Any]], str | None]:
     """The rows (fields :data:`RUN_HEAD_KEYS`) of the page of the project's runs that
     ``spec`` finds, and the next page's token (None on the last page). Callers run
-    :func:`prepare_search` before opening ``session``."""
+    :func:`prepare_search` before opening ``session``.
+
+    On PostgreSQL a search that names its experiments (as MLflow's clients always do)
+    gets them as one array parameter, the active ones found first by a query of their
+    own, instead of a subquery over ``experiments`` in the page query: its custom plans
+    cost ~1 ms less to make (1.9 -> 1.1 ms for the filtered 2,000-run search here), and
+    those are what a search repeated after a server starts pays (PostgreSQL keeps a
+    generic plan only after 5 of them). The planner still sees the experiments' ids,
+    so a small experiment beside a huge one gets its own plan. Both text and key of
+    the statement stay the same whichever experiments are named."""
     offset = decode_page_token(spec.page_token)
+    per_call: dict[str, Any] = {}
+    listed: tuple[int, ...] | None = None
+    if spec.experiment_ids is not None:
+        listed = tuple(sorted(set(spec.experiment_ids)))
+    by_array = listed is not None and session.get_bind().dialect.name == "postgresql"
+    if by_array:
+        assert listed is not None
+        searched = _active_among(session, project_id, listed, spec.include_deleted)
+        if not searched:
+            return [], None
+        per_call[_SEARCHED.key] = searched
     key = (
         project_id,
-        None if spec.experiment_ids is None else tuple(sorted(set(spec.experiment_ids))),
+        "by array" if by_array else listed,
         spec.include_deleted,
         spec.filter,
         tuple(spec.order_by or ()),
     )
     query = _SEARCH_STATEMENTS.get(key)
     if query is None:
-        stmt = _matching(_experiments_searched(project_id, spec), spec)
+        if by_array:
+            in_experiments = RunRow.experiment_id == any_(_SEARCHED)
+        else:
+            in_experiments = RunRow.experiment_id.in_(_experiments_searched(project_id, spec))
+        stmt = _matching(in_experiments, spec)
         stmt = stmt.offset(bindparam("page_offset"))
         stmt = stmt.limit(bindparam("page_limit"))
-        query = _SEARCH_STATEMENTS.put(key, DriverQuery(stmt, ("page_offset", "page_limit")))
+        query = _SEARCH_STATEMENTS.put(
+            key, DriverQuery(stmt, ("page_offset", "page_limit", *per_call))
+        )
     # On the driver's cursor, compiled once: SQLAlchemy's execution of the same
     # statement cost 0.3 ms more for a page of 199 runs on SQLite (~1.6 ms in all).
-    rows = query.rows(session, page_offset=offset, page_limit=spec.max_results + 1)
+    rows = query.rows(session, page_offset=offset, page_limit=spec.max_results + 1, **per_call)
     return rows[: spec.max_results], next_token(len(rows), offset, spec.max_results)
+
+
+def _active_among(
+    session: Session, project_id: int, ids: Sequence[int], include_deleted: bool
+) -> list[int]:
+    """Of the project's experiments ``ids`` (checked by :func:`prepare_search`), those a
+    search looks into: all of them with ``include_deleted``, else the active ones."""
+    if include_deleted:
+        return list(ids)
+    cursor, dialect = driver_cursor(session)
+    try:
+        execute_hot(cursor, dialect, _ACTIVE_AMONG_SQL, (list(ids), project_id, ACTIVE))
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
