@@ -26,6 +26,7 @@ import uvicorn
 from sqlalchemy import text
 
 from shipyard.blobs import BlobStore, open_blob_store
+from shipyard.blobs.store import LAYOUT_FILE
 from shipyard.client import Client
 from shipyard.client.inprocess import InProcessTransport
 from shipyard.config import Settings
@@ -188,15 +189,19 @@ class StoredBlob:
 def stored_blobs_of(settings: Settings) -> list[StoredBlob]:
     """Every committed blob in the store ``settings`` name (in-flight temporaries excluded)."""
     store = open_blob_store(settings)
-    paths = store.fs.find(store.root)
-    tmp = f"{store.root}/tmp/"
-    return [StoredBlob(store, p) for p in sorted(paths) if not p.startswith(tmp)]
+    return [StoredBlob(store, p) for p in sorted(store.fs.find(store.root)) if is_stored(store, p)]
+
+
+def is_stored(store: BlobStore, path: str) -> bool:
+    """Whether ``path`` (under the store's root) is a stored object: neither an in-flight
+    temporary nor the store's layout file."""
+    return not path.startswith(f"{store.root}/tmp/") and path != f"{store.root}/{LAYOUT_FILE}"
 
 
 def stored_blob(settings: Settings, digest: str) -> StoredBlob:
     """The stored object of one blob."""
     store = open_blob_store(settings)
-    return StoredBlob(store, f"{store.root}/{digest[:2]}/{digest[2:4]}/{digest}")
+    return StoredBlob(store, store._path(digest))
 
 
 # --- Platforms -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from blake3 import blake3
+from tests.conftest import is_stored
 
 from shipyard.blobs import BlobStore
 from shipyard.blobs.pieces import PIECE_MAX, hash_pieces, piece_bounds
@@ -21,7 +22,7 @@ KiB = 1024
 
 def objects(store: BlobStore) -> set[str]:
     """Every stored object (blobs, pieces, piece lists), temporaries excluded."""
-    return {p for p in store.fs.find(store.root) if not p.startswith(f"{store.root}/tmp/")}
+    return {p for p in store.fs.find(store.root) if is_stored(store, p)}
 
 
 def write(path: Path, data: bytes) -> Path:

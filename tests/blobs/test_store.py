@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from blake3 import blake3
-from tests.conftest import s3_settings
+from tests.conftest import is_stored, s3_settings
 
 from shipyard.blobs import BlobStore, open_blob_store
-from shipyard.blobs.store import SMALL_REMOTE
+from shipyard.blobs.store import LAYOUT_FILE, SMALL_REMOTE
 from shipyard.config import Settings
 from shipyard.errors import IntegrityError, InvalidInput, NotFound, PayloadTooLarge
 
@@ -39,7 +39,7 @@ BAD_HASHES = [
 
 def stored_blobs(store: BlobStore) -> list[str]:
     """Every object under the store's root except in-flight temporaries."""
-    return [p for p in store.fs.find(store.root) if not p.startswith(f"{store.root}/tmp/")]
+    return [p for p in store.fs.find(store.root) if is_stored(store, p)]
 
 
 def temporaries(store: BlobStore) -> list[str]:
@@ -293,3 +293,51 @@ def test_s3_requests_carry_no_checksum_headers_and_a_signed_payload(
     assert not [h for headers in sent for h in headers if "checksum" in h.lower()]
     signed = {headers["X-Amz-Content-SHA256"] for headers in sent}
     assert hashlib.sha256(data).hexdigest().encode() in signed
+
+
+class TestLayout:
+    """Where blobs lie: a new local store puts each under one folder level (and says so
+    in its ``layout`` file); a local store made before that file, and S3, under two."""
+
+    def test_a_new_local_store_is_one_level_deep(self, tmp_path: Path) -> None:
+        root = tmp_path / "home" / "blobs"
+        store = open_blob_store(Settings(home=tmp_path / "home"))
+        ref = store.put_bytes(b"one level")
+        digest = ref.hash
+        assert (root / LAYOUT_FILE).read_text() == "1\n"
+        assert (root / digest[:2] / digest).read_bytes() == b"one level"
+        assert sorted(p.name for p in root.iterdir()) == sorted([digest[:2], LAYOUT_FILE, "tmp"])
+        again = open_blob_store(Settings(home=tmp_path / "home"))
+        assert again.read_bytes(digest) == b"one level"
+
+    def test_a_local_store_made_before_the_layout_file_keeps_two_levels(
+        self, tmp_path: Path
+    ) -> None:
+        root = tmp_path / "home" / "blobs"
+        old = blake3(b"stored by an earlier version").hexdigest()
+        (root / old[:2] / old[2:4]).mkdir(parents=True)
+        (root / old[:2] / old[2:4] / old).write_bytes(b"stored by an earlier version")
+        (root / "tmp").mkdir()
+        store = open_blob_store(Settings(home=tmp_path / "home"))
+        assert store.read_bytes(old) == b"stored by an earlier version"
+        new = store.put_bytes(b"stored now").hash
+        assert (root / new[:2] / new[2:4] / new).read_bytes() == b"stored now"
+        assert not (root / LAYOUT_FILE).exists()
+
+    def test_stores_opened_at_once_on_a_new_folder_agree(self, tmp_path: Path) -> None:
+        settings = Settings(home=tmp_path / "home")
+        with ThreadPoolExecutor(8) as pool:
+            stores = list(pool.map(lambda _: open_blob_store(settings), range(8)))
+        digests = [s.put_bytes(f"blob {i}".encode()).hash for i, s in enumerate(stores)]
+        assert {s._flat for s in stores} == {True}
+        for store in stores:
+            assert [store.read_bytes(d) for d in digests] == [
+                f"blob {i}".encode() for i in range(8)
+            ]
+        assert [p.name for p in (tmp_path / "home" / "blobs" / "tmp").iterdir()] == []
+
+    def test_s3_keeps_two_levels(self, s3_endpoint: str, tmp_path: Path) -> None:
+        store = open_blob_store(Settings(home=tmp_path / "home", **s3_settings(s3_endpoint)))
+        digest = store.put_bytes(b"on s3").hash
+        assert store.fs.cat_file(f"{store.root}/{digest[:2]}/{digest[2:4]}/{digest}") == b"on s3"
+        assert not store.fs.exists(f"{store.root}/{LAYOUT_FILE}")
