@@ -204,6 +204,17 @@ def stored_blob(settings: Settings, digest: str) -> StoredBlob:
     return StoredBlob(store, store._path(digest))
 
 
+def as_plain_user() -> list[str]:
+    """A command prefix that runs the command without root's power to read, write and
+    enter any file or folder (nothing for another user), so that file modes apply."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv to drop root's file permission override")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
 # --- Platforms -------------------------------------------------------------------------
 
 

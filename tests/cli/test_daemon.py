@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import as_plain_user
 
 from shipyard.cli import daemon_link
 from shipyard.cli.daemon import code_stamp
@@ -954,12 +955,7 @@ def test_rotated_credentials_in_files_make_it_decline_and_exit(
 def test_a_folder_the_daemon_cannot_enter_is_declined_and_the_daemon_lives(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # root enters any folder: a daemon without that power
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("needs setpriv to drop root's file permission override")
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    prefix = as_plain_user()  # root writes and enters any folder
     run([*prefix, *LAUNCH, "daemon", "start", "--idle-minutes", "5"], env, tmp_path)
     locked = tmp_path / "locked"
     locked.mkdir()

@@ -5,7 +5,6 @@ errors as one line."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.conftest import as_plain_user
 from typer.testing import CliRunner
 
 from shipyard.cli.main import app
@@ -117,12 +117,7 @@ def test_a_read_only_home_is_one_clear_line(tmp_path: Path) -> None:
     """SQLite in WAL mode writes beside the database even to read it: a home whose
     folder cannot be written says so in one line, instead of a SQLAlchemy traceback,
     and the home is left as it was."""
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # root writes any folder: a process without that power
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("needs setpriv to drop root's file permission override")
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    prefix = as_plain_user()  # root writes and enters any folder
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env |= {"SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_DAEMON": "off", "COLUMNS": "250"}
     command = [*prefix, sys.executable, "-m", "shipyard.cli.launch", "experiments", "list"]
