@@ -65,6 +65,7 @@ def test_bad_requests_get_mlflow_codes_and_change_nothing(
     bad_step = [{"key": "m", "value": 1, "timestamp": 1, "step": "one"}]
     orphan = [{"key": "mlflow.parentRunId", "value": missing_run}]
     history = {"run_id": run_id, "metric_key": "m"}
+    float_tag = {"key": "f", "value": 1.5}
     bulk = {"run_ids": run_id, "metric_key": "m"}
     gone, bad = "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
     taken = "RESOURCE_ALREADY_EXISTS"
@@ -97,6 +98,11 @@ def test_bad_requests_get_mlflow_codes_and_change_nothing(
         (bad, "POST", "/runs/log-parameter", {"run_id": run_id, "key": "l", "value": "x" * 6001}),
         (bad, "POST", "/runs/log-parameter", {"run_id": run_id}),
         (bad, "POST", "/runs/set-tag", {"run_id": run_id, "key": "a" * 251, "value": "v"}),
+        # Strings only where MLflow's handlers assert them (not stored as Python wrote them).
+        (bad, "POST", "/runs/set-tag", {"run_id": run_id, "key": "n", "value": 5}),
+        (bad, "POST", "/runs/set-tag", {"run_id": run_id, "key": 5, "value": "v"}),
+        (bad, "POST", "/runs/log-parameter", {"run_id": run_id, "key": "b", "value": True}),
+        (bad, "POST", "/experiments/set-experiment-tag", {**float_tag, "experiment_id": eid}),
         (bad, "POST", "/runs/log-batch", {"run_id": run_id, "params": many_params}),
         (bad, "POST", "/runs/log-batch", {"run_id": run_id, "params": twice}),
         (bad, "POST", "/runs/log-batch", {"run_id": run_id, "tags": twice, "metrics": no_value}),

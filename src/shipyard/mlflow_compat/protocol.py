@@ -97,6 +97,21 @@ def int_of(value: Any, name: str, default: int | None = None) -> int | None:
     return number
 
 
+def string_field(message: Message, name: str, *, required: bool = True) -> str:
+    """A string field, as MLflow's handlers assert it: INVALID_PARAMETER_VALUE naming
+    the field when it holds another JSON type (a number, a bool: stored as Python
+    wrote them before), or, when ``required``, when it is missing or empty; "" for an
+    optional one that is absent."""
+    value = message.get(name)
+    if value is not None and not isinstance(value, str):
+        raise fail(
+            "INVALID_PARAMETER_VALUE", f"Invalid value {value!r:.100} for parameter '{name}'."
+        )
+    if required and not value:
+        raise fail("INVALID_PARAMETER_VALUE", f"Missing value for required parameter '{name}'.")
+    return value or ""
+
+
 def text_field(message: Message, name: str) -> str | None:
     """An optional string field (None when absent or empty); INVALID_PARAMETER_VALUE
     naming the field when the message holds another JSON type there."""

@@ -23,6 +23,7 @@ from shipyard.mlflow_compat.protocol import (
     int_field,
     list_field,
     message_of,
+    string_field,
     text_field,
     url_message,
 )
@@ -61,6 +62,11 @@ def _name(message: Message, key: str = "name") -> str:
 def _text(message: Message, key: str) -> str:
     """An optional string field, "" when absent (see :func:`text_field`)."""
     return text_field(message, key) or ""
+
+
+def _tag(message: Message) -> dict[str, str]:
+    """The one tag a set-tag message sets (key and value strings, as MLflow asserts)."""
+    return {string_field(message, "key"): _text(message, "value")}
 
 
 def _model(ctx: RequestContext, name: str) -> dict[str, Any]:
@@ -165,7 +171,7 @@ def set_registered_model_tag(
     request: Request, ctx: RequestContext = require(Action.WRITE, url_message)
 ) -> FastJSON:
     msg = message_of(request)
-    models.set_model_tags(ctx, _name(msg), {str(field(msg, "key")): _text(msg, "value")})
+    models.set_model_tags(ctx, _name(msg), _tag(msg))
     return _ok()
 
 
@@ -330,7 +336,7 @@ def set_model_version_tag(
         ctx,
         _name(msg),
         translate.version_selector(field(msg, "version")),
-        {str(field(msg, "key")): _text(msg, "value")},
+        _tag(msg),
     )
     return _ok()
 

@@ -27,6 +27,7 @@ from shipyard.mlflow_compat.protocol import (
     message_of,
     project_of_url,
     run_message,
+    string_field,
     text_field,
     url_message,
 )
@@ -222,9 +223,8 @@ def set_experiment_tag(
 ) -> FastJSON:
     msg = message_of(request)
     experiment_id = experiment_id_of(ctx, field(msg, "experiment_id"))
-    key = str(field(msg, "key"))
-    value = msg.get("value")
-    tags = validated(RunBatch, {"tags": {key: "" if value is None else str(value)}}).tags
+    key, value = string_field(msg, "key"), string_field(msg, "value", required=False)
+    tags = validated(RunBatch, {"tags": {key: value}}).tags
     if experiments.get_experiment(ctx.platform, experiment_id).lifecycle != ACTIVE:
         raise fail(
             "INVALID_PARAMETER_VALUE",
@@ -386,18 +386,16 @@ def log_parameter(
     request: Request, ctx: RequestContext = require(Action.WRITE, run_message)
 ) -> FastJSON:
     msg = message_of(request)
-    key = str(field(msg, "key"))
-    value = msg.get("value")
-    _log(ctx, _run_id(msg), params=[(key, "" if value is None else str(value))])
+    key, value = string_field(msg, "key"), string_field(msg, "value", required=False)
+    _log(ctx, _run_id(msg), params=[(key, value)])
     return _ok()
 
 
 @router.post(f"{V2}/runs/set-tag")
 def set_tag(request: Request, ctx: RequestContext = require(Action.WRITE, run_message)) -> FastJSON:
     msg = message_of(request)
-    key = str(field(msg, "key"))
-    value = msg.get("value")
-    _log(ctx, _run_id(msg), tags=[(key, "" if value is None else str(value))])
+    key, value = string_field(msg, "key"), string_field(msg, "value", required=False)
+    _log(ctx, _run_id(msg), tags=[(key, value)])
     return _ok()
 
 
