@@ -66,6 +66,7 @@ def test_bad_requests_get_mlflow_codes_and_change_nothing(
     orphan = [{"key": "mlflow.parentRunId", "value": missing_run}]
     history = {"run_id": run_id, "metric_key": "m"}
     float_tag = {"key": "f", "value": 1.5}
+    number_value, bool_value = [{"key": "i", "value": 1}], [{"key": "b", "value": False}]
     bulk = {"run_ids": run_id, "metric_key": "m"}
     gone, bad = "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
     taken = "RESOURCE_ALREADY_EXISTS"
@@ -104,6 +105,8 @@ def test_bad_requests_get_mlflow_codes_and_change_nothing(
         (bad, "POST", "/runs/log-parameter", {"run_id": run_id, "key": "b", "value": True}),
         (bad, "POST", "/experiments/set-experiment-tag", {**float_tag, "experiment_id": eid}),
         (bad, "POST", "/runs/log-batch", {"run_id": run_id, "params": many_params}),
+        (bad, "POST", "/runs/log-batch", {"run_id": run_id, "params": number_value}),
+        (bad, "POST", "/runs/log-batch", {"run_id": run_id, "tags": bool_value}),
         (bad, "POST", "/runs/log-batch", {"run_id": run_id, "params": twice}),
         (bad, "POST", "/runs/log-batch", {"run_id": run_id, "tags": twice, "metrics": no_value}),
         (bad, "POST", "/runs/log-batch", {"run_id": run_id, "metrics": bad_step}),

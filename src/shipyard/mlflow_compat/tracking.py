@@ -151,18 +151,23 @@ def float_of(value: Any, name: str) -> float:
 
 
 def key_values(message: Message, name: str) -> list[tuple[str, str]]:
-    """A repeated ``{key, value}`` field (tags, params) as pairs, values as strings."""
+    """A repeated ``{key, value}`` field (tags, params) as pairs of strings: keys and
+    values of another JSON type are refused, as MLflow's protobuf parsing refuses them."""
     items = message.get(name) or []
     if not isinstance(items, list):
         raise fail("INVALID_PARAMETER_VALUE", f"Invalid value for parameter '{name}': not a list.")
     pairs: list[tuple[str, str]] = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+        value = item.get("value") if isinstance(item, dict) else None
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("key"), str)
+            or not isinstance(value, str | None)
+        ):
             raise fail(
                 "INVALID_PARAMETER_VALUE", f"Invalid value for parameter '{name}': {item!r:.200}"
             )
-        value = item.get("value")
-        pairs.append((item["key"], "" if value is None else str(value)))
+        pairs.append((item["key"], value or ""))
     return pairs
 
 
